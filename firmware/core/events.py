@@ -1,0 +1,158 @@
+"""What goes into a connector's session machine (events) and what comes out (commands).
+
+Small immutable values, in the manner of h11: the machine never does I/O and never reads
+a clock; the shell passes ``now`` with every event and carries out the commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hal.power_stage import Mode
+from hal.vehicle_link import VehicleRequest, VehicleResponse
+
+# --- events ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PilotChanged:
+    """Control pilot state as the IO board decoded it: 'A'..'F' (IEC 61851-1)."""
+
+    state: str
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """Mirror contacts and lock position switch, as the IO board reads them."""
+
+    contactors_closed: bool
+    lock_locked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """Output voltage and current (power stage telemetry or DC meter)."""
+
+    voltage_v: float
+    current_a: float
+
+
+@dataclass(frozen=True, slots=True)
+class Capability:
+    """What this connector may draw now: power stage allocation and any charging limit."""
+
+    max_voltage_v: float
+    max_current_a: float
+    max_power_w: float
+
+
+@dataclass(frozen=True, slots=True)
+class Authorize:
+    token: str
+    source: str  # "rfid", "remote", "payment"
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizeRejected:
+    token: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class StopRequested:
+    reason: str  # OCPP stoppedReason vocabulary: "Local", "Remote", "EVDisconnected", ...
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRaised:
+    code: str  # firmware.errors catalogue code
+
+
+@dataclass(frozen=True, slots=True)
+class FaultCleared:
+    code: str
+
+
+@dataclass(frozen=True, slots=True)
+class FromVehicle:
+    request: VehicleRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """Time passes: timeouts and the current ramp advance."""
+
+
+@dataclass(frozen=True, slots=True)
+class SetAvailability:
+    operative: bool
+
+
+Event = (PilotChanged | Feedback | Measurement | Capability | Authorize | AuthorizeRejected
+         | StopRequested | FaultRaised | FaultCleared | FromVehicle | Tick | SetAvailability)
+
+# --- commands -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SetPilot:
+    """duty_percent 100 = steady +12 V (no PWM), 5 = digital communication (61851-1
+    Annex A); not_available drives state F (-12 V)."""
+
+    duty_percent: float
+    not_available: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SetContactors:
+    closed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetLock:
+    locked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SetPower:
+    mode: Mode
+    voltage_v: float
+    current_a: float
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    response: VehicleResponse
+
+
+@dataclass(frozen=True, slots=True)
+class Screen:
+    phase: str
+    headline: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStarted:
+    token: str
+    source: str
+    at_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class SessionEnded:
+    reason: str
+    at_s: float
+    energy_wh: float
+
+
+@dataclass(frozen=True, slots=True)
+class FaultReported:
+    """A fault the core acted on, for the record (reports, OCPP)."""
+
+    code: str
+    at_s: float
+
+
+Command = (SetPilot | SetContactors | SetLock | SetPower | Answer | Screen | SessionStarted
+           | SessionEnded | FaultReported)

@@ -1,0 +1,53 @@
+"""Numbers from the standards, and the arithmetic that uses them. Pure functions."""
+
+from __future__ import annotations
+
+# IEC 61851-23: no cable check, and no unlocking, unless the output is below 60 V.
+SAFE_VOLTAGE_V = 60.0
+
+# ISO 15118-2 / DIN SPEC 70121 charger-side timers (charging-facts.md, "DC flow").
+COMM_SETUP_TIMEOUT_S = 18.0  # SessionSetup must arrive this long after 5 % PWM
+SEQUENCE_TIMEOUT_S = 60.0  # longest gap between two vehicle requests
+CABLE_CHECK_TIMEOUT_S = 38.0  # cable check performance time (aim for < 25 s)
+PRECHARGE_TIMEOUT_S = 5.0  # reach the EV's target voltage within this
+PRECHARGE_TOLERANCE_V = 20.0  # approx.: |present - target| counted as matched
+
+# Pre-authorisation (card before plug-in) expires after this (OCPP EVConnectionTimeOut
+# default is implementation defined; 60 s is a common value, approx.).
+CONNECTION_TIMEOUT_S = 60.0
+
+# Ordered shutdown (IEC 61851-23 6.3.1.x): current to ~0, then open, then check.
+SHUTDOWN_CURRENT_A = 5.0  # approx.: open contactors once below this
+SHUTDOWN_CURRENT_WAIT_S = 2.0  # open anyway after this (EV left the loop)
+CONTACTOR_CONFIRM_S = 1.0  # mirror contacts must follow within this, else welded/stuck
+CABLE_CHECK_REACHED = 0.95  # fraction of the test voltage counted as "applied" (approx.)
+
+
+def cable_check_voltage(ev_max_voltage_v: float, evse_max_voltage_v: float) -> float:
+    """IEC 61851-23:2023 cable-check test voltage.
+
+    EV max <= 500 V: min(EV max + 50 V, 500 V, EVSE max); above: min(1.1 x EV max, EVSE max).
+    """
+    if ev_max_voltage_v <= 500.0:
+        return min(ev_max_voltage_v + 50.0, 500.0, evse_max_voltage_v)
+    return min(1.1 * ev_max_voltage_v, evse_max_voltage_v)
+
+
+def ramp(previous_a: float, target_a: float, rate_a_per_s: float, dt_s: float) -> float:
+    """Move toward target: increases at most ``rate * dt``; decreases at once, because a
+    lower request or limit must be honoured immediately (never above a limit)."""
+    if target_a <= previous_a:
+        return target_a
+    return min(target_a, previous_a + rate_a_per_s * max(dt_s, 0.0))
+
+
+def current_limit(*, ev_target_a: float, ev_max_a: float, cable_max_a: float,
+                  allocation_a: float, power_limits_w: tuple[float, ...],
+                  voltage_v: float) -> float:
+    """The lowest applicable current: EV request, EV maximum, cable rating, allocation,
+    and every power limit divided by the present voltage."""
+    limit = min(ev_target_a, ev_max_a, cable_max_a, allocation_a)
+    v = max(voltage_v, 1.0)
+    for p in power_limits_w:
+        limit = min(limit, p / v)
+    return max(limit, 0.0)

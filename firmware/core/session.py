@@ -1,0 +1,437 @@
+"""One connector's DC charging session as a pure state machine.
+
+``ConnectorSession.handle(event, now)`` returns the commands the shell must carry out.
+Where a phase leads is decided by transitions.TABLE; this module holds the guards, the
+gates (< 60 V, passed cable check, confirmed lock), the timers and the current ramp.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from firmware.core import events as ev
+from firmware.core import limits as lim
+from firmware.core import vehicle
+from firmware.core.transitions import ENERGIZING, Phase, Trigger, next_phase
+from firmware.errors import Clearing, Severity, spec
+from hal import vehicle_link as vl
+from hal.power_stage import Mode
+
+_SESSION_PHASES = frozenset({Phase.AUTHORIZED, Phase.CABLE_CHECK, Phase.PRE_CHARGE,
+                             Phase.CHARGING, Phase.SUSPENDED_EV, Phase.SUSPENDED_EVSE})
+
+
+class StopStage(enum.Enum):
+    RAMP_DOWN = "ramp_down"
+    OPENING = "opening"
+    DISCHARGING = "discharging"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorLimits:
+    cable_max_current_a: float
+    cable_max_voltage_v: float
+    ramp_a_per_s: float = 25.0
+    cable_check_settle_s: float = 2.0
+
+
+@dataclass
+class Status:
+    """What the screen and the reports read; refreshed by every event."""
+
+    phase: Phase
+    voltage_v: float
+    current_a: float
+    energy_wh: float
+    soc_percent: float | None
+    elapsed_s: float
+    setpoint_a: float
+    limit_a: float
+    faults: tuple[str, ...]
+    stop_reason: str | None
+
+
+_HEADLINES = {
+    Phase.AVAILABLE: "Ready. Plug in, then present your card or start in the app.",
+    Phase.PREPARING: "Connected. Present your card or start in the app.",
+    Phase.AUTHORIZED: "Authorized. Talking to the vehicle.",
+    Phase.CABLE_CHECK: "Testing the cable. Please wait.",
+    Phase.PRE_CHARGE: "Preparing to charge.",
+    Phase.CHARGING: "Charging.",
+    Phase.SUSPENDED_EV: "Paused by the vehicle.",
+    Phase.SUSPENDED_EVSE: "Paused: waiting for power.",
+    Phase.STOPPING: "Stopping. Do not unplug yet.",
+    Phase.FINISHED: "Finished. You may unplug.",
+    Phase.FAULTED: "Out of order.",
+    Phase.UNAVAILABLE: "Not available. Please use another bay.",
+}
+
+
+@dataclass
+class ConnectorSession:
+    evse_id: int
+    limits: ConnectorLimits
+    phase: Phase = Phase.AVAILABLE
+    pilot: str = "A"
+    # feedback from the IO board, and what we last commanded
+    contactors_closed: bool = False
+    lock_locked: bool = False
+    contactors_commanded: bool = False
+    lock_commanded: bool = False
+    lock_wanted: bool = False
+    mismatch_since: float | None = None
+    voltage_v: float = 0.0
+    current_a: float = 0.0
+    capability: ev.Capability = ev.Capability(0.0, 0.0, 0.0)
+    faults: set[str] = field(default_factory=set)
+    faults_gone: set[str] = field(default_factory=set)
+    operative: bool = True
+    # authorization and session
+    auth: ev.Authorize | None = None
+    auth_at: float = 0.0
+    session_at: float | None = None
+    energy_wh: float = 0.0
+    last_measure_at: float | None = None
+    stop_reason: str | None = None
+    # vehicle link
+    pwm_at: float | None = None
+    setup_seen: bool = False
+    last_request_at: float | None = None
+    ev_params: vl.EvParameters | None = None
+    soc: float | None = None
+    # cable check and precharge
+    cable_check_passed: bool = False
+    cc_voltage: float = 0.0
+    cc_started: float = 0.0
+    cc_applied: bool = False
+    cc_reached_at: float | None = None
+    pc_target_v: float = 0.0
+    pc_started: float = 0.0
+    pc_matched: bool = False
+    # charging
+    ev_target_v: float = 0.0
+    ev_target_a: float = 0.0
+    ev_max_a: float = 0.0
+    ev_max_w: float = 0.0
+    setpoint_a: float = 0.0
+    limit_a: float = 0.0
+    ramp_at: float = 0.0
+    stop_stage: StopStage | None = None
+    stop_at: float = 0.0
+
+    # --- entry point -------------------------------------------------------------------
+
+    def handle(self, event: ev.Event, now: float) -> list[ev.Command]:
+        out: list[ev.Command] = []
+        match event:
+            case ev.PilotChanged(state):
+                self._on_pilot(state, now, out)
+            case ev.Feedback(closed, locked):
+                self.contactors_closed, self.lock_locked = closed, locked
+            case ev.Measurement(volts, amps):
+                self._on_measurement(volts, amps, now)
+            case ev.Capability():
+                self._on_capability(event, now, out)
+            case ev.Authorize():
+                self._on_authorize(event, now, out)
+            case ev.AuthorizeRejected(_, reason):
+                if self.phase is Phase.PREPARING:
+                    out.append(ev.Screen(self.phase.value, "Card not accepted.", reason))
+            case ev.StopRequested(reason):
+                self.request_stop(reason, now, out)
+            case ev.FaultRaised(code):
+                self.raise_fault(code, now, out)
+            case ev.FaultCleared(code):
+                self._clear(code)
+            case ev.FromVehicle(request):
+                self.last_request_at = now
+                out.append(ev.Answer(self._answer(request, now, out)))
+            case ev.SetAvailability(operative):
+                self.operative = operative
+            case ev.Tick():
+                pass
+        self._housekeeping(now, out)
+        return out
+
+    def status(self, now: float) -> Status:
+        elapsed = now - self.session_at if self.session_at is not None else 0.0
+        return Status(self.phase, self.voltage_v, self.current_a, self.energy_wh, self.soc,
+                      elapsed, self.setpoint_a, self.limit_a, tuple(sorted(self.faults)),
+                      self.stop_reason)
+
+    @property
+    def blocking_faults(self) -> list[str]:
+        return [c for c in self.faults if spec(c).blocks_charging]
+
+    # --- transitions -------------------------------------------------------------------
+
+    def fire(self, trigger: Trigger, now: float, out: list[ev.Command]) -> bool:
+        target = next_phase(self.phase, trigger)
+        if target is None:
+            return False
+        previous, self.phase = self.phase, target
+        if target in (Phase.FINISHED, Phase.FAULTED, Phase.AVAILABLE):
+            self._end_session(now, out)
+        if target is Phase.AVAILABLE:
+            self._reset_vehicle_state()
+            if not self.operative:
+                self.fire(Trigger.DISABLE, now, out)
+        if target in (Phase.FAULTED, Phase.UNAVAILABLE):
+            out.append(ev.SetPilot(100.0, not_available=True))
+        elif target is Phase.AVAILABLE or previous in (Phase.FAULTED, Phase.UNAVAILABLE):
+            out.append(ev.SetPilot(100.0))
+        out.append(self._screen())
+        return True
+
+    def _screen(self) -> ev.Screen:
+        detail = ""
+        if self.phase is Phase.FAULTED and self.faults:
+            worst = sorted(self.faults, key=lambda c: list(Severity).index(spec(c).severity))
+            detail = spec(worst[0]).screen_text
+        elif self.phase is Phase.FINISHED and self.stop_reason:
+            detail = f"Stopped: {self.stop_reason}. {self.energy_wh / 1000:.1f} kWh."
+        return ev.Screen(self.phase.value, _HEADLINES[self.phase], detail)
+
+    def _reset_vehicle_state(self) -> None:
+        self.pwm_at = None
+        self.setup_seen = False
+        self.last_request_at = None
+        self.ev_params = None
+        self.soc = None
+        self.cable_check_passed = False
+        self.cc_applied = False
+        self.cc_reached_at = None
+        self.pc_matched = False
+        self.setpoint_a = 0.0
+        self.stop_stage = None
+
+    def _begin_session(self, now: float, out: list[ev.Command]) -> None:
+        assert self.auth is not None
+        self.session_at = now
+        self.energy_wh = 0.0
+        self.stop_reason = None
+        out.append(ev.SessionStarted(self.auth.token, self.auth.source, now))
+
+    def _end_session(self, now: float, out: list[ev.Command]) -> None:
+        if self.session_at is not None:
+            reason = self.stop_reason or "Other"
+            out.append(ev.SessionEnded(reason, now, self.energy_wh))
+            self.session_at = None
+            self.auth = None
+
+    # --- events ------------------------------------------------------------------------
+
+    def _on_pilot(self, state: str, now: float, out: list[ev.Command]) -> None:
+        previous, self.pilot = self.pilot, state
+        if state == "A":
+            self._on_unplug(now, out)
+        elif state in ("B", "C", "D") and previous in ("A", "E", "F"):
+            if self.fire(Trigger.PLUG_IN, now, out):
+                self.pwm_at = now
+                out.append(ev.SetPilot(5.0))  # 5 %: digital communication (61851-1 A.2)
+                if self.auth is not None and now - self.auth_at <= lim.CONNECTION_TIMEOUT_S:
+                    self._authorize_now(now, out)
+        elif state == "B" and previous in ("C", "D") and self.phase in ENERGIZING:
+            # The EV opened S2 while energized: contactors open within 100 ms (61851-23).
+            self._open_now(out)
+            self.stop_reason = self.stop_reason or "EVDisconnected"
+            self.fire(Trigger.STOP, now, out)
+            self._start_shutdown(now, out, already_open=True)
+        elif state == "E":
+            self.raise_fault("pilot_fault", now, out)
+        elif state == "F" and self.phase not in (Phase.UNAVAILABLE, Phase.FAULTED):
+            self.raise_fault("diode_fault", now, out)
+
+    def _on_unplug(self, now: float, out: list[ev.Command]) -> None:
+        for code in [c for c in self.faults if spec(c).clearing is Clearing.ON_UNPLUG]:
+            self.faults.discard(code)
+        if self.phase in _SESSION_PHASES:
+            self._open_now(out)  # vehicle gone: supply off at once
+            self.stop_reason = self.stop_reason or "EVDisconnected"
+            self.fire(Trigger.UNPLUG, now, out)
+            self._start_shutdown(now, out, already_open=True)
+        elif self.phase in (Phase.PREPARING, Phase.FINISHED):
+            self.stop_reason = self.stop_reason or "EVDisconnected"
+            self.fire(Trigger.UNPLUG, now, out)
+        if self.phase is not Phase.AVAILABLE:
+            self.pwm_at = None
+
+    def _on_measurement(self, volts: float, amps: float, now: float) -> None:
+        # Energy delivered on this output since the session started (rectangle rule on
+        # the previous sample: samples are 0.1 s apart at the control cadence).
+        if self.session_at is not None and self.last_measure_at is not None:
+            self.energy_wh += self.voltage_v * self.current_a * (now - self.last_measure_at) / 3600
+        self.voltage_v, self.current_a, self.last_measure_at = volts, amps, now
+
+    def _on_capability(self, cap: ev.Capability, now: float, out: list[ev.Command]) -> None:
+        self.capability = cap
+        if self.phase is Phase.CHARGING and cap.max_current_a < 1.0:
+            self.fire(Trigger.EVSE_PAUSE, now, out)
+        elif self.phase is Phase.SUSPENDED_EVSE and cap.max_current_a >= 1.0:
+            self.fire(Trigger.EVSE_RESUME, now, out)
+
+    def _on_authorize(self, auth: ev.Authorize, now: float, out: list[ev.Command]) -> None:
+        if self.phase is Phase.AVAILABLE:
+            self.auth, self.auth_at = auth, now  # card before plug-in: remember it a while
+        elif self.phase is Phase.PREPARING:
+            self.auth, self.auth_at = auth, now
+            self._authorize_now(now, out)
+
+    def _authorize_now(self, now: float, out: list[ev.Command]) -> None:
+        if self.fire(Trigger.AUTHORIZED, now, out):
+            self._begin_session(now, out)
+
+    def request_stop(self, reason: str, now: float, out: list[ev.Command]) -> None:
+        if self.phase in _SESSION_PHASES:
+            self.stop_reason = self.stop_reason or reason
+            energized = self.phase in ENERGIZING
+            self.fire(Trigger.STOP, now, out)
+            self._start_shutdown(now, out, already_open=not energized)
+        elif self.phase in (Phase.PREPARING, Phase.AVAILABLE):
+            self.auth = None
+            if self.phase is Phase.PREPARING:
+                self.stop_reason = reason
+                self.fire(Trigger.STOP, now, out)
+
+    def raise_fault(self, code: str, now: float, out: list[ev.Command]) -> None:
+        entry = spec(code)
+        self.faults_gone.discard(code)
+        if code in self.faults:
+            return
+        self.faults.add(code)
+        out.append(ev.FaultReported(code, now))
+        if entry.severity is Severity.WARNING or not entry.blocks_charging:
+            return
+        if entry.severity is Severity.EMERGENCY or self.phase not in _SESSION_PHASES | {
+                Phase.STOPPING}:
+            self.stop_reason = self.stop_reason or f"Fault:{code}"
+            self._open_now(out)
+            self.lock_wanted = False
+            if self.phase is Phase.STOPPING:
+                self.stop_stage = None
+            self.fire(Trigger.EMERGENCY, now, out)
+        else:
+            self.request_stop(f"Fault:{code}", now, out)
+
+    def _clear(self, code: str) -> None:
+        if code not in self.faults:
+            return
+        clearing = spec(code).clearing
+        if clearing is Clearing.WHEN_GONE:
+            self.faults.discard(code)
+        else:
+            self.faults_gone.add(code)  # condition gone; still latched until unplug/service
+
+    def handle_link_lost(self, now: float, out: list[ev.Command]) -> None:
+        """Any lost link ends in a safe state: supply off at once, then the fault."""
+        if self.phase in ENERGIZING:
+            self._open_now(out)
+        self.raise_fault("vehicle_comm_lost", now, out)
+
+    def service_reset(self, code: str) -> None:
+        """A field engineer clears a latched fault (console / OCPP Reset)."""
+        self.faults.discard(code)
+        self.faults_gone.discard(code)
+
+    # --- vehicle requests (every request gets exactly one answer) ---------------------
+
+    def _answer(self, req: vl.VehicleRequest, now: float,
+                out: list[ev.Command]) -> vl.VehicleResponse:
+        return vehicle.answer(self, req, now, out)
+
+    # --- gates and actions -------------------------------------------------------------
+
+    def _open_now(self, out: list[ev.Command]) -> None:
+        """Emergency opening: supply off and contactors open in one batch."""
+        self.setpoint_a = 0.0
+        out.append(ev.SetPower(Mode.OFF, 0.0, 0.0))
+        out.append(ev.SetContactors(False))
+        if self.contactors_commanded:
+            self.mismatch_since = None
+        self.contactors_commanded = False
+
+    def close_contactors(self, now: float, out: list[ev.Command]) -> bool:
+        """Close only after a passed cable check, with the lock confirmed and no blocking
+        fault (IEC 61851-23). Returns whether the command was given."""
+        if not (self.cable_check_passed and self.lock_locked and not self.blocking_faults):
+            return False
+        if not self.contactors_commanded:
+            self.contactors_commanded = True
+            self.mismatch_since = None
+            out.append(ev.SetContactors(True))
+        return True
+
+    def _start_shutdown(self, now: float, out: list[ev.Command], already_open: bool) -> None:
+        self.stop_at = now
+        if already_open or not self.contactors_commanded:
+            out.append(ev.SetPower(Mode.OFF, 0.0, 0.0))
+            self.stop_stage = StopStage.OPENING
+            if self.contactors_commanded:
+                self._open_now(out)
+        else:
+            self.setpoint_a = 0.0
+            out.append(ev.SetPower(Mode.CHARGE, self.ev_target_v, 0.0))
+            self.stop_stage = StopStage.RAMP_DOWN
+
+    # --- time ----------------------------------------------------------------------------
+
+    def _housekeeping(self, now: float, out: list[ev.Command]) -> None:
+        vehicle.progress(self, now, out)  # cable check, precharge, ramp, timers
+        self._shutdown_progress(now, out)
+        self._watch_contactors(now, out)
+        self._lock_gate(out)
+        self._recover(now, out)
+
+    def _shutdown_progress(self, now: float, out: list[ev.Command]) -> None:
+        if self.phase is not Phase.STOPPING or self.stop_stage is None:
+            return
+        waited = now - self.stop_at
+        if self.stop_stage is StopStage.RAMP_DOWN:
+            if abs(self.current_a) < lim.SHUTDOWN_CURRENT_A or waited > lim.SHUTDOWN_CURRENT_WAIT_S:
+                self._open_now(out)
+                self.stop_stage, self.stop_at = StopStage.OPENING, now
+        elif self.stop_stage is StopStage.OPENING:
+            if not self.contactors_closed:
+                self.stop_stage, self.stop_at = StopStage.DISCHARGING, now
+                self.lock_wanted = False
+        elif self.stop_stage is StopStage.DISCHARGING and self.voltage_v < lim.SAFE_VOLTAGE_V:
+            self.stop_stage = None
+            done = Trigger.SHUTDOWN_DONE_FAULTED if self.blocking_faults else Trigger.SHUTDOWN_DONE
+            self.fire(done, now, out)
+            if self.pilot == "A":  # vehicle already gone: Finished -> Available
+                self.fire(Trigger.UNPLUG, now, out)
+
+    def _watch_contactors(self, now: float, out: list[ev.Command]) -> None:
+        """Mirror contacts must follow the command within CONTACTOR_CONFIRM_S."""
+        if self.contactors_closed == self.contactors_commanded:
+            self.mismatch_since = None
+            return
+        if self.mismatch_since is None:
+            self.mismatch_since = now
+        elif now - self.mismatch_since > lim.CONTACTOR_CONFIRM_S:
+            code = "welded_contactor" if self.contactors_closed else "contactor_stuck_open"
+            if code not in self.faults:
+                self.raise_fault(code, now, out)
+
+    def _lock_gate(self, out: list[ev.Command]) -> None:
+        if self.lock_wanted and not self.lock_commanded:
+            self.lock_commanded = True
+            out.append(ev.SetLock(True))
+        elif (not self.lock_wanted and self.lock_commanded
+              and self.voltage_v < lim.SAFE_VOLTAGE_V
+              and not self.contactors_closed and not self.contactors_commanded):
+            # Never unlock under voltage or with a contactor (welded or not) closed.
+            self.lock_commanded = False
+            out.append(ev.SetLock(False))
+
+    def _recover(self, now: float, out: list[ev.Command]) -> None:
+        if self.phase is Phase.FAULTED and not self.blocking_faults and (
+                not self.contactors_closed and self.voltage_v < lim.SAFE_VOLTAGE_V):
+            plugged = self.pilot not in ("A",)
+            self.fire(Trigger.RECOVERED_PLUGGED if plugged else Trigger.RECOVERED_UNPLUGGED,
+                       now, out)
+        elif self.phase is Phase.AVAILABLE and not self.operative:
+            self.fire(Trigger.DISABLE, now, out)
+        elif self.phase is Phase.UNAVAILABLE and self.operative:
+            self.fire(Trigger.ENABLE, now, out)

@@ -1,0 +1,230 @@
+"""Unit tests of the connector session machine (pure core)."""
+
+from __future__ import annotations
+
+import pytest
+
+from core_rig import EV, Rig
+from firmware.core import events as ev
+from firmware.core import limits as lim
+from firmware.core.transitions import TABLE, Phase, Trigger, next_phase
+from hal import vehicle_link as vl
+from hal.power_stage import Mode
+
+
+def test_cable_check_voltage_formula() -> None:
+    # IEC 61851-23:2023: <= 500 V EV: min(EV + 50, 500, EVSE); above: min(1.1 EV, EVSE)
+    assert lim.cable_check_voltage(400, 1000) == 450
+    assert lim.cable_check_voltage(480, 1000) == 500
+    assert lim.cable_check_voltage(450, 480) == 480
+    assert lim.cable_check_voltage(850, 1000) == pytest.approx(935)
+    assert lim.cable_check_voltage(920, 1000) == 1000
+
+
+def test_ramp_limits_rise_but_not_fall() -> None:
+    assert lim.ramp(0, 100, 25, 0.1) == pytest.approx(2.5)
+    assert lim.ramp(50, 100, 25, 1.0) == 75
+    assert lim.ramp(100, 20, 25, 0.1) == 20  # a lower limit is honoured at once
+
+
+def test_current_limit_is_lowest() -> None:
+    kw = dict(ev_target_a=600, ev_max_a=550, cable_max_a=500, allocation_a=450,
+              power_limits_w=(400_000,), voltage_v=800)
+    assert lim.current_limit(**kw) == 450  # type: ignore[arg-type]
+    kw["power_limits_w"] = (200_000,)
+    assert lim.current_limit(**kw) == 250  # type: ignore[arg-type]
+
+
+def test_table_reads_as_one_session() -> None:
+    path = [Trigger.PLUG_IN, Trigger.AUTHORIZED, Trigger.CABLE_CHECK_START,
+            Trigger.PRECHARGE_START, Trigger.POWER_DELIVERY_START, Trigger.STOP,
+            Trigger.SHUTDOWN_DONE, Trigger.UNPLUG]
+    phase = Phase.AVAILABLE
+    seen = [phase]
+    for trig in path:
+        nxt = next_phase(phase, trig)
+        assert nxt is not None, (phase, trig)
+        phase = nxt
+        seen.append(phase)
+    assert seen[-1] is Phase.AVAILABLE and Phase.CHARGING in seen
+    assert next_phase(Phase.AVAILABLE, Trigger.POWER_DELIVERY_START) is None
+    assert all(target is Phase.FAULTED for (_, t), target in TABLE.items()
+               if t is Trigger.EMERGENCY)
+
+
+def test_normal_session_and_ramp() -> None:
+    r = Rig()
+    r.to_charging()
+    assert r.s.phase is Phase.CHARGING
+    assert r.s.cable_check_passed and r.contactors and r.lock
+    r.demand(400, 1.0)
+    assert 0 < r.set_a <= 25 * 1.3 + 1  # 25 A/s ramp
+    r.demand(400, 30)
+    assert r.set_a == pytest.approx(400)
+    r.send(ev.StopRequested("Local"))
+    assert r.s.phase is Phase.STOPPING
+    r.advance(3)
+    assert r.s.phase is Phase.FINISHED and not r.contactors and not r.lock
+    ended = [c for c in r.log if isinstance(c, ev.SessionEnded)]
+    assert ended and ended[0].reason == "Local" and ended[0].energy_wh > 0
+    r.send(ev.PilotChanged("A"))
+    assert r.s.phase is Phase.AVAILABLE
+
+
+def test_cable_check_needs_low_voltage_and_state_c() -> None:
+    r = Rig()
+    r.send(ev.PilotChanged("B"))
+    r.ask(vl.SessionSetupReq("X"))
+    r.send(ev.Authorize("CARD1", "rfid"))
+    r.ask(vl.ChargeParameterDiscoveryReq(EV))
+    assert r.ask(vl.CableCheckReq(20)).processing is vl.Processing.ONGOING
+    assert r.s.phase is Phase.AUTHORIZED  # still state B: no cable check
+    r.send(ev.PilotChanged("C"))
+    r.send(ev.Measurement(120, 0))  # residual voltage on the output
+    r.ask(vl.CableCheckReq(20))
+    assert r.s.phase is Phase.AUTHORIZED
+    r.send(ev.Measurement(10, 0))
+    r.ask(vl.CableCheckReq(20))
+    assert r.s.phase is Phase.CABLE_CHECK
+    r.advance(0.5)
+    assert r.mode is Mode.CABLE_CHECK and r.set_v == pytest.approx(990) and r.set_a <= 2
+
+
+def test_isolation_fault_never_energizes() -> None:
+    r = Rig()
+    r.send(ev.PilotChanged("B"))
+    r.ask(vl.SessionSetupReq("X"))
+    r.send(ev.Authorize("CARD1", "rfid"))
+    r.ask(vl.ChargeParameterDiscoveryReq(EV))
+    r.send(ev.PilotChanged("C"))
+    r.ask(vl.CableCheckReq(20))
+    r.advance(1)
+    r.send(ev.FaultRaised("isolation_fault"))
+    assert r.s.phase is Phase.FAULTED and r.mode is Mode.OFF
+    assert r.ask(vl.PreChargeReq(650, 2)).code is not vl.ResponseCode.OK
+    assert not any(isinstance(c, ev.SetContactors) and c.closed for c in r.log)
+    r.advance(2)
+    assert not r.lock  # unlocked once below 60 V
+    r.send(ev.PilotChanged("A"))
+    r.advance(0.2)
+    assert r.s.phase is Phase.AVAILABLE  # isolation fault clears on unplug
+
+
+def test_unplug_mid_charge_opens_at_once() -> None:
+    r = Rig()
+    r.to_charging()
+    r.demand(300, 20)
+    cmds = r.send(ev.PilotChanged("A"))
+    assert ev.SetContactors(False) in cmds and ev.SetPower(Mode.OFF, 0, 0) in cmds
+    r.advance(2)
+    assert r.s.phase is Phase.AVAILABLE
+    ended = [c for c in r.log if isinstance(c, ev.SessionEnded)]
+    assert ended[0].reason == "EVDisconnected"
+
+
+def test_welded_contactor_keeps_lock_while_voltage() -> None:
+    r = Rig()
+    r.to_charging()
+    r.demand(300, 20)
+    r.welded = True
+    r.send(ev.StopRequested("Local"))
+    for _ in range(40):
+        r.now += 0.1
+        r.send(ev.Feedback(r.contactors, r.lock))
+        r.send(ev.Measurement(650, 0))  # welded: the pack still holds the output up
+        r.send(ev.Tick())
+    assert r.s.phase is Phase.FAULTED and "welded_contactor" in r.s.faults
+    assert r.lock and not any(isinstance(c, ev.SetLock) and not c.locked for c in r.log)
+    r.send(ev.PilotChanged("A"))
+    assert "welded_contactor" in r.s.faults  # needs service, not cleared by unplug
+
+
+def test_estop_is_immediate() -> None:
+    r = Rig()
+    r.to_charging()
+    r.demand(300, 20)
+    cmds = r.send(ev.FaultRaised("emergency_stop"))
+    assert cmds[1:3] == [ev.SetPower(Mode.OFF, 0, 0), ev.SetContactors(False)]
+    assert r.s.phase is Phase.FAULTED
+    r.advance(1)
+    r.send(ev.FaultCleared("emergency_stop"))
+    r.advance(0.2)
+    assert r.s.phase is Phase.FINISHED  # released while still plugged: no auto restart
+
+
+@pytest.mark.parametrize("timeout,setup", [
+    ("comm_setup_timeout", "plug"), ("vehicle_comm_timeout", "setup")])
+def test_vehicle_timeouts(timeout: str, setup: str) -> None:
+    r = Rig()
+    r.send(ev.PilotChanged("B"))
+    if setup == "setup":
+        r.ask(vl.SessionSetupReq("X"))
+        r.advance(lim.SEQUENCE_TIMEOUT_S - 1, step=1)
+        assert r.s.phase is Phase.PREPARING
+        r.advance(2, step=1)
+    else:
+        r.advance(lim.COMM_SETUP_TIMEOUT_S - 1, step=1)
+        assert r.s.phase is Phase.PREPARING
+        r.advance(2, step=1)
+    assert timeout in r.s.faults
+
+
+def test_cable_check_timeout() -> None:
+    r = Rig()
+    r.send(ev.PilotChanged("B"))
+    r.ask(vl.SessionSetupReq("X"))
+    r.send(ev.Authorize("CARD1", "rfid"))
+    r.ask(vl.ChargeParameterDiscoveryReq(EV))
+    r.send(ev.PilotChanged("C"))
+    r.lock_jammed = True  # lock never confirms: no test voltage, no pass
+    r.ask(vl.CableCheckReq(20))
+    r.advance(lim.CABLE_CHECK_TIMEOUT_S - 1, step=1)
+    assert r.s.phase is Phase.CABLE_CHECK
+    r.advance(2, step=1)
+    assert "cable_check_timeout" in r.s.faults
+    assert not any(isinstance(c, ev.SetPower) and c.mode is Mode.CABLE_CHECK for c in r.log)
+
+
+def test_precharge_timeout() -> None:
+    r2 = Rig()
+    r2.send(ev.PilotChanged("B"))
+    r2.ask(vl.SessionSetupReq("X"))
+    r2.send(ev.Authorize("C", "rfid"))
+    r2.ask(vl.ChargeParameterDiscoveryReq(EV))
+    r2.send(ev.PilotChanged("C"))
+    while r2.ask(vl.CableCheckReq(20)).processing is vl.Processing.ONGOING:
+        r2.advance(0.5)
+    r2.ask(vl.PreChargeReq(650, 2))
+    for _ in range(70):  # the output never reaches the target (stage stuck at 0 V)
+        r2.now += 0.1
+        r2.send(ev.Measurement(0, 0))
+    assert "precharge_timeout" in r2.s.faults
+
+
+def test_every_request_gets_one_answer() -> None:
+    r = Rig()
+    reqs: list[vl.VehicleRequest] = [vl.CurrentDemandReq(900, 10, 20, 900, 500, 1e5),
+                                     vl.WeldingDetectionReq(), vl.SessionStopReq()]
+    for req in reqs:
+        before = len(r.answers)
+        resp = r.ask(req)
+        assert len(r.answers) == before + 1
+        assert resp.code is vl.ResponseCode.FAILED_SEQUENCE_ERROR
+
+
+def test_ev_stops_at_target_soc() -> None:
+    r = Rig()
+    r.to_charging()
+    r.demand(200, 10)
+    r.ask(vl.PowerDeliveryReq(False))
+    assert r.s.phase is Phase.STOPPING and r.s.stop_reason == "StoppedByEV"
+    r.advance(3)
+    assert r.s.phase is Phase.FINISHED
+    assert r.ask(vl.WeldingDetectionReq()).code is vl.ResponseCode.OK
+
+
+def test_pre_authorization_before_plug_in() -> None:
+    r = Rig()
+    r.send(ev.Authorize("APP", "remote"))
+    r.send(ev.PilotChanged("B"))
+    assert r.s.phase is Phase.AUTHORIZED
