@@ -197,6 +197,7 @@ def test_precharge_timeout() -> None:
     r2.ask(vl.PreChargeReq(650, 2))
     for _ in range(70):  # the output never reaches the target (stage stuck at 0 V)
         r2.now += 0.1
+        r2.send(ev.Feedback(r2.contactors, r2.lock))
         r2.send(ev.Measurement(0, 0))
     assert "precharge_timeout" in r2.s.faults
 

@@ -1,0 +1,219 @@
+"""The control loop: the thin shell that feeds the session machines and carries out
+their commands on the drivers.
+
+A steady tick (``control.loop_hz``, 10 Hz by default) reads the IO board and the power
+stage, turns changes into events and advances time; vehicle requests take a fast path
+(their own task per connector: request -> machine -> setpoint frame on the bus -> answer,
+with no wait for the next tick) because the EV gives up on CurrentDemand after 250 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from firmware.allocation import fair_share, split_modules
+from firmware.clock import Clock
+from firmware.config import ChargerConfig, ConnectorConfig
+from firmware.core import events as ev
+from firmware.core.session import ConnectorLimits, ConnectorSession, Status
+from firmware.core.transitions import Phase
+from hal.io_board import ConnectorInputs, IoBoard
+from hal.power_stage import Mode, PowerStage
+from hal.vehicle_link import VehicleLink
+
+log = logging.getLogger("chargebay.loop")
+
+# Phases in which a connector holds power modules.
+_NEEDS_POWER = frozenset({Phase.AUTHORIZED, Phase.CABLE_CHECK, Phase.PRE_CHARGE,
+                          Phase.CHARGING, Phase.SUSPENDED_EV, Phase.STOPPING})
+
+Observer = Callable[[int, ev.Command, float], None]
+
+
+@dataclass
+class Connector:
+    config: ConnectorConfig
+    session: ConnectorSession
+    link: VehicleLink | None = None
+    inputs: ConnectorInputs | None = None
+    screen: ev.Screen | None = None
+    asked_at: float = 0.0  # when it started needing power (allocation order)
+    power_mode: Mode = Mode.OFF
+
+
+@dataclass
+class Controller:
+    config: ChargerConfig
+    clock: Clock
+    power: PowerStage
+    io: IoBoard
+    observers: list[Observer] = field(default_factory=list)
+    connectors: dict[int, Connector] = field(default_factory=dict)
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        control = self.config.control
+        for c in self.config.connectors:
+            limits = ConnectorLimits(c.cable_max_current_a, c.cable_max_voltage_v,
+                                     control.ramp_a_per_s, control.cable_check_settle_s)
+            self.connectors[c.evse_id] = Connector(c, ConnectorSession(c.evse_id, limits))
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        now = self.clock.now()
+        await self.io.start(now)
+        await self.power.start(now)
+        self._tasks.append(asyncio.create_task(self._ticker(), name="control-tick"))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        for c in self.connectors.values():
+            self.power.set_output(c.config.output, Mode.OFF, 0.0, 0.0, self.clock.now())
+        await self.io.close()
+        await self.power.close()
+
+    def attach_vehicle(self, evse_id: int, link: VehicleLink) -> None:
+        """A vehicle link came up on this connector (SLAC/SDP done, or the simulator)."""
+        conn = self.connectors[evse_id]
+        conn.link = link
+        self._tasks.append(asyncio.create_task(self._vehicle(conn, link),
+                                               name=f"vehicle-{evse_id}"))
+
+    # --- inputs from outside (OCPP, card reader, scenario) ----------------------------
+
+    def authorize(self, evse_id: int, token: str, source: str) -> None:
+        self.dispatch(evse_id, ev.Authorize(token, source))
+
+    def request_stop(self, evse_id: int, reason: str) -> None:
+        self.dispatch(evse_id, ev.StopRequested(reason))
+
+    def set_availability(self, evse_id: int, operative: bool) -> None:
+        self.dispatch(evse_id, ev.SetAvailability(operative))
+
+    def status(self, evse_id: int) -> Status:
+        return self.connectors[evse_id].session.status(self.clock.now())
+
+    def dispatch(self, evse_id: int, event: ev.Event) -> None:
+        conn = self.connectors[evse_id]
+        now = self.clock.now()
+        self._execute(conn, conn.session.handle(event, now), now)
+
+    # --- the two paths -------------------------------------------------------------------
+
+    async def _ticker(self) -> None:
+        period = 1.0 / self.config.control.loop_hz
+        next_at = self.clock.now()
+        while True:
+            self.tick()
+            next_at += period
+            await self.clock.sleep_until(next_at)
+
+    async def _vehicle(self, conn: Connector, link: VehicleLink) -> None:
+        while True:
+            request = await link.receive()
+            now = self.clock.now()
+            self._execute(conn, conn.session.handle(ev.FromVehicle(request), now), now)
+            if type(request).__name__ == "LinkLost":
+                conn.link = None
+                return
+
+    def tick(self) -> None:
+        now = self.clock.now()
+        self.io.poll(now)
+        self.power.poll(now)
+        self._allocate(now)
+        stage_faults = self.power.take_faults()
+        board_faults = self.io.take_faults()
+        for conn in self.connectors.values():
+            s = conn.session
+            events: list[ev.Event] = []
+            inputs = self.io.inputs(conn.config.evse_id)
+            events.extend(self._input_events(conn.inputs, inputs))
+            conn.inputs = inputs
+            tele = self.power.telemetry(conn.config.output)
+            events.append(ev.Measurement(tele.voltage_v, tele.current_a))
+            for fault in stage_faults:
+                if fault.output in (None, conn.config.output):
+                    events.append(ev.FaultRaised(fault.code))
+            events.extend(ev.FaultRaised(code) for code in board_faults)
+            if s.faults & {"module_lost", "module_fault"} and self.power.available_modules() \
+                    >= self.config.power_stage.module_count:
+                events.extend(ev.FaultCleared(c) for c in ("module_lost", "module_fault"))
+            events.append(ev.Tick())
+            for event in events:
+                self._execute(conn, s.handle(event, now), now)
+
+    @staticmethod
+    def _input_events(old: ConnectorInputs | None, new: ConnectorInputs) -> list[ev.Event]:
+        out: list[ev.Event] = []
+        if old is None or old.pilot != new.pilot:
+            out.append(ev.PilotChanged(new.pilot))
+        if old is None or (old.contactors_closed, old.lock_locked) != (
+                new.contactors_closed, new.lock_locked):
+            out.append(ev.Feedback(new.contactors_closed, new.lock_locked))
+        for flag, code in ((new.emergency_stop, "emergency_stop"),
+                           (new.isolation_fault, "isolation_fault")):
+            before = getattr(old, "emergency_stop" if code == "emergency_stop"
+                             else "isolation_fault") if old else False
+            if flag and not before:
+                out.append(ev.FaultRaised(code))
+            elif before and not flag:
+                out.append(ev.FaultCleared(code))
+        return out
+
+    def _allocate(self, now: float) -> None:
+        """Fair split of healthy modules over connectors that need power."""
+        needing: list[Connector] = []
+        for conn in self.connectors.values():
+            if conn.session.phase in _NEEDS_POWER:
+                if conn.asked_at == 0.0:
+                    conn.asked_at = now or 1e-9
+                needing.append(conn)
+            else:
+                conn.asked_at = 0.0
+        needing.sort(key=lambda c: c.asked_at)
+        healthy = self.power.available_modules()
+        plan = split_modules([c.config.output for c in needing], healthy)
+        module = self.power.module_capability()
+        for conn in self.connectors.values():
+            output = conn.config.output
+            self.power.assign(output, plan.get(output, 0))
+            if output in plan:
+                cap = self.power.capability(output)
+                event = ev.Capability(cap.max_voltage_v, cap.max_current_a, cap.max_power_w)
+            else:  # what it would get: advertised in ChargeParameterDiscovery
+                n = fair_share(len(needing), healthy)
+                event = ev.Capability(module.max_voltage_v, n * module.max_current_a,
+                                      n * module.max_power_w)
+            if event != conn.session.capability:
+                self._execute(conn, conn.session.handle(event, now), now)
+
+    # --- commands --------------------------------------------------------------------------
+
+    def _execute(self, conn: Connector, commands: list[ev.Command], now: float) -> None:
+        evse = conn.config.evse_id
+        for cmd in commands:
+            match cmd:
+                case ev.SetPower(mode, volts, amps):
+                    conn.power_mode = mode
+                    self.power.set_output(conn.config.output, mode, volts, amps, now)
+                case ev.SetContactors(closed):
+                    self.io.set_contactors(evse, closed)
+                case ev.SetLock(locked):
+                    self.io.set_lock(evse, locked)
+                case ev.SetPilot(duty, not_available):
+                    self.io.set_pilot(evse, duty, not_available)
+                case ev.Answer(response):
+                    if conn.link is not None:
+                        conn.link.answer(response)
+                case ev.Screen():
+                    conn.screen = cmd
+            for observer in self.observers:
+                observer(evse, cmd, now)

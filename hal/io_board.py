@@ -1,0 +1,56 @@
+"""IoBoard contract: the safety MCU between the controller and the high-voltage hardware.
+
+Per connector it drives the control pilot (PWM duty or state F), the DC output
+contactors and the connector lock, and reads back the pilot state, the contactors'
+mirror contacts, the lock position switch, the emergency stop, the isolation monitor and
+temperatures.
+
+Behaviour every driver must keep:
+- The board itself enforces the hard rules, whatever the host says: e-stop opens the
+  contactors within 10 ms; contactors close only if the host allowed it AND the lock is
+  confirmed AND there is no e-stop AND no isolation fault; no valid host frame for the
+  heartbeat timeout opens the contactors and drives the pilot to state F.
+- ``inputs()`` returns what the board last reported; a driver never invents a reading.
+- Link loss with the board is reported once through ``take_faults()`` as
+  ``io_board_link_lost`` (emergency severity in the error catalogue); the board's own
+  heartbeat rule has already made the output safe by then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectorInputs:
+    pilot: str  # 'A'..'F' after the board's filtering (<= 50 ms)
+    contactors_closed: bool  # mirror contacts
+    lock_locked: bool  # lock position switch
+    emergency_stop: bool
+    isolation_fault: bool
+    temperature_c: float
+
+
+class IoBoard(Protocol):
+    connectors: tuple[int, ...]
+
+    async def start(self, now: float) -> None:
+        """Open the link and do the version handshake."""
+
+    async def close(self) -> None:
+        """Command everything safe (contactors open, pilot F) and release the link."""
+
+    def set_pilot(self, connector: int, duty_percent: float, not_available: bool) -> None: ...
+
+    def set_contactors(self, connector: int, closed: bool) -> None: ...
+
+    def set_lock(self, connector: int, locked: bool) -> None: ...
+
+    def poll(self, now: float) -> None:
+        """Read what arrived; send the heartbeat when due."""
+
+    def inputs(self, connector: int) -> ConnectorInputs: ...
+
+    def take_faults(self) -> list[str]:
+        """Link-level faults (error-catalogue codes) since the last call."""

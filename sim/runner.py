@@ -1,0 +1,171 @@
+"""Plays a scenario against the controller on simulated hardware, and reports.
+
+``--speed N`` runs the ordinary event loop with every wait divided by N; ``--speed max``
+runs on a looptime event loop (virtual time jumps ahead whenever nothing is runnable),
+so a 45-minute session takes a few seconds of wall time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import looptime
+
+from firmware.clock import Clock
+from firmware.config import ChargerConfig
+from firmware.core.transitions import Phase
+from sim.scenario import Step
+from sim.world import SimWorld
+
+POLL_S = 0.5  # how often a wait re-checks its condition (simulated seconds)
+
+
+class ScenarioFailed(RuntimeError):
+    pass
+
+
+@dataclass
+class Progress:
+    """Live progress lines for a person watching (make run)."""
+
+    out: TextIO = sys.stdout
+    every_s: float = 60.0
+    last: dict[int, float] = field(default_factory=dict)
+
+    def show(self, world: SimWorld, now: float, force: bool = False) -> None:
+        for evse_id, bay in world.bays.items():
+            if bay.truck is None:
+                continue
+            if not force and now - self.last.get(evse_id, -1e9) < self.every_s:
+                continue
+            self.last[evse_id] = now
+            st = world.controller.status(evse_id)
+            soc = bay.truck.battery.soc_percent
+            self.out.write(
+                f"[{_hms(now)}] bay {evse_id} {st.phase.value:<13} {st.voltage_v:6.0f} V "
+                f"{st.current_a:6.1f} A {st.voltage_v * st.current_a / 1000:6.1f} kW "
+                f"{st.energy_wh / 1000:7.2f} kWh  SoC {soc:5.1f} %  {_hms(st.elapsed_s)}\n")
+            self.out.flush()
+
+
+def _hms(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+async def play(world: SimWorld, steps: list[Step], progress: Progress | None = None,
+               say: Callable[[str], None] | None = None) -> None:
+    clock = world.clock
+    for step in steps:
+        if say:
+            say(f"[{_hms(clock.now())}] {step.verb} {step.connector or ''} "
+                f"{' '.join(step.args)}".rstrip())
+        match step.verb:
+            case "plug":
+                world.plug(step.connector, step.args[0], float(step.options.get("soc", 20)),
+                           float(step.options.get("target", 100)))
+            case "authorize":
+                world.controller.authorize(step.connector, step.args[1], step.args[0])
+            case "stop":
+                world.controller.request_stop(step.connector,
+                                              step.args[0] if step.args else "Local")
+            case "unplug":
+                world.unplug(step.connector)
+            case "fault" | "clear":
+                world.inject(step.connector, step.args[0], step.args[1:],
+                             active=step.verb == "fault")
+            case "sleep":
+                await _wait(world, step.seconds, lambda: False, progress)
+            case "wait":
+                phase = step.phase
+                ok = await _wait(world, step.seconds, lambda c=step.connector, p=phase:
+                                 world.controller.status(c).phase is p, progress)
+                if not ok:
+                    got = world.controller.status(step.connector).phase.value
+                    raise ScenarioFailed(f"line {step.line}: connector {step.connector} did "
+                                         f"not reach {phase.value if phase else '?'} "
+                                         f"(it is {got})")
+            case "wait-soc":
+                target = float(step.args[0])
+                bay = world.bays[step.connector]
+                ok = await _wait(world, step.seconds, lambda b=bay, t=target: b.truck is not None
+                                 and b.truck.battery.soc_percent >= t, progress)
+                if not ok:
+                    raise ScenarioFailed(f"line {step.line}: SoC {target} not reached")
+            case "expect":
+                got = world.controller.status(step.connector).phase
+                if got is not step.phase:
+                    raise ScenarioFailed(f"line {step.line}: expected {step.phase}, got {got}")
+    for bay in world.bays.values():
+        if bay.record is not None and bay.record.open:
+            world._close_record(bay)
+
+
+async def _wait(world: SimWorld, seconds: float, done: Callable[[], bool],
+                progress: Progress | None) -> bool:
+    clock = world.clock
+    end = clock.now() + seconds
+    while clock.now() < end:
+        if done():
+            return True
+        if progress is not None:
+            progress.show(world, clock.now())
+        await clock.sleep(min(POLL_S, max(end - clock.now(), 0.0)))
+    return done()
+
+
+@dataclass
+class Outcome:
+    world: SimWorld
+    error: str | None
+    wall_s: float
+    sim_s: float
+
+    def report(self) -> dict[str, object]:
+        out: dict[str, object] = {
+            "sessions": [s.as_json() for s in self.world.sessions],
+            "safety_violations": len(self.world.monitor.violations),
+            "sim_s": round(self.sim_s, 1), "wall_s": round(self.wall_s, 3),
+        }
+        if self.world.monitor.violations:
+            out["violations"] = [v.__dict__ for v in self.world.monitor.violations[:20]]
+        if self.error:
+            out["error"] = self.error
+        return out
+
+
+async def _run(config: ChargerConfig, steps: list[Step], speed: float,
+               progress: Progress | None, say: Callable[[str], None] | None) -> Outcome:
+    world = SimWorld(config, Clock(speed))
+    wall = time.perf_counter()
+    await world.start()
+    error = None
+    try:
+        await play(world, steps, progress, say)
+    except ScenarioFailed as exc:
+        error = str(exc)
+    finally:
+        sim_s = world.clock.now()
+        await world.close()
+    return Outcome(world, error, time.perf_counter() - wall, sim_s)
+
+
+def run(config: ChargerConfig, steps: list[Step], speed: float | None,
+        progress: Progress | None = None, say: Callable[[str], None] | None = None) -> Outcome:
+    """speed None = as fast as possible (virtual time)."""
+    if speed is None:
+        loop = looptime.new_event_loop(start=0.0, noop_cycles=1)
+        try:
+            return loop.run_until_complete(_run(config, steps, 1.0, progress, say))
+        finally:
+            loop.close()
+    return asyncio.run(_run(config, steps, speed, progress, say))
+
+
+def phase_name(phase: Phase) -> str:
+    return phase.value
