@@ -132,3 +132,6 @@ class _PilotPort:
 
     def set_pilot(self, state: str) -> None:
         self.board.set_vehicle_state(self.connector, state)
+
+    def duty_percent(self) -> float:
+        return self.board.bays[self.connector].pwm_duty

@@ -50,6 +50,9 @@ class PilotPort(Protocol):
     def set_pilot(self, state: str) -> None:
         """'A' (unplugged), 'B' (connected) or 'C' (ready to charge), IEC 61851-1."""
 
+    def duty_percent(self) -> float:
+        """The PWM duty the charger drives (5 % = digital communication, 61851-1 A.2)."""
+
 
 class Clock(Protocol):
     def now(self) -> float: ...
@@ -212,6 +215,12 @@ class Truck:
 
     async def _prepare(self) -> None:
         t = self.timings
+        # The EV starts high-level communication (SLAC, SDP) only once it sees 5 % PWM.
+        t0 = self._clock.now()
+        while abs(self.pilot.duty_percent() - 5.0) > 0.5:
+            if self._clock.now() - t0 > t.general_timeout_s * 10:
+                raise _Abort("no 5 % PWM from the charger")
+            await self._clock.sleep(0.05)
         await self._ask(SessionSetupReq(self.evccid), t.general_timeout_s, notify=False)
         await self._ask(ServiceDiscoveryReq(), t.general_timeout_s)
         await self._ask(PaymentServiceSelectionReq(), t.general_timeout_s)

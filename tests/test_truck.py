@@ -66,6 +66,9 @@ class FakePilot:
     def set_pilot(self, state: str) -> None:
         self.states.append((state, self.channel.stats.requests))
 
+    def duty_percent(self) -> float:
+        return 5.0  # the charger offers digital communication at once
+
 
 def tiny_battery(soc: float = 70.0) -> BatteryModel:
     # 0.5 kWh: a full charge takes seconds of (virtual) time

@@ -109,14 +109,18 @@ def _cable_check(s: ConnectorSession, req: vl.VehicleRequest, now: float,
         s.fire(Trigger.CABLE_CHECK_START, now, out)
         return _response(s, req, processing=_ONGOING)
     if s.phase is Phase.CABLE_CHECK:
-        return _response(s, req, processing=_DONE if s.cable_check_passed else _ONGOING)
+        # Finished once passed and the test voltage is discharged again, so PreCharge
+        # starts from below the pack voltage (modules can only source current).
+        done = s.cable_check_passed and s.voltage_v < lim.SAFE_VOLTAGE_V
+        return _response(s, req, processing=_DONE if done else _ONGOING)
     return _sequence_error(s, req, now, out)
 
 
 def _precharge(s: ConnectorSession, req: vl.VehicleRequest, target_v: float, now: float,
                out: list[ev.Command]) -> vl.VehicleResponse:
     target_v = min(target_v, _evse_max(s)[0])
-    if s.phase is Phase.CABLE_CHECK and s.cable_check_passed:
+    first = s.phase is Phase.CABLE_CHECK
+    if first and s.cable_check_passed:
         if not s.close_contactors(now, out):
             s.request_stop("Fault:lock_failure" if not s.lock_locked else "Other", now, out)
             return _response(s, req, code=_FAILED)
@@ -124,7 +128,7 @@ def _precharge(s: ConnectorSession, req: vl.VehicleRequest, target_v: float, now
         s.pc_started, s.pc_matched = now, False
     elif s.phase is not Phase.PRE_CHARGE:
         return _sequence_error(s, req, now, out)
-    if target_v != s.pc_target_v or s.phase is Phase.PRE_CHARGE:
+    if first or abs(target_v - s.pc_target_v) > 0.5:
         s.pc_target_v = target_v
         out.append(ev.SetPower(Mode.PRECHARGE, target_v, TEST_CURRENT_LIMIT_A))
     return _response(s, req)

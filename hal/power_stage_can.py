@@ -1,0 +1,263 @@
+"""PowerStage driver for InfyPower-protocol modules over python-can (see infypower.py).
+
+Non-blocking by design: ``poll`` drains what arrived with ``recv(timeout=0)`` and sends
+the due requests; ``set_output`` writes setpoint frames at once (the fast path from a
+vehicle CurrentDemand to the bus). Modules are addressed one by one because the current
+is split evenly over the modules of an output and each module limits its own share.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import can
+
+from hal import infypower as ip
+from hal.power_stage import (
+    TEST_CURRENT_LIMIT_A,
+    Capability,
+    Mode,
+    OutputTelemetry,
+    PowerStageFault,
+)
+
+log = logging.getLogger("chargebay.power_stage")
+
+SETPOINT_REFRESH_S = 1.0  # modules switch off ~10 s after their last message
+CAPABILITY_REFRESH_S = 10.0
+SETPOINT_DEADBAND_A = 0.1
+SETPOINT_DEADBAND_V = 0.1
+
+
+@dataclass
+class _Module:
+    address: int
+    capability: ip.ModuleCapability
+    healthy: bool = False
+    faulty: bool = False
+    last_seen: float = -1e9
+    polled_at: float = -1e9
+    capability_at: float = -1e9
+    group: int | None = None
+    on: bool | None = None
+    sent_v: float = -1.0
+    sent_a: float = -1.0
+    sent_at: float = -1e9
+    voltage_v: float = 0.0
+    current_a: float = 0.0
+    status: ip.Status = ip.Status(0)
+
+
+@dataclass
+class _Output:
+    mode: Mode = Mode.OFF
+    voltage_v: float = 0.0
+    current_a: float = 0.0
+    wanted: int = 0
+    had_modules: bool = False
+
+
+class InfyPowerStage:
+    def __init__(self, bus: can.BusABC, addresses: tuple[int, ...], *, outputs: tuple[int, ...],
+                 rating_w: float, min_voltage_v: float, max_voltage_v: float,
+                 max_current_a: float, module_timeout_s: float = 3.0,
+                 poll_interval_s: float = 1.0) -> None:
+        self.bus = bus
+        self.outputs = outputs
+        self.fallback = ip.ModuleCapability(max_voltage_v, min_voltage_v, max_current_a, rating_w)
+        self.modules = {a: _Module(a, self.fallback) for a in addresses}
+        self._outputs = {o: _Output() for o in outputs}
+        self.module_timeout_s = module_timeout_s
+        self.poll_interval_s = poll_interval_s
+        self._faults: list[PowerStageFault] = []
+        self.frames_sent = 0
+        self.bad_frames = 0
+        self.rejected = 0
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, now: float) -> None:
+        for m in self.modules.values():
+            self._send(m.address, ip.Cmd.ON_OFF, ip.OnOff(False))
+            m.on = False
+            self._send(m.address, ip.Cmd.READ_CAPABILITY)
+            m.capability_at = now
+
+    async def close(self) -> None:
+        for m in self.modules.values():
+            self._send(m.address, ip.Cmd.ON_OFF, ip.OnOff(False))
+            self._send(m.address, ip.Cmd.SET_OUTPUT, ip.SetOutput(0.0, 0.0))
+
+    # --- commands --------------------------------------------------------------------------
+
+    def assign(self, output: int, modules: int) -> None:
+        out = self._outputs[output]
+        out.wanted = modules
+        members = self._members(output)
+        changed = False
+        for m in members[modules:]:  # give back the surplus, switched off first
+            self._release(m)
+            changed = True
+        if len(members) < modules:
+            free = [m for m in self.modules.values() if m.healthy and m.group is None]
+            for m in free[:modules - len(members)]:
+                m.group = output
+                self._send(m.address, ip.Cmd.SET_GROUP, ip.SetGroup(output))
+                m.sent_at = -1e9  # force a fresh setpoint
+                changed = True
+        if changed:
+            out.had_modules = out.had_modules or modules > 0
+            self._apply(output, None)
+
+    def available_modules(self) -> int:
+        return sum(1 for m in self.modules.values() if m.healthy)
+
+    def set_output(self, output: int, mode: Mode, voltage_v: float, current_a: float,
+                   now: float) -> None:
+        out = self._outputs[output]
+        if mode in (Mode.CABLE_CHECK, Mode.PRECHARGE):
+            current_a = min(current_a, TEST_CURRENT_LIMIT_A)  # IEC 61851-23 / ISO 15118-2
+        if mode is Mode.OFF:
+            voltage_v, current_a = 0.0, 0.0
+        out.mode, out.voltage_v, out.current_a = mode, voltage_v, max(current_a, 0.0)
+        self._apply(output, now)
+
+    def _apply(self, output: int, now: float | None) -> None:
+        out = self._outputs[output]
+        members = self._members(output)
+        if not members:
+            return
+        on = out.mode is not Mode.OFF
+        share = out.current_a / len(members)
+        for m in members:
+            amps = min(share, self._module_limit_a(m, out.voltage_v)) if on else 0.0
+            if m.on != on:
+                self._send(m.address, ip.Cmd.ON_OFF, ip.OnOff(on))
+                m.on = on
+            stale = now is None or now - m.sent_at >= SETPOINT_REFRESH_S
+            if stale or abs(amps - m.sent_a) > SETPOINT_DEADBAND_A or abs(
+                    out.voltage_v - m.sent_v) > SETPOINT_DEADBAND_V:
+                self._send(m.address, ip.Cmd.SET_OUTPUT, ip.SetOutput(out.voltage_v, amps))
+                m.sent_v, m.sent_a = out.voltage_v, amps
+                m.sent_at = now if now is not None else m.last_seen
+
+    def _module_limit_a(self, m: _Module, voltage_v: float) -> float:
+        cap = m.capability
+        return min(cap.max_current_a, cap.rated_power_w / max(voltage_v, cap.min_voltage_v))
+
+    def _release(self, m: _Module) -> None:
+        if m.on is not False:
+            self._send(m.address, ip.Cmd.ON_OFF, ip.OnOff(False))
+        self._send(m.address, ip.Cmd.SET_OUTPUT, ip.SetOutput(0.0, 0.0))
+        self._send(m.address, ip.Cmd.SET_GROUP, ip.SetGroup(0))
+        m.on, m.group, m.sent_a, m.sent_v = False, None, 0.0, 0.0
+
+    def _members(self, output: int) -> list[_Module]:
+        return [m for m in self.modules.values() if m.group == output and m.healthy]
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def poll(self, now: float) -> None:
+        while (msg := self.bus.recv(timeout=0)) is not None:
+            self._receive(msg, now)
+        for m in self.modules.values():
+            if now - m.polled_at >= self.poll_interval_s:
+                m.polled_at = now
+                self._send(m.address, ip.Cmd.READ_OUTPUT)
+                self._send(m.address, ip.Cmd.READ_STATUS)
+            if now - m.capability_at >= CAPABILITY_REFRESH_S:
+                m.capability_at = now
+                self._send(m.address, ip.Cmd.READ_CAPABILITY)
+            if m.healthy and now - m.last_seen > self.module_timeout_s:
+                self._lose(m, "module_lost", f"module {m.address:#04x} silent "
+                           f"for {now - m.last_seen:.1f} s")
+        for output, out in self._outputs.items():
+            if out.wanted and out.had_modules and not self._members(output):
+                if self.available_modules() == 0:
+                    self._faults.append(PowerStageFault(output, "comm_lost",
+                                                        "no module of the output answers"))
+                    out.had_modules = False
+            self._apply(output, now)  # keep-alive refresh; sends only what is stale
+
+    def _lose(self, m: _Module, code: str, detail: str) -> None:
+        output = m.group
+        m.healthy = False
+        m.group, m.on = None, None
+        log.warning("%s", detail)
+        self._faults.append(PowerStageFault(output, code, detail))
+
+    def _receive(self, msg: can.Message, now: float) -> None:
+        try:
+            header = ip.parse_id(msg.arbitration_id)
+            if header.destination != ip.CONTROLLER:
+                return
+            m = self.modules.get(header.source)
+            if m is None:
+                self.bad_frames += 1
+                return
+            if header.error:
+                self.rejected += 1
+                return
+            payload = ip.decode_reply(header.command, bytes(msg.data))
+        except ip.FrameError:
+            self.bad_frames += 1
+            return
+        m.last_seen = now
+        if not m.healthy and not m.faulty:
+            m.healthy = True  # (re)joins the pool, unassigned
+            m.group, m.on = None, None
+        match payload:
+            case ip.Reading(v, a):
+                m.voltage_v, m.current_a = v, a
+            case ip.ModuleStatus(_, _, bits):
+                self._on_status(m, bits)
+            case ip.ModuleCapability():
+                m.capability = payload
+
+    def _on_status(self, m: _Module, bits: ip.Status) -> None:
+        became_derated = bool(bits & ip.Status.DERATING) and not m.status & ip.Status.DERATING
+        m.status = bits
+        if bits & ip.FAULT_BITS:
+            if not m.faulty:
+                m.faulty = True
+                if m.healthy:
+                    self._lose(m, "module_fault", f"module {m.address:#04x} status {bits!r}")
+        elif m.faulty:
+            m.faulty = False
+        if became_derated:
+            m.capability_at = -1e9  # ask for the reduced capability on the next poll
+
+    def telemetry(self, output: int) -> OutputTelemetry:
+        members = [m for m in self.modules.values() if m.group == output]
+        volts = max((m.voltage_v for m in members), default=0.0)
+        amps = sum(m.current_a for m in members)
+        seen = max((m.last_seen for m in members), default=0.0)
+        return OutputTelemetry(output, volts, amps, seen)
+
+    def capability(self, output: int) -> Capability:
+        members = self._members(output)
+        if not members:
+            return Capability(0.0, 0.0, 0.0, 0.0, 0)
+        return Capability(min(m.capability.max_voltage_v for m in members),
+                          max(m.capability.min_voltage_v for m in members),
+                          sum(m.capability.max_current_a for m in members),
+                          sum(m.capability.rated_power_w for m in members), len(members))
+
+    def module_capability(self) -> Capability:
+        c = self.fallback
+        return Capability(c.max_voltage_v, c.min_voltage_v, c.max_current_a, c.rated_power_w, 1)
+
+    def take_faults(self) -> list[PowerStageFault]:
+        faults, self._faults = self._faults, []
+        return faults
+
+    def _send(self, address: int, cmd: ip.Cmd, payload: ip.Payload = None) -> None:
+        header = ip.Header(cmd, address, ip.CONTROLLER)
+        msg = can.Message(arbitration_id=ip.make_id(header),
+                          data=ip.encode_request(cmd, payload), is_extended_id=True)
+        try:
+            self.bus.send(msg)
+            self.frames_sent += 1
+        except can.CanError as exc:  # bus-off, TX queue full: the module times out itself
+            log.warning("CAN send failed: %s", exc)
