@@ -53,6 +53,8 @@ class Controller:
     observers: list[Observer] = field(default_factory=list)
     connectors: dict[int, Connector] = field(default_factory=dict)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _alloc_key: object = None
+    _alloc_at: float = -1e9
 
     def __post_init__(self) -> None:
         control = self.config.control
@@ -146,7 +148,7 @@ class Controller:
             if s.faults & {"module_lost", "module_fault"} and self.power.available_modules() \
                     >= self.config.power_stage.module_count:
                 events.extend(ev.FaultCleared(c) for c in ("module_lost", "module_fault"))
-            events.append(ev.Tick())
+            # The measurement already advances the machine's timers; no separate Tick.
             for event in events:
                 self._execute(conn, s.handle(event, now), now)
 
@@ -169,10 +171,16 @@ class Controller:
         return out
 
     def _allocate(self, now: float) -> None:
-        """Fair split of healthy modules over connectors that need power."""
+        """Fair split of healthy modules over connectors that need power; redone when
+        who needs power or the healthy module count changes, and once a second (derating)."""
+        key = (tuple(self._needs_power(c) for c in self.connectors.values()),
+               self.power.available_modules())
+        if key == self._alloc_key and now - self._alloc_at < 1.0:
+            return
+        self._alloc_key, self._alloc_at = key, now
         needing: list[Connector] = []
         for conn in self.connectors.values():
-            if conn.session.phase in _NEEDS_POWER:
+            if self._needs_power(conn):
                 if conn.asked_at == 0.0:
                     conn.asked_at = now or 1e-9
                 needing.append(conn)
@@ -194,6 +202,13 @@ class Controller:
                                       n * module.max_power_w)
             if event != conn.session.capability:
                 self._execute(conn, conn.session.handle(event, now), now)
+
+    @staticmethod
+    def _needs_power(conn: Connector) -> bool:
+        # Modules stay with an output until it is discharged: they are also what
+        # measures its voltage for the < 60 V gates.
+        s = conn.session
+        return s.phase in _NEEDS_POWER or s.voltage_v >= 60.0
 
     # --- commands --------------------------------------------------------------------------
 

@@ -24,8 +24,9 @@ from hal.power_stage import (
 
 log = logging.getLogger("chargebay.power_stage")
 
-SETPOINT_REFRESH_S = 1.0  # modules switch off ~10 s after their last message
+SETPOINT_REFRESH_S = 5.0  # guard against a lost frame; the 1 Hz reads keep modules alive
 CAPABILITY_REFRESH_S = 10.0
+STATUS_INTERVAL_S = 2.0  # faults also show as silence or odd readings in between
 SETPOINT_DEADBAND_A = 0.1
 SETPOINT_DEADBAND_V = 0.1
 
@@ -38,6 +39,7 @@ class _Module:
     faulty: bool = False
     last_seen: float = -1e9
     polled_at: float = -1e9
+    status_at: float = -1e9
     capability_at: float = -1e9
     group: int | None = None
     on: bool | None = None
@@ -72,6 +74,7 @@ class InfyPowerStage:
         self.poll_interval_s = poll_interval_s
         self._faults: list[PowerStageFault] = []
         self.frames_sent = 0
+        self._refreshed_at = -1e9
         self.bad_frames = 0
         self.rejected = 0
 
@@ -161,24 +164,35 @@ class InfyPowerStage:
     def poll(self, now: float) -> None:
         while (msg := self.bus.recv(timeout=0)) is not None:
             self._receive(msg, now)
+        grouped: set[int] = set()
         for m in self.modules.values():
             if now - m.polled_at >= self.poll_interval_s:
                 m.polled_at = now
-                self._send(m.address, ip.Cmd.READ_OUTPUT)
-                self._send(m.address, ip.Cmd.READ_STATUS)
+                if m.group is not None and m.healthy:
+                    grouped.add(m.group)  # one group read answers for all its modules
+                else:
+                    self._send(m.address, ip.Cmd.READ_OUTPUT)
+                if now - m.status_at >= STATUS_INTERVAL_S:
+                    m.status_at = now
+                    self._send(m.address, ip.Cmd.READ_STATUS)
             if now - m.capability_at >= CAPABILITY_REFRESH_S:
                 m.capability_at = now
                 self._send(m.address, ip.Cmd.READ_CAPABILITY)
             if m.healthy and now - m.last_seen > self.module_timeout_s:
                 self._lose(m, "module_lost", f"module {m.address:#04x} silent "
                            f"for {now - m.last_seen:.1f} s")
+        for group in grouped:
+            self._send(group, ip.Cmd.READ_OUTPUT, device=ip.DEVICE_GROUP)
         for output, out in self._outputs.items():
             if out.wanted and out.had_modules and not self._members(output):
                 if self.available_modules() == 0:
                     self._faults.append(PowerStageFault(output, "comm_lost",
                                                         "no module of the output answers"))
                     out.had_modules = False
-            self._apply(output, now)  # keep-alive refresh; sends only what is stale
+        if now - self._refreshed_at >= 1.0:  # keep-alive refresh; sends only what is stale
+            self._refreshed_at = now
+            for output in self._outputs:
+                self._apply(output, now)
 
     def _lose(self, m: _Module, code: str, detail: str) -> None:
         output = m.group
@@ -252,8 +266,9 @@ class InfyPowerStage:
         faults, self._faults = self._faults, []
         return faults
 
-    def _send(self, address: int, cmd: ip.Cmd, payload: ip.Payload = None) -> None:
-        header = ip.Header(cmd, address, ip.CONTROLLER)
+    def _send(self, address: int, cmd: ip.Cmd, payload: ip.Payload = None,
+              device: int = ip.DEVICE_SINGLE) -> None:
+        header = ip.Header(cmd, address, ip.CONTROLLER, device)
         msg = can.Message(arbitration_id=ip.make_id(header),
                           data=ip.encode_request(cmd, payload), is_extended_id=True)
         try:

@@ -112,7 +112,9 @@ class ModuleBank:
         header = ip.parse_id(msg.arbitration_id)
         if header.source != ip.CONTROLLER:
             return
-        if header.destination == ip.BROADCAST:
+        if header.device == ip.DEVICE_GROUP:  # destination is a group number
+            targets = [m for m in self.modules if m.group == header.destination]
+        elif header.destination == ip.BROADCAST:
             targets = self.modules
         elif header.destination in self._by_address:
             targets = [self._by_address[header.destination]]

@@ -80,7 +80,7 @@ async def play(world: SimWorld, steps: list[Step], progress: Progress | None = N
                 world.inject(step.connector, step.args[0], step.args[1:],
                              active=step.verb == "fault")
             case "sleep":
-                await _wait(world, step.seconds, lambda: False, progress)
+                await _sleep(world, step.seconds, progress)
             case "wait":
                 phase = step.phase
                 ok = await _wait(world, step.seconds, lambda c=step.connector, p=phase:
@@ -104,6 +104,16 @@ async def play(world: SimWorld, steps: list[Step], progress: Progress | None = N
     for bay in world.bays.values():
         if bay.record is not None and bay.record.open:
             world._close_record(bay)
+
+
+async def _sleep(world: SimWorld, seconds: float, progress: Progress | None) -> None:
+    """Let time pass, waking only to print progress."""
+    clock = world.clock
+    end = clock.now() + seconds
+    while (left := end - clock.now()) > 1e-9:
+        if progress is not None:
+            progress.show(world, clock.now())
+        await clock.sleep(min(left, progress.every_s if progress else left))
 
 
 async def _wait(world: SimWorld, seconds: float, done: Callable[[], bool],

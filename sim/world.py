@@ -28,7 +28,7 @@ from sim.power_modules import ModuleBank
 from sim.truck import Truck
 from sim.vehicle_channel import VehicleChannel
 
-PHYSICS_DT_S = 0.1
+PHYSICS_DT_S = 0.2  # physics step (simulated seconds)
 
 
 @dataclass

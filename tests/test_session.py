@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
 from core_rig import EV, Rig
+
 from firmware.core import events as ev
 from firmware.core import limits as lim
 from firmware.core.transitions import TABLE, Phase, Trigger, next_phase
