@@ -16,9 +16,12 @@ class Clock:
             raise ValueError("clock speed must be positive")
         self.speed = speed
         self._origin: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _loop_time(self) -> float:
-        return asyncio.get_running_loop().time()
+        if self._loop is None:  # bound to the loop it first runs on; readable afterwards
+            self._loop = asyncio.get_running_loop()
+        return self._loop.time()
 
     def now(self) -> float:
         t = self._loop_time()

@@ -121,6 +121,10 @@ class Controller:
         while True:
             request = await link.receive()
             now = self.clock.now()
+            if type(request).__name__ == "LinkLost":
+                # Was it the plug? Read the board first so an unplug counts as one.
+                self.io.poll(now)
+                self._feed_inputs(conn, now)
             self._execute(conn, conn.session.handle(ev.FromVehicle(request), now), now)
             if type(request).__name__ == "LinkLost":
                 conn.link = None
@@ -135,10 +139,8 @@ class Controller:
         board_faults = self.io.take_faults()
         for conn in self.connectors.values():
             s = conn.session
+            self._feed_inputs(conn, now)
             events: list[ev.Event] = []
-            inputs = self.io.inputs(conn.config.evse_id)
-            events.extend(self._input_events(conn.inputs, inputs))
-            conn.inputs = inputs
             tele = self.power.telemetry(conn.config.output)
             events.append(ev.Measurement(tele.voltage_v, tele.current_a))
             for fault in stage_faults:
@@ -152,21 +154,31 @@ class Controller:
             for event in events:
                 self._execute(conn, s.handle(event, now), now)
 
+    def _feed_inputs(self, conn: Connector, now: float) -> None:
+        inputs = self.io.inputs(conn.config.evse_id)
+        events = self._input_events(conn.inputs, inputs)
+        conn.inputs = inputs
+        for event in events:
+            self._execute(conn, conn.session.handle(event, now), now)
+
     @staticmethod
     def _input_events(old: ConnectorInputs | None, new: ConnectorInputs) -> list[ev.Event]:
         out: list[ev.Event] = []
-        if old is None or old.pilot != new.pilot:
-            out.append(ev.PilotChanged(new.pilot))
+        # Unplugged is unplugged whatever the pilot reads (it reads F while we drive F).
+        pilot = new.pilot if new.plugged else "A"
+        before = None if old is None else (old.pilot if old.plugged else "A")
+        if pilot != before:
+            out.append(ev.PilotChanged(pilot))
         if old is None or (old.contactors_closed, old.lock_locked) != (
                 new.contactors_closed, new.lock_locked):
             out.append(ev.Feedback(new.contactors_closed, new.lock_locked))
-        for flag, code in ((new.emergency_stop, "emergency_stop"),
-                           (new.isolation_fault, "isolation_fault")):
-            before = getattr(old, "emergency_stop" if code == "emergency_stop"
-                             else "isolation_fault") if old else False
-            if flag and not before:
+        for code, now_on, was_on in (
+                ("emergency_stop", new.emergency_stop, old is not None and old.emergency_stop),
+                ("isolation_fault", new.isolation_fault,
+                 old is not None and old.isolation_fault)):
+            if now_on and not was_on:
                 out.append(ev.FaultRaised(code))
-            elif before and not flag:
+            elif was_on and not now_on:
                 out.append(ev.FaultCleared(code))
         return out
 

@@ -30,6 +30,8 @@ class ConnectorInputs:
     emergency_stop: bool
     isolation_fault: bool
     temperature_c: float
+    plugged: bool = False  # proximity / insertion detection (PP): sees the plug even
+    # while the board holds the pilot at state F
 
 
 class IoBoard(Protocol):

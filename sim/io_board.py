@@ -71,7 +71,8 @@ class InProcessIoBoard:
     def inputs(self, connector: int) -> ConnectorInputs:
         bay = self.bays[connector]
         return ConnectorInputs(self.pilot_state(connector), bay.contactors, bay.lock,
-                               bay.estop, bay.isolation_fault, bay.temperature_c)
+                               bay.estop, bay.isolation_fault, bay.temperature_c,
+                               plugged=bay.vehicle_state != "A")
 
     def take_faults(self) -> list[str]:
         return []

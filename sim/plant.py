@@ -11,6 +11,7 @@ modules' limits. Time constants are working values (approx.), not standard figur
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -22,9 +23,11 @@ class ModuleView(Protocol):
     group: int | None
     on: bool
     voltage_setpoint_v: float
-    current_limit_a: float
     measured_voltage_v: float
     measured_current_a: float
+
+    @property
+    def current_limit_a(self) -> float: ...
 
 
 class BatteryView(Protocol):
@@ -42,7 +45,7 @@ class OutputPlant:
     current_a: float = 0.0
     energy_wh: float = field(default=0.0)  # what left the output (V * I), for the check
 
-    def step(self, modules: list[ModuleView], contactors_closed: bool,
+    def step(self, modules: Sequence[ModuleView], contactors_closed: bool,
              battery: BatteryView | None, dt: float) -> None:
         mine = [m for m in modules if m.group == self.output and m.on]
         set_v = max((m.voltage_setpoint_v for m in mine), default=0.0)

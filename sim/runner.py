@@ -83,8 +83,8 @@ async def play(world: SimWorld, steps: list[Step], progress: Progress | None = N
                 await _sleep(world, step.seconds, progress)
             case "wait":
                 phase = step.phase
-                ok = await _wait(world, step.seconds, lambda c=step.connector, p=phase:
-                                 world.controller.status(c).phase is p, progress)
+                ok = await _wait(world, step.seconds, _in_phase(world, step.connector, phase),
+                                 progress)
                 if not ok:
                     got = world.controller.status(step.connector).phase.value
                     raise ScenarioFailed(f"line {step.line}: connector {step.connector} did "
@@ -92,18 +92,27 @@ async def play(world: SimWorld, steps: list[Step], progress: Progress | None = N
                                          f"(it is {got})")
             case "wait-soc":
                 target = float(step.args[0])
-                bay = world.bays[step.connector]
-                ok = await _wait(world, step.seconds, lambda b=bay, t=target: b.truck is not None
-                                 and b.truck.battery.soc_percent >= t, progress)
+                ok = await _wait(world, step.seconds, _soc_reached(world, step.connector, target),
+                                 progress)
                 if not ok:
                     raise ScenarioFailed(f"line {step.line}: SoC {target} not reached")
             case "expect":
-                got = world.controller.status(step.connector).phase
-                if got is not step.phase:
-                    raise ScenarioFailed(f"line {step.line}: expected {step.phase}, got {got}")
+                now_in = world.controller.status(step.connector).phase
+                if now_in is not step.phase:
+                    raise ScenarioFailed(f"line {step.line}: expected {step.phase}, "
+                                         f"got {now_in}")
     for bay in world.bays.values():
         if bay.record is not None and bay.record.open:
             world._close_record(bay)
+
+
+def _in_phase(world: SimWorld, connector: int, phase: Phase | None) -> Callable[[], bool]:
+    return lambda: world.controller.status(connector).phase is phase
+
+
+def _soc_reached(world: SimWorld, connector: int, target: float) -> Callable[[], bool]:
+    bay = world.bays[connector]
+    return lambda: bay.truck is not None and bay.truck.battery.soc_percent >= target
 
 
 async def _sleep(world: SimWorld, seconds: float, progress: Progress | None) -> None:

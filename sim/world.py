@@ -14,13 +14,14 @@ import uuid
 from dataclasses import dataclass, field
 
 import can
-from hal.power_stage_can import InfyPowerStage
 
 from firmware.clock import Clock
 from firmware.config import ChargerConfig
 from firmware.core import events as ev
 from firmware.core.transitions import Phase
+from firmware.errors import Severity, spec
 from firmware.loop import Controller
+from hal.power_stage_can import InfyPowerStage
 from sim.io_board import InProcessIoBoard
 from sim.monitor import BaySnapshot, SafetyMonitor
 from sim.plant import OutputPlant
@@ -145,8 +146,8 @@ class SimWorld:
         bay = self.bays[evse_id]
         if bay.truck is not None:
             bay.truck.unplug()
-        self._close_record(bay)
-        bay.truck = None
+        if bay.record is not None and bay.record.started_at is None:
+            self._close_record(bay)  # never authorized: no session will end it
 
     def inject(self, evse_id: int, kind: str, args: tuple[str, ...], active: bool) -> None:
         now = self.clock.now()
@@ -181,6 +182,7 @@ class SimWorld:
                     record.stop_reason = reason
                     record.energy_kwh = energy_wh / 1000.0
                     record.duration_s = at - (record.started_at or at)
+                    self._close_record(bay)
             case ev.FaultReported(code, at):
                 self._note_fault(evse_id, code, at, injected=False)
 
@@ -191,7 +193,8 @@ class SimWorld:
         for f in record.faults:
             if f.code == code:
                 return  # the controller's report of a fault we injected: keep the earlier time
-        closed = self.io.bays[evse_id].contactors
+        # A safe state is owed only for faults that shut down; warnings keep charging.
+        closed = self.io.bays[evse_id].contactors and spec(code).severity is not Severity.WARNING
         # safe_state_ms stays None when the contactors were already open at the fault.
         record.faults.append(FaultRecord(code, at, None, pending=closed))
 
@@ -244,14 +247,15 @@ class SimWorld:
 
     def _account(self, bay: Bay, now: float) -> None:
         record = bay.record
-        if record is None or not record.open:
+        if record is None:
             return
-        plant = bay.plant
-        record.max_current_a = max(record.max_current_a, plant.current_a)
-        record.peak_power_kw = max(record.peak_power_kw,
-                                   plant.current_a * plant.voltage_v / 1000.0)
         contactors = self.io.bays[bay.evse_id].contactors
-        for f in record.faults:
+        for f in record.faults:  # also after the session record closed
             if f.pending and not contactors:
                 f.pending = False
                 f.safe_state_ms = (now - f.at_s) * 1000.0
+        if record.open:
+            plant = bay.plant
+            record.max_current_a = max(record.max_current_a, plant.current_a)
+            record.peak_power_kw = max(record.peak_power_kw,
+                                       plant.current_a * plant.voltage_v / 1000.0)
