@@ -18,6 +18,7 @@ import looptime
 
 from firmware.clock import Clock
 from firmware.config import ChargerConfig
+from firmware.core import events as ev
 from firmware.core.transitions import Phase
 from sim.scenario import Step
 from sim.world import SimWorld
@@ -36,6 +37,13 @@ class Progress:
     out: TextIO = sys.stdout
     every_s: float = 60.0
     last: dict[int, float] = field(default_factory=dict)
+
+    def on_command(self, evse_id: int, cmd: object, now: float) -> None:
+        """Every screen change, as the driver at the bay would read it."""
+        if isinstance(cmd, ev.Screen):
+            detail = f" ({cmd.detail})" if cmd.detail else ""
+            self.out.write(f"[{_hms(now)}] bay {evse_id} screen: {cmd.phase}: "
+                           f"{cmd.headline}{detail}\n")
 
     def show(self, world: SimWorld, now: float, force: bool = False) -> None:
         for evse_id, bay in world.bays.items():
@@ -161,6 +169,8 @@ class Outcome:
 async def _run(config: ChargerConfig, steps: list[Step], speed: float,
                progress: Progress | None, say: Callable[[str], None] | None) -> Outcome:
     world = SimWorld(config, Clock(speed))
+    if progress is not None:
+        world.controller.observers.append(progress.on_command)
     wall = time.perf_counter()
     await world.start()
     error = None
