@@ -30,6 +30,8 @@ log = logging.getLogger("chargebay.loop")
 _NEEDS_POWER = frozenset({Phase.AUTHORIZED, Phase.CABLE_CHECK, Phase.PRE_CHARGE,
                           Phase.CHARGING, Phase.SUSPENDED_EV, Phase.STOPPING})
 
+_IDLE = frozenset({Phase.AVAILABLE, Phase.UNAVAILABLE})
+
 Observer = Callable[[int, ev.Command, float], None]
 
 
@@ -42,6 +44,7 @@ class Connector:
     screen: ev.Screen | None = None
     asked_at: float = 0.0  # when it started needing power (allocation order)
     power_mode: Mode = Mode.OFF
+    last_measurement: ev.Measurement | None = None
 
 
 @dataclass
@@ -142,7 +145,10 @@ class Controller:
             self._feed_inputs(conn, now)
             events: list[ev.Event] = []
             tele = self.power.telemetry(conn.config.output)
-            events.append(ev.Measurement(tele.voltage_v, tele.current_a))
+            measurement = ev.Measurement(tele.voltage_v, tele.current_a)
+            if s.phase not in _IDLE or measurement != conn.last_measurement:
+                events.append(measurement)  # an idle bay with nothing new has no timers
+            conn.last_measurement = measurement
             for fault in stage_faults:
                 if fault.output in (None, conn.config.output):
                     events.append(ev.FaultRaised(fault.code))

@@ -75,6 +75,7 @@ class InfyPowerStage:
         self._faults: list[PowerStageFault] = []
         self.frames_sent = 0
         self._refreshed_at = -1e9
+        self._next_due = -1e9
         self.bad_frames = 0
         self.rejected = 0
 
@@ -164,7 +165,16 @@ class InfyPowerStage:
     def poll(self, now: float) -> None:
         while (msg := self.bus.recv(timeout=0)) is not None:
             self._receive(msg, now)
+        if now - self._refreshed_at >= 1.0:  # keep-alive refresh; sends only what is stale
+            self._refreshed_at = now
+            for output in self._outputs:
+                self._apply(output, now)
+        if now >= self._next_due:
+            self._poll_modules(now)
+
+    def _poll_modules(self, now: float) -> None:
         grouped: set[int] = set()
+        next_due = now + self.poll_interval_s
         for m in self.modules.values():
             if now - m.polled_at >= self.poll_interval_s:
                 m.polled_at = now
@@ -181,6 +191,11 @@ class InfyPowerStage:
             if m.healthy and now - m.last_seen > self.module_timeout_s:
                 self._lose(m, "module_lost", f"module {m.address:#04x} silent "
                            f"for {now - m.last_seen:.1f} s")
+            next_due = min(next_due, m.polled_at + self.poll_interval_s,
+                           m.capability_at + CAPABILITY_REFRESH_S)
+            if m.healthy:
+                next_due = min(next_due, m.last_seen + self.module_timeout_s + 1e-6)
+        self._next_due = next_due
         for group in grouped:
             self._send(group, ip.Cmd.READ_OUTPUT, device=ip.DEVICE_GROUP)
         for output, out in self._outputs.items():
@@ -189,10 +204,6 @@ class InfyPowerStage:
                     self._faults.append(PowerStageFault(output, "comm_lost",
                                                         "no module of the output answers"))
                     out.had_modules = False
-        if now - self._refreshed_at >= 1.0:  # keep-alive refresh; sends only what is stale
-            self._refreshed_at = now
-            for output in self._outputs:
-                self._apply(output, now)
 
     def _lose(self, m: _Module, code: str, detail: str) -> None:
         output = m.group
@@ -241,6 +252,7 @@ class InfyPowerStage:
             m.faulty = False
         if became_derated:
             m.capability_at = -1e9  # ask for the reduced capability on the next poll
+            self._next_due = -1e9
 
     def telemetry(self, output: int) -> OutputTelemetry:
         members = [m for m in self.modules.values() if m.group == output]
