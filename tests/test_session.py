@@ -229,3 +229,29 @@ def test_pre_authorization_before_plug_in() -> None:
     r.send(ev.Authorize("APP", "remote"))
     r.send(ev.PilotChanged("B"))
     assert r.s.phase is Phase.AUTHORIZED
+
+
+def test_whole_45_minute_break_in_virtual_time() -> None:
+    """A driver's 45-minute break at the pure core: time is a value, so the whole session
+    runs in a fraction of a second of wall time. The energy the machine bills is the
+    integral of what the output delivered, and the connector unlocks only below 60 V."""
+    r = Rig()
+    r.to_charging()
+    started = r.now
+    while r.now - started < 45 * 60:
+        r.ask(vl.CurrentDemandReq(900, 500, 50, 900, 500, 400_000))
+        r.advance(0.25, step=0.25)  # CurrentDemand cadence of a real EV (ISO 15118-2)
+    assert r.s.phase is Phase.CHARGING and r.set_a == pytest.approx(500)
+    charged_s = r.now - started
+    # 650 V x 500 A for 45 min, minus the 20 s ramp at 25 A/s (half the current on average).
+    expected_wh = 650 * 500 * (charged_s - 10) / 3600
+    assert r.s.energy_wh == pytest.approx(expected_wh, rel=0.01)
+    r.send(ev.StopRequested("Local"))
+    unlocked_at_v = None
+    for _ in range(50):
+        r.advance(0.1)
+        if not r.lock and unlocked_at_v is None:
+            unlocked_at_v = r.s.voltage_v
+    assert r.s.phase is Phase.FINISHED and unlocked_at_v is not None and unlocked_at_v < 60
+    ended = [c for c in r.log if isinstance(c, ev.SessionEnded)]
+    assert len(ended) == 1 and ended[0].energy_wh == pytest.approx(r.s.energy_wh)
