@@ -36,6 +36,7 @@ class Rig:
 
     def __post_init__(self) -> None:
         self.send(ev.Capability(1000, 500, 400_000))
+        self.send(ev.Measurement(0.0, 0.0))  # the loop measures before anything else
 
     def send(self, event: ev.Event) -> list[ev.Command]:
         cmds = self.s.handle(event, self.now)

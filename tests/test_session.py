@@ -107,7 +107,10 @@ def test_isolation_fault_never_energizes() -> None:
     assert not r.lock  # unlocked once below 60 V
     r.send(ev.PilotChanged("A"))
     r.advance(0.2)
-    assert r.s.phase is Phase.AVAILABLE  # isolation fault clears on unplug
+    assert r.s.phase is Phase.FAULTED  # the monitor still reports it: stays latched
+    r.send(ev.FaultCleared("isolation_fault"))
+    r.advance(0.2)
+    assert r.s.phase is Phase.AVAILABLE  # gone, and the vehicle has left
 
 
 def test_unplug_mid_charge_opens_at_once() -> None:

@@ -85,7 +85,7 @@ class ConnectorSession:
     current_a: float = 0.0
     capability: ev.Capability = ev.Capability(0.0, 0.0, 0.0)
     faults: set[str] = field(default_factory=set)
-    faults_gone: set[str] = field(default_factory=set)
+    conditions: set[str] = field(default_factory=set)  # reported present by an input
     operative: bool = True
     # authorization and session
     auth: ev.Authorize | None = None
@@ -129,6 +129,10 @@ class ConnectorSession:
                 self._on_pilot(state, now, out)
             case ev.Feedback(closed, locked):
                 self.contactors_closed, self.lock_locked = closed, locked
+                if locked and not self.lock_commanded and not self.lock_wanted:
+                    # Locked without our command (a controller restart mid-session, or a
+                    # jammed release): own it, so the lock gate releases it once safe.
+                    self.lock_commanded = True
             case ev.Measurement(volts, amps):
                 self._on_measurement(volts, amps, now)
             case ev.Capability():
@@ -141,9 +145,12 @@ class ConnectorSession:
             case ev.StopRequested(reason):
                 self.request_stop(reason, now, out)
             case ev.FaultRaised(code):
+                self.conditions.add(code)
                 self.raise_fault(code, now, out)
             case ev.FaultCleared(code):
-                self._clear(code)
+                self.conditions.discard(code)
+                if self._clear(code):
+                    out.append(self._screen())
             case ev.FromVehicle(request):
                 self.last_request_at = now
                 out.append(ev.Answer(self._answer(request, now, out)))
@@ -159,6 +166,12 @@ class ConnectorSession:
         return Status(self.phase, self.voltage_v, self.current_a, self.energy_wh, self.soc,
                       elapsed, self.setpoint_a, self.limit_a, tuple(sorted(self.faults)),
                       self.stop_reason)
+
+    @property
+    def below_safe_voltage(self) -> bool:
+        """The output is known to be below 60 V. Before the first measurement (a fresh
+        start, possibly mid-session after a restart) it is not known, so not safe."""
+        return self.last_measure_at is not None and self.voltage_v < lim.SAFE_VOLTAGE_V
 
     @property
     def blocking_faults(self) -> list[str]:
@@ -186,11 +199,12 @@ class ConnectorSession:
 
     def _screen(self) -> ev.Screen:
         detail = ""
-        if self.phase is Phase.FAULTED and self.faults:
-            worst = sorted(self.faults, key=lambda c: list(Severity).index(spec(c).severity))
-            detail = spec(worst[0]).screen_text
-        elif self.phase is Phase.FINISHED and self.stop_reason:
+        if self.phase is Phase.FINISHED and self.stop_reason:
             detail = f"Stopped: {self.stop_reason}. {self.energy_wh / 1000:.1f} kWh."
+        elif self.faults:  # the worst fault says what went wrong (warnings too)
+            worst = sorted(self.faults, key=lambda c: (
+                list(Severity).index(spec(c).severity), c))
+            detail = spec(worst[0]).screen_text
         return ev.Screen(self.phase.value, _HEADLINES[self.phase], detail)
 
     def _reset_vehicle_state(self) -> None:
@@ -244,7 +258,9 @@ class ConnectorSession:
             self.raise_fault("diode_fault", now, out)
 
     def _on_unplug(self, now: float, out: list[ev.Command]) -> None:
-        for code in [c for c in self.faults if spec(c).clearing is Clearing.ON_UNPLUG]:
+        # The vehicle left: what it caused is cleared, unless an input still reports it.
+        for code in [c for c in self.faults if spec(c).clearing is Clearing.ON_UNPLUG
+                     and c not in self.conditions]:
             self.faults.discard(code)
         if self.phase in _SESSION_PHASES:
             self._open_now(out)  # vehicle gone: supply off at once
@@ -296,12 +312,12 @@ class ConnectorSession:
 
     def raise_fault(self, code: str, now: float, out: list[ev.Command]) -> None:
         entry = spec(code)
-        self.faults_gone.discard(code)
         if code in self.faults:
             return
         self.faults.add(code)
         out.append(ev.FaultReported(code, now))
         if entry.severity is Severity.WARNING or not entry.blocks_charging:
+            out.append(self._screen())  # the driver reads why power is reduced
             return
         if entry.severity is Severity.EMERGENCY or self.phase not in _SESSION_PHASES | {
                 Phase.STOPPING}:
@@ -314,14 +330,16 @@ class ConnectorSession:
         else:
             self.request_stop(f"Fault:{code}", now, out)
 
-    def _clear(self, code: str) -> None:
+    def _clear(self, code: str) -> bool:
+        """The condition behind ``code`` is gone; returns whether the fault cleared."""
         if code not in self.faults:
-            return
+            return False
         clearing = spec(code).clearing
-        if clearing is Clearing.WHEN_GONE:
-            self.faults.discard(code)
-        else:
-            self.faults_gone.add(code)  # condition gone; still latched until unplug/service
+        if clearing is Clearing.WHEN_GONE or (clearing is Clearing.ON_UNPLUG
+                                              and self.pilot == "A"):
+            self.faults.discard(code)  # gone, and no vehicle is left to unplug
+            return True
+        return False  # latched until the vehicle leaves (ON_UNPLUG) or service
 
     def handle_link_lost(self, now: float, out: list[ev.Command]) -> None:
         """Any lost link ends in a safe state: supply off at once, then the fault."""
@@ -332,7 +350,6 @@ class ConnectorSession:
     def service_reset(self, code: str) -> None:
         """A field engineer clears a latched fault (console / OCPP Reset)."""
         self.faults.discard(code)
-        self.faults_gone.discard(code)
 
     # --- vehicle requests (every request gets exactly one answer) ---------------------
 
@@ -395,7 +412,7 @@ class ConnectorSession:
             if not self.contactors_closed:
                 self.stop_stage, self.stop_at = StopStage.DISCHARGING, now
                 self.lock_wanted = False
-        elif self.stop_stage is StopStage.DISCHARGING and self.voltage_v < lim.SAFE_VOLTAGE_V:
+        elif self.stop_stage is StopStage.DISCHARGING and self.below_safe_voltage:
             self.stop_stage = None
             done = Trigger.SHUTDOWN_DONE_FAULTED if self.blocking_faults else Trigger.SHUTDOWN_DONE
             self.fire(done, now, out)
@@ -419,7 +436,7 @@ class ConnectorSession:
             self.lock_commanded = True
             out.append(ev.SetLock(True))
         elif (not self.lock_wanted and self.lock_commanded
-              and self.voltage_v < lim.SAFE_VOLTAGE_V
+              and self.below_safe_voltage
               and not self.contactors_closed and not self.contactors_commanded):
             # Never unlock under voltage or with a contactor (welded or not) closed.
             self.lock_commanded = False
@@ -427,7 +444,7 @@ class ConnectorSession:
 
     def _recover(self, now: float, out: list[ev.Command]) -> None:
         if self.phase is Phase.FAULTED and not self.blocking_faults and (
-                not self.contactors_closed and self.voltage_v < lim.SAFE_VOLTAGE_V):
+                not self.contactors_closed and self.below_safe_voltage):
             plugged = self.pilot not in ("A",)
             self.fire(Trigger.RECOVERED_PLUGGED if plugged else Trigger.RECOVERED_UNPLUGGED,
                        now, out)

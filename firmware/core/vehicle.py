@@ -98,7 +98,7 @@ def _cable_check(s: ConnectorSession, req: vl.VehicleRequest, now: float,
     if s.phase is Phase.AUTHORIZED:
         if s.ev_params is None:
             return _sequence_error(s, req, now, out)
-        if s.pilot not in ("C", "D") or s.voltage_v >= lim.SAFE_VOLTAGE_V:
+        if s.pilot not in ("C", "D") or not s.below_safe_voltage:
             # Cable check runs in state C and only from below 60 V (IEC 61851-23).
             return _response(s, req, processing=_ONGOING)
         evse_max_v = _evse_max(s)[0]
@@ -111,7 +111,7 @@ def _cable_check(s: ConnectorSession, req: vl.VehicleRequest, now: float,
     if s.phase is Phase.CABLE_CHECK:
         # Finished once passed and the test voltage is discharged again, so PreCharge
         # starts from below the pack voltage (modules can only source current).
-        done = s.cable_check_passed and s.voltage_v < lim.SAFE_VOLTAGE_V
+        done = s.cable_check_passed and s.below_safe_voltage
         return _response(s, req, processing=_DONE if done else _ONGOING)
     return _sequence_error(s, req, now, out)
 
