@@ -32,6 +32,11 @@ _NEEDS_POWER = frozenset({Phase.AUTHORIZED, Phase.CABLE_CHECK, Phase.PRE_CHARGE,
 
 _IDLE = frozenset({Phase.AVAILABLE, Phase.UNAVAILABLE})
 
+# Connector temperature trip and reset (approx.: IEC 62196-3 allows 50 K rise on the
+# contacts; with liquid-cooled HPC cables makers trip around 90 degC at the sensor).
+OVER_TEMPERATURE_C = 90.0
+CONNECTOR_COOLED_C = 80.0
+
 Observer = Callable[[int, ev.Command, float], None]
 
 
@@ -178,6 +183,13 @@ class Controller:
         if old is None or (old.contactors_closed, old.lock_locked) != (
                 new.contactors_closed, new.lock_locked):
             out.append(ev.Feedback(new.contactors_closed, new.lock_locked))
+        # Temperature with hysteresis, and no memory needed here: raised when it crosses
+        # up through the trip level, cleared when it crosses down through the reset level.
+        before_c = old.temperature_c if old is not None else 0.0
+        if new.temperature_c >= OVER_TEMPERATURE_C > before_c:
+            out.append(ev.FaultRaised("over_temperature"))
+        elif new.temperature_c < CONNECTOR_COOLED_C <= before_c:
+            out.append(ev.FaultCleared("over_temperature"))
         for code, now_on, was_on in (
                 ("emergency_stop", new.emergency_stop, old is not None and old.emergency_stop),
                 ("isolation_fault", new.isolation_fault,

@@ -31,6 +31,7 @@ class Rig:
     welded: bool = False
     lock_jammed: bool = False
     pack_v: float = 650.0
+    max_output_v: float = 1e9  # what the power stage can actually reach
     log: list[ev.Command] = field(default_factory=list)
     answers: list[vl.VehicleResponse] = field(default_factory=list)
 
@@ -61,7 +62,7 @@ class Rig:
         elif self.mode is Mode.CHARGE and self.contactors:
             volts, amps = self.pack_v, self.set_a
         else:
-            volts, amps = self.set_v, 0.0
+            volts, amps = min(self.set_v, self.max_output_v), 0.0
         self.send(ev.Feedback(self.contactors, self.lock))
         self.send(ev.Measurement(volts, amps))
 

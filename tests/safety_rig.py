@@ -39,7 +39,12 @@ class Hardware:
     estop: bool = False
     isolation: bool = False
     welded: bool = False
+    stuck_open: bool = False  # a contactor that never closes
+    diode_fault: bool = False  # the EV's pilot diode shorted: the board reads state F
     lock_jammed: bool = False
+    temperature_c: float = 35.0
+    max_output_v: float = 1e9  # what the power stage can actually hold on the cable
+    current_offset_a: float = 0.0  # a power stage overshooting its setpoint
     contactors_cmd: bool = False
     contactors: bool = False
     lock_cmd: bool = False
@@ -50,11 +55,12 @@ class Hardware:
     voltage_v: float = 0.0
     current_a: float = 0.0
     pack_v: float = 650.0
+    ev_relays: bool = False  # the truck's own contactors (closed from PowerDelivery start)
 
     def pilot(self) -> str:
         if self.pilot_short:
             return "E"
-        if self.drive_f:
+        if self.drive_f or (self.diode_fault and self.plugged):
             return "F"
         return self.ev_pilot if self.plugged else "A"
 
@@ -62,20 +68,20 @@ class Hardware:
         if not self.lock_jammed:
             self.lock = self.lock_cmd
         allowed = self.contactors_cmd and self.lock and not self.estop and not self.isolation
-        if allowed:
+        if allowed and not self.stuck_open:
             self.contactors = True
         elif not self.welded:
             self.contactors = False
 
     def physics(self, dt: float) -> None:
-        if self.contactors and self.plugged:
+        if self.contactors and self.plugged and self.ev_relays:
             self.voltage_v = self.pack_v  # the pack holds the output up
             charging = self.mode is Mode.CHARGE and self.ev_pilot == "C"
-            self.current_a = self.set_a if charging else 0.0
+            self.current_a = self.set_a + self.current_offset_a if charging else 0.0
             return
         self.current_a = 0.0
         if self.mode in (Mode.CABLE_CHECK, Mode.PRECHARGE):
-            self.voltage_v = self.set_v
+            self.voltage_v = min(self.set_v, self.max_output_v)
         else:
             self.voltage_v *= math.exp(-dt / DISCHARGE_TAU_S)
             if self.voltage_v < 1.0:
@@ -83,7 +89,7 @@ class Hardware:
 
     def inputs(self) -> ConnectorInputs:
         return ConnectorInputs(self.pilot(), self.contactors, self.lock, self.estop,
-                               self.isolation, 35.0, plugged=self.plugged)
+                               self.isolation, self.temperature_c, plugged=self.plugged)
 
 
 @dataclass
@@ -143,8 +149,11 @@ class Truck:
             return  # keep asking until the output matches the pack (ISO 15118-2 [V2G2-604])
         if self.stage == "parameters":
             hw.ev_pilot = "C"  # ready: S2 closed before cable check
+        if self.stage == "start":
+            hw.ev_relays = True  # ISO 15118-2: the EV closes its relays after PowerDelivery
         if self.stage == "stop":
             hw.ev_pilot = "B"
+            hw.ev_relays = False
         if self.stage in ("charging", "done"):
             return
         self.stage = self._ORDER[self._ORDER.index(self.stage) + 1]
@@ -284,7 +293,7 @@ class Bench:
         self.sense()
 
     def unplug(self) -> None:
-        self.hw.plugged = False
+        self.hw.plugged = self.hw.ev_relays = False
         self.truck.stage = "idle"
         self.cable_check_passed = False
         self.sense()
@@ -305,5 +314,6 @@ class Bench:
         hw.drive_f = False
         if self.truck.stage != "idle":
             self.truck.stage = "done"  # the vehicle's session died with the link
+            hw.ev_relays = False
         self.send(self.capability)
         self.sense()

@@ -179,13 +179,62 @@ def test_cable_check_timeout() -> None:
     r.send(ev.Authorize("CARD1", "rfid"))
     r.ask(vl.ChargeParameterDiscoveryReq(EV))
     r.send(ev.PilotChanged("C"))
-    r.lock_jammed = True  # lock never confirms: no test voltage, no pass
+    r.max_output_v = 300  # the stage never reaches the test voltage
     r.ask(vl.CableCheckReq(20))
     r.advance(lim.CABLE_CHECK_TIMEOUT_S - 1, step=1)
     assert r.s.phase is Phase.CABLE_CHECK
     r.advance(2, step=1)
-    assert "cable_check_timeout" in r.s.faults
+    assert "cable_check_timeout" in r.s.faults and not r.s.cable_check_passed
+    r.advance(1)  # ordered shutdown: test voltage off and discharged
+    assert r.s.phase is Phase.FAULTED and r.mode is Mode.OFF
+
+
+def test_lock_that_never_confirms_is_a_lock_failure_and_no_test_voltage() -> None:
+    r = Rig()
+    r.send(ev.PilotChanged("B"))
+    r.ask(vl.SessionSetupReq("X"))
+    r.send(ev.Authorize("CARD1", "rfid"))
+    r.ask(vl.ChargeParameterDiscoveryReq(EV))
+    r.send(ev.PilotChanged("C"))
+    r.lock_jammed = True  # lock never confirms
+    r.ask(vl.CableCheckReq(20))
+    r.advance(lim.LOCK_CONFIRM_S - 0.5)
+    assert "lock_failure" not in r.s.faults
+    r.advance(1.0)
+    assert "lock_failure" in r.s.faults
     assert not any(isinstance(c, ev.SetPower) and c.mode is Mode.CABLE_CHECK for c in r.log)
+    screens = [c for c in r.log if isinstance(c, ev.Screen)]
+    assert "could not be locked" in screens[-1].detail
+
+
+def test_cable_check_voltage_breaking_down_fails_the_check() -> None:
+    r = Rig()
+    r.send(ev.PilotChanged("B"))
+    r.ask(vl.SessionSetupReq("X"))
+    r.send(ev.Authorize("CARD1", "rfid"))
+    r.ask(vl.ChargeParameterDiscoveryReq(EV))
+    r.send(ev.PilotChanged("C"))
+    r.ask(vl.CableCheckReq(20))
+    r.advance(0.5)
+    assert r.s.cc_reached_at is not None
+    r.max_output_v = 100  # insulation breaks down under the test voltage
+    r.advance(0.3)
+    assert "cable_check_failed" in r.s.faults and not r.s.cable_check_passed
+    assert r.mode is Mode.OFF and not r.contactors
+
+
+def test_over_voltage_and_over_current_trip_at_once() -> None:
+    r = Rig()
+    r.to_charging()
+    r.demand(400, 20)
+    cmds = r.send(ev.Measurement(EV.max_voltage_v + 50, 400))
+    assert "over_voltage" in r.s.faults and r.s.phase is Phase.FAULTED
+    assert ev.SetContactors(False) in cmds and ev.SetPower(Mode.OFF, 0, 0) in cmds
+    r2 = Rig()
+    r2.to_charging()
+    r2.demand(400, 20)
+    cmds = r2.send(ev.Measurement(650, 580))  # cable 500 A, margin 50 A
+    assert "over_current" in r2.s.faults and ev.SetContactors(False) in cmds
 
 
 def test_precharge_timeout() -> None:

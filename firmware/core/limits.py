@@ -21,6 +21,17 @@ SHUTDOWN_CURRENT_A = 5.0  # approx.: open contactors once below this
 SHUTDOWN_CURRENT_WAIT_S = 2.0  # open anyway after this (EV left the loop)
 CONTACTOR_CONFIRM_S = 1.0  # mirror contacts must follow within this, else welded/stuck
 CABLE_CHECK_REACHED = 0.95  # fraction of the test voltage counted as "applied" (approx.)
+CABLE_CHECK_COLLAPSE = 0.8  # below this fraction after reaching it: the insulation broke
+LOCK_CONFIRM_S = 2.0  # approx.: lock actuators move in well under a second (IEC 62196-3)
+
+# Over-voltage / over-current trip margins above the hard limits (approx.: measurement
+# accuracy of the module telemetry plus the EV's own tolerance).
+def voltage_margin(limit_v: float) -> float:
+    return max(10.0, 0.02 * limit_v)
+
+
+def current_margin(limit_a: float) -> float:
+    return max(10.0, 0.1 * limit_a)
 
 
 def cable_check_voltage(ev_max_voltage_v: float, evse_max_voltage_v: float) -> float:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from firmware.core import events as ev
 from firmware.core import limits as lim
-from firmware.core import vehicle
+from firmware.core import supervision, vehicle
 from firmware.core.transitions import ENERGIZING, Phase, Trigger, next_phase
 from firmware.errors import Clearing, Severity, spec
 from hal import vehicle_link as vl
@@ -81,6 +81,8 @@ class ConnectorSession:
     lock_commanded: bool = False
     lock_wanted: bool = False
     mismatch_since: float | None = None
+    lock_pending_since: float | None = None
+    lock_seen: bool = False  # a first lock feedback has arrived
     voltage_v: float = 0.0
     current_a: float = 0.0
     capability: ev.Capability = ev.Capability(0.0, 0.0, 0.0)
@@ -129,10 +131,11 @@ class ConnectorSession:
                 self._on_pilot(state, now, out)
             case ev.Feedback(closed, locked):
                 self.contactors_closed, self.lock_locked = closed, locked
-                if locked and not self.lock_commanded and not self.lock_wanted:
-                    # Locked without our command (a controller restart mid-session, or a
-                    # jammed release): own it, so the lock gate releases it once safe.
-                    self.lock_commanded = True
+                if not self.lock_seen:
+                    self.lock_seen = True
+                    # Found locked at start (a controller restart mid-session): own it,
+                    # so the lock gate releases it once the output is safe.
+                    self.lock_commanded = locked and not self.lock_wanted
             case ev.Measurement(volts, amps):
                 self._on_measurement(volts, amps, now)
             case ev.Capability():
@@ -396,7 +399,7 @@ class ConnectorSession:
     def _housekeeping(self, now: float, out: list[ev.Command]) -> None:
         vehicle.progress(self, now, out)  # cable check, precharge, ramp, timers
         self._shutdown_progress(now, out)
-        self._watch_contactors(now, out)
+        supervision.supervise(self, now, out)
         self._lock_gate(out)
         self._recover(now, out)
 
@@ -418,18 +421,6 @@ class ConnectorSession:
             self.fire(done, now, out)
             if self.pilot == "A":  # vehicle already gone: Finished -> Available
                 self.fire(Trigger.UNPLUG, now, out)
-
-    def _watch_contactors(self, now: float, out: list[ev.Command]) -> None:
-        """Mirror contacts must follow the command within CONTACTOR_CONFIRM_S."""
-        if self.contactors_closed == self.contactors_commanded:
-            self.mismatch_since = None
-            return
-        if self.mismatch_since is None:
-            self.mismatch_since = now
-        elif now - self.mismatch_since > lim.CONTACTOR_CONFIRM_S:
-            code = "welded_contactor" if self.contactors_closed else "contactor_stuck_open"
-            if code not in self.faults:
-                self.raise_fault(code, now, out)
 
     def _lock_gate(self, out: list[ev.Command]) -> None:
         if self.lock_wanted and not self.lock_commanded:

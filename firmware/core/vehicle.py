@@ -139,8 +139,8 @@ def _power_delivery(s: ConnectorSession, req: vl.VehicleRequest, start: bool, no
     if start:
         if s.phase is not Phase.PRE_CHARGE:
             return _sequence_error(s, req, now, out)
-        if not s.contactors_closed:
-            s.request_stop("Fault:contactor_stuck_open", now, out)
+        if not s.contactors_closed:  # commanded at the first PreChargeReq, still open
+            s.raise_fault("contactor_stuck_open", now, out)
             return _response(s, req, code=_FAILED)
         s.ev_target_v, s.ev_target_a = s.pc_target_v, 0.0
         s.setpoint_a, s.ramp_at = 0.0, now
