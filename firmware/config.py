@@ -16,7 +16,7 @@ from typing import Any
 CONNECTOR_TYPES = ("CCS2", "MCS")
 POWER_STAGE_DRIVERS = ("infypower",)
 CAN_INTERFACES = ("socketcan", "virtual")
-IO_BOARD_DRIVERS = ("inprocess", "serial")
+IO_BOARD_DRIVERS = ("inprocess", "sim-serial", "serial")
 VEHICLE_LINK_DRIVERS = ("sim",)
 LATER_SECTIONS = ("ocpp", "tariff", "console", "screen", "meter", "payment")
 
@@ -248,4 +248,6 @@ def load(path: str | Path) -> ChargerConfig:
         raise ConfigError("(file)", f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("(syntax)", f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8 text (toml.io, v1.0.0 "Spec")
+        raise ConfigError("(syntax)", f"{path} is not UTF-8 text (byte {exc.start})") from None
     return parse(data)

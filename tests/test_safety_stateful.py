@@ -126,6 +126,24 @@ class BaySafety(RuleBasedStateMachine):
         b.send(ev.FaultRaised("module_lost") if modules < 10 else ev.FaultCleared("module_lost"))
 
     @rule()
+    def contactor_sticks_open(self) -> None:
+        self.bench.hw.stuck_open = True
+
+    @rule(on=st.booleans())
+    def pilot_diode_fails(self, on: bool) -> None:
+        self.bench.hw.diode_fault = on
+        self.bench.sense()
+
+    @rule(celsius=st.sampled_from([35.0, 85.0, 95.0]))
+    def connector_temperature(self, celsius: float) -> None:
+        self.bench.hw.temperature_c = celsius
+        self.bench.sense()
+
+    @rule(offset_a=st.sampled_from([0.0, 30.0, 400.0]), max_v=st.sampled_from([1e9, 300.0]))
+    def power_stage_misbehaves(self, offset_a: float, max_v: float) -> None:
+        self.bench.hw.current_offset_a, self.bench.hw.max_output_v = offset_a, max_v
+
+    @rule()
     def meter_fails(self) -> None:
         self.bench.send(ev.FaultRaised("meter_failure"))
 
@@ -140,11 +158,14 @@ class BaySafety(RuleBasedStateMachine):
         b = self.bench
         hw = b.hw
         hw.estop = hw.isolation = hw.pilot_short = hw.lock_jammed = False
+        hw.stuck_open = hw.diode_fault = False
+        hw.temperature_c, hw.current_offset_a, hw.max_output_v = 35.0, 0.0, 1e9
         b.send(ev.FaultCleared("meter_failure"))
         b.set_capability(1000.0, 400_000.0)
         b.send(ev.FaultCleared("module_lost"))
         b.unplug()
         b.advance(5.0)
+        b.sense()
         latched = [c for c in b.session.faults if spec(c).clearing is not Clearing.NEEDS_SERVICE]
         assert not latched, f"latched after unplug and recovery: {latched}"
         if not b.session.faults:
