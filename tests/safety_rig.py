@@ -262,8 +262,9 @@ class Bench:
             self.violations.append(f"t={self.now:.2f}: setpoint {amps:.1f} A above "
                                    f"limit {limit_a:.1f} A")
         limit_w = min(cap.max_power_w, t.max_w)
-        if amps * self.hw.pack_v > limit_w * 1.001:
-            self.violations.append(f"t={self.now:.2f}: {amps:.1f} A x {self.hw.pack_v} V "
+        volts_now = self.hw.voltage_v  # the power limit holds at the present voltage
+        if amps * volts_now > limit_w * 1.001:
+            self.violations.append(f"t={self.now:.2f}: {amps:.1f} A x {volts_now:.0f} V "
                                    f"above {limit_w / 1000:.0f} kW")
 
     def check_physical(self) -> None:

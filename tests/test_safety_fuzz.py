@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import can
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from firmware import config as cfg
@@ -158,6 +158,7 @@ def test_mutated_config_is_accepted_or_names_the_key(
 
 @settings(max_examples=200, deadline=None)
 @given(text=st.binary(max_size=300))
+@example(text=b"\x80")  # found by this test: not UTF-8 crashed the loader
 def test_random_file_contents_give_a_config_error(tmp_path_factory: Any, text: bytes) -> None:
     path = tmp_path_factory.mktemp("cfg") / "charger.toml"
     path.write_bytes(text)

@@ -200,3 +200,48 @@ BaySafety.TestCase.settings = settings(
     max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
     suppress_health_check=[HealthCheck.too_slow])
 TestBaySafety = BaySafety.TestCase
+
+
+# --- failing examples the machine found, kept as regression tests -------------------------
+
+def _replay(*steps: tuple[str, dict[str, object]]) -> BaySafety:
+    machine = BaySafety()
+    for name, kwargs in steps:
+        getattr(machine, name)(**kwargs)
+        machine.nothing_unsafe_happened()
+    return machine
+
+
+def test_regression_fault_with_no_vehicle_clears_when_gone() -> None:
+    # An isolation fault raised on an empty bay latched forever (ON_UNPLUG, nothing to
+    # unplug).
+    _replay(("isolation_fault", {"on": True}), ("driver_leaves_and_conditions_heal", {}))
+
+
+def test_regression_restart_mid_session_releases_the_lock_only_when_safe() -> None:
+    # A restarted controller never released a lock it found closed; once fixed, it
+    # released it before its first voltage reading (at 187 V).
+    _replay(("truck_arrives_and_charges", {"source": "rfid", "talk": 10, "want_a": 100.0}),
+            ("controller_restarts", {}), ("driver_leaves_and_conditions_heal", {}))
+
+
+def test_regression_lock_timer_restarts_on_unplug() -> None:
+    # A lock failure cleared by the unplug came straight back from a stale timer.
+    _replay(("contactor_sticks_open", {}),
+            ("truck_arrives_and_charges", {"source": "rfid", "talk": 20, "want_a": 100.0}),
+            ("lock_jams", {"on": True}), ("time_passes", {"seconds": 6.0}),
+            ("driver_leaves_and_conditions_heal", {}))
+
+
+def test_regression_lock_failure_on_empty_bay_clears_when_the_lock_follows() -> None:
+    _replay(("truck_arrives_and_charges", {"source": "rfid", "talk": 10, "want_a": 100.0}),
+            ("unplug", {}), ("lock_jams", {"on": True}), ("time_passes", {"seconds": 6.0}),
+            ("driver_leaves_and_conditions_heal", {}))
+
+
+def test_regression_power_limit_holds_at_the_present_voltage() -> None:
+    # After a contactor opened under load the output sagged; the setpoint must respect
+    # the power limit at the voltage actually present.
+    _replay(("truck_arrives_and_charges", {"source": "rfid", "talk": 32, "want_a": 100.0}),
+            ("contactor_sticks_open", {}), ("connector_temperature", {"celsius": 35.0}),
+            ("modules_lost", {"modules": 1}), ("time_passes", {"seconds": 0.1}))

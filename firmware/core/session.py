@@ -153,7 +153,7 @@ class ConnectorSession:
             case ev.FaultCleared(code):
                 self.conditions.discard(code)
                 if self._clear(code):
-                    out.append(self._screen())
+                    out.append(self.screen())
             case ev.FromVehicle(request):
                 self.last_request_at = now
                 out.append(ev.Answer(self._answer(request, now, out)))
@@ -197,10 +197,10 @@ class ConnectorSession:
             out.append(ev.SetPilot(100.0, not_available=True))
         elif target is Phase.AVAILABLE or previous in (Phase.FAULTED, Phase.UNAVAILABLE):
             out.append(ev.SetPilot(100.0))
-        out.append(self._screen())
+        out.append(self.screen())
         return True
 
-    def _screen(self) -> ev.Screen:
+    def screen(self) -> ev.Screen:
         detail = ""
         if self.phase is Phase.FINISHED and self.stop_reason:
             detail = f"Stopped: {self.stop_reason}. {self.energy_wh / 1000:.1f} kWh."
@@ -265,6 +265,7 @@ class ConnectorSession:
         for code in [c for c in self.faults if spec(c).clearing is Clearing.ON_UNPLUG
                      and c not in self.conditions]:
             self.faults.discard(code)
+        self.lock_pending_since = None  # a new plug-in gets a fresh lock timer
         if self.phase in _SESSION_PHASES:
             self._open_now(out)  # vehicle gone: supply off at once
             self.stop_reason = self.stop_reason or "EVDisconnected"
@@ -320,7 +321,7 @@ class ConnectorSession:
         self.faults.add(code)
         out.append(ev.FaultReported(code, now))
         if entry.severity is Severity.WARNING or not entry.blocks_charging:
-            out.append(self._screen())  # the driver reads why power is reduced
+            out.append(self.screen())  # the driver reads why power is reduced
             return
         if entry.severity is Severity.EMERGENCY or self.phase not in _SESSION_PHASES | {
                 Phase.STOPPING}:

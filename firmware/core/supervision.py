@@ -63,6 +63,11 @@ def lock(s: ConnectorSession, now: float, out: list[ev.Command]) -> None:
     that opens while the output is energized is a failure at once."""
     if s.lock_locked == s.lock_commanded:
         s.lock_pending_since = None
+        if s.pilot == "A" and "lock_failure" in s.faults:
+            # The lock follows again and no vehicle is there to unplug: nothing left
+            # to clear it on, so it clears now (catalogue: ON_UNPLUG).
+            s.faults.discard("lock_failure")
+            out.append(s.screen())
         return
     if s.lock_commanded and s.phase in ENERGIZING and s.contactors_commanded:
         s.raise_fault("lock_failure", now, out)
