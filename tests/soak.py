@@ -1,0 +1,175 @@
+"""``make soak [STEPS=N KILLS=K FUZZ=F]``: the safety harness on a long profile.
+
+- steps: rule steps of the stateful safety machine (test_safety_stateful.BaySafety),
+  run as many hypothesis examples as it takes; a failing example counts as a violation
+  and is printed (add it to the regression tests when fixing it).
+- kills: controller processes killed with SIGKILL mid-session (the power-loss harness,
+  tests/power_loss.py when present); it reports lost events.
+- fuzz: bad inputs fed to every receive path we have: CAN frames to the power-stage
+  driver, mutated and random config files, random bytes to the IO-board frame decoder,
+  random frames to the OCPP receive path (each part when it exists).
+
+Prints one JSON line: {"steps", "kills", "bad_inputs", "violations", "lost_events"}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+STEPS_PER_EXAMPLE = 50
+
+
+def soak_steps(steps: int) -> tuple[int, int]:
+    """Returns (steps run, violations found)."""
+    from hypothesis import HealthCheck, settings
+    from hypothesis.stateful import invariant, run_state_machine_as_test
+
+    import test_safety_stateful as sfs
+
+    counted = {"steps": 0}
+
+    class Counted(sfs.BaySafety):
+        @invariant()
+        def count_step(self) -> None:
+            counted["steps"] += 1
+
+    # Examples vary in length; run batches until the requested step count is reached.
+    while counted["steps"] < steps:
+        left = steps - counted["steps"]
+        try:
+            run_state_machine_as_test(Counted, settings=settings(
+                max_examples=max(1, math.ceil(left / STEPS_PER_EXAMPLE)),
+                stateful_step_count=STEPS_PER_EXAMPLE, deadline=None, database=None,
+                suppress_health_check=list(HealthCheck)))
+        except Exception:  # a counterexample: print it and count it
+            traceback.print_exc(file=sys.stderr)
+            return counted["steps"], 1
+    return counted["steps"], 0
+
+
+def soak_fuzz(count: int) -> tuple[int, int]:
+    """Feeds ``count`` bad inputs in total, split over the receive paths that exist.
+    Returns (inputs fed, crashes)."""
+    import random
+
+    parts = [p for p in (_fuzz_can, _fuzz_config, _optional("fuzz_serial"),
+                         _optional("fuzz_ocpp")) if p is not None]
+    share = max(1, count // len(parts))
+    fed = crashes = 0
+    rng = random.Random(20261122)
+    for part in parts:
+        try:
+            fed += part(share, rng)
+        except Exception:
+            traceback.print_exc(file=sys.stderr)
+            crashes += 1
+    return fed, crashes
+
+
+def _optional(name: str) -> Any:
+    """A fuzz part another module provides (tests/fuzz_parts.py), once it exists."""
+    try:
+        module = importlib.import_module("fuzz_parts")
+    except ImportError:
+        return None
+    return getattr(module, name, None)
+
+
+def _fuzz_can(n: int, rng: Any) -> int:
+    import can
+
+    from hal import infypower as ip
+    from test_safety_fuzz import _cabinet, _run
+
+    sim_bus, bus, rogue, bank, stage = _cabinet()
+    try:
+        now = _run(bank, stage, 0.0, 0.5)
+        for i in range(n):
+            if rng.random() < 0.5:
+                arb = rng.getrandbits(29)
+            else:  # addressed to us from a module: reaches the payload decoder
+                arb = ip.make_id(ip.Header(rng.choice(list(ip.Cmd)), ip.CONTROLLER,
+                                           rng.randrange(10), error=rng.randrange(2)))
+            data = bytes(rng.getrandbits(8) for _ in range(rng.randrange(9)))
+            rogue.send(can.Message(arbitration_id=arb, data=data, is_extended_id=True))
+            if i % 50 == 49:
+                now = _run(bank, stage, now, 0.1)
+        _run(bank, stage, now, 2.0)
+        if stage.available_modules() != 10:
+            raise AssertionError("modules lost after a CAN storm")
+    finally:
+        for b in (sim_bus, bus, rogue):
+            b.shutdown()
+    return n
+
+
+def _fuzz_config(n: int, rng: Any) -> int:
+    import tempfile
+
+    from firmware import config as cfg
+    from test_safety_fuzz import EXAMPLE
+
+    text = EXAMPLE.read_text()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "charger.toml"
+        for _ in range(n):
+            chars = list(text)
+            for _ in range(rng.randrange(1, 6)):  # a few random edits of a valid file
+                pos = rng.randrange(len(chars))
+                chars[pos] = chr(rng.choice([rng.randrange(32, 127), rng.randrange(0, 0x110000)
+                                             if rng.random() < 0.1 else 48]))
+            path.write_bytes("".join(chars).encode("utf-8", "surrogatepass"))
+            try:
+                cfg.load(path)
+            except cfg.ConfigError as exc:
+                if not exc.key:
+                    raise AssertionError(f"config error without a key: {exc}") from None
+    return n
+
+
+def soak_kills(kills: int) -> tuple[int, int]:
+    """Returns (kills done, lost events)."""
+    if kills <= 0:
+        return 0, 0
+    try:
+        power_loss = importlib.import_module("power_loss")
+    except ImportError:
+        print("soak: no power-loss harness yet (tests/power_loss.py); kills skipped",
+              file=sys.stderr)
+        return 0, 0
+    done, lost = power_loss.kill_cycles(kills)
+    return int(done), int(lost)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="soak")
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--kills", type=int, default=5)
+    p.add_argument("--fuzz", type=int, default=2000)
+    args = p.parse_args(argv)
+    logging.disable(logging.WARNING)  # drivers log every spoofed fault frame
+    started = time.perf_counter()
+    steps, violations = soak_steps(args.steps)
+    fed, crashes = soak_fuzz(args.fuzz)
+    kills, lost = soak_kills(args.kills)
+    print(f"soak: {time.perf_counter() - started:.1f} s wall", file=sys.stderr)
+    print(json.dumps({"steps": steps, "kills": kills, "bad_inputs": fed,
+                      "violations": violations + crashes, "lost_events": lost}))
+    return 1 if violations or crashes or lost else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
