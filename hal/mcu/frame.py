@@ -1,0 +1,197 @@
+"""The host-MCU wire format: COBS framing, CRC-16/CCITT-FALSE, message types.
+
+One module for both ends: the IO board's MicroPython firmware and the host driver import
+it, so the two cannot drift apart. It therefore uses only what MicroPython has (no typing
+module, no __future__, no dataclasses). Byte-by-byte description: docs/io-board-protocol.md.
+
+A frame on the wire is ``00 | COBS(seq, type, body..., crc_hi, crc_lo) | 00``. The leading
+delimiter ends any garbage before it, so the frame after a glitch is always read whole.
+"""
+
+PROTOCOL_VERSION = 1
+MAX_PAYLOAD = 64  # seq + type + body + CRC; longest real message is about 30 bytes
+MAX_ENCODED = MAX_PAYLOAD + MAX_PAYLOAD // 254 + 2
+
+# Host -> MCU. Every one of them is acknowledged with ACK carrying its sequence number.
+HELLO = 0x01  # body: protocol version u8, heartbeat timeout ms u16
+SET_PILOT = 0x02  # body: connector u8, mode u8 (0 PWM, 1 state F), duty per mille u16
+SET_CONTACTORS = 0x03  # body: connector u8, closed u8
+SET_LOCK = 0x04  # body: connector u8, locked u8
+HEARTBEAT = 0x05  # body: empty
+
+# MCU -> host.
+ACK = 0x80  # body: acknowledged seq u8, result u8
+HELLO_ACK = 0x81  # body: protocol version u8, firmware major, minor, patch u8, connectors u8
+TELEMETRY = 0x90  # body: per connector 5 bytes, see pack_status
+EVENT = 0x91  # same body as TELEMETRY, sent at once when a status bit or pilot changes
+
+# ACK result codes.
+OK = 0
+REFUSED = 1  # understood but a hard rule forbids it now (the board keeps it pending)
+BAD_ARGS = 2
+UNKNOWN_TYPE = 3
+BAD_VERSION = 4
+
+# Status flag bits, one byte per connector.
+F_CONTACTORS = 0x01  # mirror contacts say the main contacts are closed
+F_LOCKED = 0x02  # lock position switch says locked
+F_ESTOP = 0x04
+F_ISOLATION = 0x08
+F_PLUGGED = 0x10  # proximity / insertion detection
+F_WELDED = 0x20  # commanded open, mirror still says closed
+F_LOCK_FAULT = 0x40  # lock motor did not reach the commanded position in time
+F_LINK_TRIP = 0x80  # the heartbeat rule tripped (host was silent)
+F_STATUS_SIZE = 5  # connector, pilot letter, flags, temperature (0.1 degC, signed 16 bit)
+
+
+def _crc_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        table.append(crc & 0xFFFF)
+    return table
+
+
+_CRC_TABLE = _crc_table()
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE: poly 0x1021, init 0xFFFF, no reflection, no final xor
+    (check value for b"123456789" is 0x29B1)."""
+    crc = 0xFFFF
+    table = _CRC_TABLE
+    for b in data:
+        crc = ((crc << 8) & 0xFFFF) ^ table[(crc >> 8) ^ b]
+    return crc
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """Consistent Overhead Byte Stuffing: the result holds no zero byte."""
+    out = bytearray(b"\x00")
+    code_at = 0
+    code = 1
+    for b in data:
+        if b == 0:
+            out[code_at] = code
+            code_at = len(out)
+            out.append(0)
+            code = 1
+            continue
+        out.append(b)
+        code += 1
+        if code == 0xFF:  # a full 254-byte block carries no implied zero
+            out[code_at] = code
+            code_at = len(out)
+            out.append(0)
+            code = 1
+    out[code_at] = code
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes | None:
+    """The bytes ``data`` encodes, or None if it is not valid COBS."""
+    out = bytearray()
+    i = 0
+    n = len(data)
+    while i < n:
+        code = data[i]
+        if code == 0:
+            return None
+        end = i + code
+        if end > n:
+            return None
+        for b in data[i + 1:end]:
+            if b == 0:
+                return None
+            out.append(b)
+        i = end
+        if code < 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+def encode(seq: int, mtype: int, body: bytes = b"") -> bytes:
+    """One frame ready for the wire, delimiters included."""
+    payload = bytes([seq & 0xFF, mtype & 0xFF]) + bytes(body)
+    crc = crc16(payload)
+    return b"\x00" + cobs_encode(payload + bytes([crc >> 8, crc & 0xFF])) + b"\x00"
+
+
+class Decoder:
+    """Turns a byte stream into (seq, type, body) tuples. Never raises on bad input:
+    corrupt or oversize frames are dropped and counted, and decoding resumes at the next
+    zero byte."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.frames = 0
+        self.dropped = 0  # failed COBS, CRC or length checks, or overflowed
+        self._skipping = False  # in an oversize run: drop until the next delimiter
+
+    def feed(self, data: bytes) -> list[tuple[int, int, bytes]]:
+        out = []
+        data = bytes(data)
+        start = 0
+        n = len(data)
+        while start < n:
+            zero = data.find(b"\x00", start)
+            if zero < 0:
+                self._take(data[start:])
+                break
+            self._take(data[start:zero])
+            if self._skipping:
+                self._skipping = False
+            elif len(self.buf) > 0:
+                frame = self._decode(bytes(self.buf))
+                if frame is None:
+                    self.dropped += 1
+                else:
+                    self.frames += 1
+                    out.append(frame)
+            self.buf = bytearray()
+            start = zero + 1
+        return out
+
+    def _take(self, chunk: bytes) -> None:
+        if self._skipping or not chunk:
+            return
+        if len(self.buf) + len(chunk) > MAX_ENCODED:
+            self.buf = bytearray()
+            self._skipping = True
+            self.dropped += 1
+            return
+        self.buf.extend(chunk)
+
+    @staticmethod
+    def _decode(encoded: bytes) -> tuple[int, int, bytes] | None:
+        payload = cobs_decode(encoded)
+        if payload is None or len(payload) < 4:
+            return None
+        crc = (payload[-2] << 8) | payload[-1]
+        if crc16(payload[:-2]) != crc:
+            return None
+        return payload[0], payload[1], payload[2:-2]
+
+
+def pack_status(connector: int, pilot: str, flags: int, temperature_c: float) -> bytes:
+    deci = int(round(temperature_c * 10))
+    deci = max(-32768, min(32767, deci)) & 0xFFFF
+    return bytes([connector & 0xFF, ord(pilot), flags & 0xFF, deci >> 8, deci & 0xFF])
+
+
+def unpack_status(body: bytes) -> list[tuple[int, str, int, float]]:
+    """[(connector, pilot, flags, temperature_c), ...]; [] if the body is malformed."""
+    if len(body) % F_STATUS_SIZE:
+        return []
+    out = []
+    for i in range(0, len(body), F_STATUS_SIZE):
+        pilot = chr(body[i + 1])
+        if pilot not in "ABCDEF":
+            return []
+        deci = (body[i + 3] << 8) | body[i + 4]
+        if deci >= 0x8000:
+            deci -= 0x10000
+        out.append((body[i], pilot, body[i + 2], deci / 10.0))
+    return out

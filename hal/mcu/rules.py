@@ -1,0 +1,211 @@
+"""The IO board's hard rules for one connector, as pure logic: no pins, no clock.
+
+The board (board.py) samples the inputs, calls ``Connector.update`` with the time in
+milliseconds, and drives the outputs this class decides. Everything a safety assessor
+needs to check is in this file:
+
+- contactors close only if the host allowed power AND the lock is confirmed AND there is
+  no e-stop AND no isolation fault AND the host link is alive AND the pilot is not in
+  state A (no vehicle) or E (CP shorted to PE);
+- losing any of those opens them on the next update (the e-stop also has an interrupt
+  that opens them before any update, see board.py), and closing again then takes a new
+  command from the host: a released e-stop never re-energizes by itself;
+- host silent for the heartbeat timeout: contactors open and the pilot goes to state F;
+- the lock never unlocks while the mirror contacts say a contactor is closed (welded or
+  not): the output may be live;
+- a contactor that is commanded open but whose mirror contact still says closed is
+  reported welded.
+
+MicroPython-compatible: no typing module, no dataclasses, no __future__.
+"""
+
+PILOT_DEBOUNCE_MS = 20  # a new CP state must hold this long; IEC 61851-1 allows <= 50 ms
+WELD_DETECT_MS = 50  # mirror contact still closed this long after the coil dropped
+LOCK_TRAVEL_MAX_MS = 800  # lock motor must reach its end switch within this
+PWM_FULL = 1000  # duty per mille: constant +12 V (states A/B without PWM)
+PWM_STATE_F = 0  # constant -12 V: EVSE not available (IEC 61851-1 Annex A, state F)
+
+# FLAG bits are those of frame.py; repeated here so this file stands alone for review.
+F_CONTACTORS = 0x01
+F_LOCKED = 0x02
+F_ESTOP = 0x04
+F_ISOLATION = 0x08
+F_PLUGGED = 0x10
+F_WELDED = 0x20
+F_LOCK_FAULT = 0x40
+F_LINK_TRIP = 0x80
+
+
+def classify_pilot(high_v: float, low_v: float, pwm_running: bool) -> str:
+    """CP state from the two peak levels of the pilot, IEC 61851-1 Annex A (Table A.4):
+    A +12 V, B +9 V, C +6 V, D +3 V, E 0 V, F -12 V, each about +-1 V; thresholds sit
+    half-way between the nominal levels."""
+    if high_v > 10.5:
+        state = "A"
+    elif high_v > 7.5:
+        state = "B"
+    elif high_v > 4.5:
+        state = "C"
+    elif high_v > 1.5:
+        state = "D"
+    elif high_v > -1.5:
+        return "E"
+    else:
+        return "F"
+    # With PWM running the negative half must reach -12 V; if it does not, the vehicle's
+    # diode is missing or shorted (Annex A, diode check) and the board reports F.
+    if pwm_running and state != "A" and low_v > -10.5:
+        return "F"
+    return state
+
+
+class PilotFilter:
+    """Accepts a new CP state only after it has been seen continuously for
+    PILOT_DEBOUNCE_MS, so a glitch of one sample never reaches the host."""
+
+    def __init__(self) -> None:
+        self.state = "A"
+        self.candidate = "A"
+        self.since_ms = 0
+
+    def sample(self, raw: str, now_ms: int) -> bool:
+        """True when the filtered state changed."""
+        if raw == self.state:
+            self.candidate = raw
+            return False
+        if raw != self.candidate:
+            self.candidate = raw
+            self.since_ms = now_ms
+            return False
+        if now_ms - self.since_ms >= PILOT_DEBOUNCE_MS:
+            self.state = raw
+            return True
+        return False
+
+    def deadline_ms(self) -> int:
+        """When the pending candidate would be accepted; -1 if none is pending."""
+        if self.candidate == self.state:
+            return -1
+        return self.since_ms + PILOT_DEBOUNCE_MS
+
+
+class Connector:
+    def __init__(self, number: int) -> None:
+        self.number = number
+        # What the host asked for.
+        self.allow_power = False
+        self.want_locked = False
+        self.pilot_f = True  # start in F until the host says otherwise
+        self.duty_permille = PWM_FULL
+        # What the inputs say.
+        self.pilot = PilotFilter()
+        self.plugged = False
+        self.mirror_closed = False
+        self.lock_switch = False
+        self.estop = False
+        self.isolation_fault = False
+        self.temperature_c = 0.0
+        self.link_ok = False
+        # What the board decided.
+        self.coil_on = False
+        self.lock_drive = 0  # +1 towards locked, -1 towards unlocked, 0 stopped
+        self.welded = False
+        self.lock_fault = False
+        self.refused_closes = 0
+        self._coil_off_ms = 0
+        self._lock_target = False
+        self._lock_started_ms = 0
+
+    # --- host commands -------------------------------------------------------------------
+
+    def command_contactors(self, closed: bool) -> bool:
+        """Records the host's wish; False when a hard rule keeps them open right now."""
+        self.allow_power = closed
+        if closed and not self.may_close():
+            self.refused_closes += 1
+            return False
+        return True
+
+    def command_lock(self, locked: bool, now_ms: int) -> None:
+        self.want_locked = locked
+        self.lock_fault = False
+        self._lock_started_ms = now_ms
+
+    def command_pilot(self, duty_permille: int, state_f: bool) -> None:
+        self.duty_permille = max(0, min(PWM_FULL, duty_permille))
+        self.pilot_f = state_f
+
+    # --- the rules ----------------------------------------------------------------------
+
+    def may_close(self) -> bool:
+        return (self.allow_power and self.lock_confirmed() and not self.estop
+                and not self.isolation_fault and self.link_ok
+                and self.pilot.state not in ("A", "E"))
+
+    def lock_confirmed(self) -> bool:
+        return self.want_locked and self.lock_switch and not self.lock_fault
+
+    def pwm_output(self) -> int:
+        """Duty per mille to drive: state F when asked or when the host went silent."""
+        if self.pilot_f or not self.link_ok:
+            return PWM_STATE_F
+        return self.duty_permille
+
+    def trip(self, now_ms: int) -> None:
+        """Open at once (e-stop interrupt, heartbeat loss); called before update()."""
+        if self.coil_on:
+            self._coil_off_ms = now_ms
+        self.coil_on = False
+        self.allow_power = False
+
+    def update(self, now_ms: int) -> None:
+        if self.estop or not self.link_ok:
+            self.allow_power = False
+        close = self.may_close()
+        if self.coil_on and not close:
+            # The board opened on its own: closing again needs a new command from the host.
+            self._coil_off_ms = now_ms
+            self.allow_power = False
+        self.coil_on = close
+        # Welded: commanded open, mirror still closed after the contactor's drop-out time.
+        if self.coil_on or not self.mirror_closed:
+            self.welded = False
+        elif now_ms - self._coil_off_ms >= WELD_DETECT_MS:
+            self.welded = True
+        self._update_lock(now_ms)
+
+    def _update_lock(self, now_ms: int) -> None:
+        target = self.want_locked or self.mirror_closed  # never unlock a live connector
+        if target != self._lock_target:
+            self._lock_target = target
+            self._lock_started_ms = now_ms
+            self.lock_fault = False
+        if self.lock_switch == target:
+            self.lock_drive = 0
+        elif self.lock_fault:
+            self.lock_drive = 0
+        elif now_ms - self._lock_started_ms >= LOCK_TRAVEL_MAX_MS:
+            self.lock_fault = True  # jammed or switch broken: the host shows the error
+            self.lock_drive = 0
+        else:
+            self.lock_drive = 1 if target else -1
+
+    def deadline_ms(self) -> int:
+        """The next time update() has something to decide without new input; -1 if none."""
+        times = [self.pilot.deadline_ms()]
+        if not self.coil_on and self.mirror_closed and not self.welded:
+            times.append(self._coil_off_ms + WELD_DETECT_MS)
+        if self.lock_drive != 0:
+            times.append(self._lock_started_ms + LOCK_TRAVEL_MAX_MS)
+        times = [t for t in times if t >= 0]
+        return min(times) if times else -1
+
+    def flags(self) -> int:
+        f = 0
+        for on, bit in ((self.mirror_closed, F_CONTACTORS), (self.lock_switch, F_LOCKED),
+                        (self.estop, F_ESTOP), (self.isolation_fault, F_ISOLATION),
+                        (self.plugged, F_PLUGGED), (self.welded, F_WELDED),
+                        (self.lock_fault, F_LOCK_FAULT), (not self.link_ok, F_LINK_TRIP)):
+            if on:
+                f |= bit
+        return f
