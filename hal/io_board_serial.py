@@ -10,7 +10,8 @@ described byte by byte in docs/io-board-protocol.md. This driver:
   ``inputs`` never returns a reading the board did not make;
 - acknowledges nothing itself but expects an ACK for every command: unacknowledged
   commands are sent again (same sequence number) every RETRY_S, superseded ones dropped;
-- sends a heartbeat from ``poll`` when nothing else went out for HEARTBEAT_S;
+- sends a heartbeat from ``poll`` when nothing else went out for half of HEARTBEAT_S; the
+  board answers it with a status report (so telemetry comes at the heartbeat's rate);
 - reports ``io_board_link_lost`` once through ``take_faults`` when the board has been
   silent for the heartbeat timeout (the board has already opened its contactors by then,
   by its own heartbeat rule), and shakes hands again when it answers.
@@ -169,7 +170,8 @@ class SerialIoBoard:
             return
         # Half the period: a poll every HEARTBEAT_S must not skip one on rounding.
         if now - self._last_tx >= HEARTBEAT_S / 2 and self._hello_done.is_set():
-            self._command(frame.HEARTBEAT, 0, b"")
+            # Answered by a status report, not an ACK: nothing to retry.
+            self._write(frame.encode(self._next_seq(), frame.HEARTBEAT))
         silent = now - self._last_rx
         if not self._lost and silent * 1000.0 >= self.heartbeat_timeout_ms:
             self._link_lost()

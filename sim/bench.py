@@ -27,6 +27,7 @@ from firmware.core.transitions import Phase
 from hal import infypower as ip
 from hal.vehicle_link import CurrentDemandReq, VehicleRequest, VehicleResponse
 from sim import scenario as sc
+from sim.bench_board import board_rtt_ms
 from sim.runner import run
 from sim.world import SimWorld
 
@@ -101,6 +102,7 @@ def main() -> None:
             "p99": round(percentile(samples, 99), 3),
             "max": round(max(samples), 3), "samples": len(samples)},
         "rss_mb": round(rss_mb, 1),
+        "board_rtt_ms": board_rtt_ms(),  # host command -> MCU ACK over the pty, real time
         "targets": {"sim_speed_ratio": 1000, "setpoint_latency_p99_ms": 2.0, "rss_mb": 80},
     }
     result["ratios_to_target"] = {

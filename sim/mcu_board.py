@@ -91,8 +91,10 @@ def load_firmware(machine: SimMachine, time_module: SimTime) -> ModuleType:
 
 class SimMcuBoard:
     def __init__(self, connectors: tuple[int, ...], clock: Clock,
-                 on_contactors_open: Callable[[int, float], None] | None = None) -> None:
+                 on_contactors_open: Callable[[int, float], None] | None = None,
+                 hold_time_on_wire: bool = True) -> None:
         self.connectors = connectors
+        self.hold_time_on_wire = hold_time_on_wire  # for virtual time; off for real-time RTT
         self.clock = clock
         self.on_contactors_open = on_contactors_open
         self.bays = {c: PhysicalBay() for c in connectors}
@@ -111,7 +113,7 @@ class SimMcuBoard:
         self._task: asyncio.Task[None] | None = None
         self.passes = 0  # main-loop passes run (a cost figure for the simulator)
         self.wire: WirePort | None = None
-        self._settler: asyncio.Task[None] | None = None
+        self._settle_started: float | None = None
         self.settle_timeouts = 0
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -146,8 +148,9 @@ class SimMcuBoard:
         """Bytes went onto the wire. A pty hands them over in a kernel worker a few
         microseconds later; until they are read, keep the loop busy so virtual time
         (looptime) does not jump past their arrival."""
-        if self._settler is None and self.wire is not None:
-            self._settler = asyncio.get_running_loop().create_task(self._settle())
+        if self._settle_started is None and self.wire is not None and self.hold_time_on_wire:
+            self._settle_started = time.perf_counter()
+            asyncio.get_running_loop().call_soon(self._settle)
 
     def _in_flight(self) -> int:
         wire = self.wire
@@ -155,22 +158,21 @@ class SimMcuBoard:
             return 0
         return (wire.tx - self.uart.rx_bytes) + (self.uart.tx_bytes - wire.rx)
 
-    async def _settle(self) -> None:
-        started = time.perf_counter()
-        try:
-            while self._in_flight() > 0:
-                if time.perf_counter() - started > 0.5:  # bytes lost (full pty): move on
-                    self.settle_timeouts += 1
-                    if self.wire is not None:
-                        self.wire.tx, self.wire.rx = self.uart.rx_bytes, self.uart.tx_bytes
-                    break
-                await asyncio.sleep(0)
-        finally:
-            self._settler = None
+    def _settle(self) -> None:
+        started = self._settle_started
+        if started is None or self._in_flight() <= 0:
+            self._settle_started = None
+            return
+        if time.perf_counter() - started > 0.5:  # bytes lost (a full pty): move on
+            self.settle_timeouts += 1
+            if self.wire is not None:
+                self.wire.tx, self.wire.rx = self.uart.rx_bytes, self.uart.tx_bytes
+            self._settle_started = None
+            return
+        asyncio.get_running_loop().call_soon(self._settle)  # a ready handle: time holds
 
     async def close(self) -> None:
-        if self._settler is not None:
-            self._settler.cancel()
+        self._settle_started = None
         if self.wire is not None:
             self.wire.close()
         if self._task is not None:

@@ -84,7 +84,7 @@ class Board:
         self.last_status_ms = -TELEMETRY_MS
         self.last_sent: dict[int, tuple[str, int]] = {}  # what was last reported
         self.out = bytearray()
-        self.answered = False  # a host frame was answered in this pass
+        self.answered = False  # a heartbeat arrived in this pass: report the status
 
     # --- the e-stop interrupt --------------------------------------------------------------
 
@@ -179,12 +179,12 @@ class Board:
         if not self.hello_done:
             return  # nothing counts as a heartbeat before the handshake
         self.last_rx_ms = now
+        if mtype == frame.HEARTBEAT:
+            self.answered = True  # the answer is the status report of this pass
+            return
         self._send(frame.ACK, bytes([seq, self._command(mtype, body, now)]))
-        self.answered = True
 
     def _command(self, mtype: int, body: bytes, now: int) -> int:
-        if mtype == frame.HEARTBEAT:
-            return frame.OK
         if mtype not in (frame.SET_PILOT, frame.SET_CONTACTORS, frame.SET_LOCK):
             return frame.UNKNOWN_TYPE
         conn = self.connectors.get(body[0]) if body else None
@@ -204,11 +204,9 @@ class Board:
     def _report(self, now: int) -> None:
         status = {n: (c.pilot.state, c.flags()) for n, c in self.connectors.items()}
         changed = status != self.last_sent
-        # Due every TELEMETRY_MS; a host frame (the heartbeat) collects it from half-time on,
-        # so one round trip carries both while the host is talking.
-        due = TELEMETRY_MS // 2 if self.answered else TELEMETRY_MS
-        self.answered = False
-        if not changed and now - self.last_status_ms < due:
+        # Due every TELEMETRY_MS, and at once as the answer to a heartbeat.
+        asked, self.answered = self.answered, False
+        if not (changed or asked) and now - self.last_status_ms < TELEMETRY_MS:
             return
         if not self.hello_done:
             return

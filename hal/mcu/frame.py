@@ -12,7 +12,8 @@ PROTOCOL_VERSION = 1
 MAX_PAYLOAD = 64  # seq + type + body + CRC; longest real message is about 30 bytes
 MAX_ENCODED = MAX_PAYLOAD + MAX_PAYLOAD // 254 + 2
 
-# Host -> MCU. Every one of them is acknowledged with ACK carrying its sequence number.
+# Host -> MCU. HELLO is answered with HELLO_ACK, HEARTBEAT with a TELEMETRY frame, the
+# commands with an ACK carrying their sequence number.
 HELLO = 0x01  # body: protocol version u8, heartbeat timeout ms u16
 SET_PILOT = 0x02  # body: connector u8, mode u8 (0 PWM, 1 state F), duty per mille u16
 SET_CONTACTORS = 0x03  # body: connector u8, closed u8
@@ -21,8 +22,9 @@ HEARTBEAT = 0x05  # body: empty
 
 # MCU -> host.
 ACK = 0x80  # body: acknowledged seq u8, result u8
-HELLO_ACK = 0x81  # body: protocol version u8, firmware major, minor, patch u8, connectors u8
-TELEMETRY = 0x90  # body: per connector 5 bytes, see pack_status
+HELLO_ACK = 0x81  # body: acked seq u8, protocol version u8, firmware major, minor, patch u8,
+#                   connector count u8
+TELEMETRY = 0x90  # body: per connector 5 bytes, see pack_status; every 100 ms at most
 EVENT = 0x91  # same body as TELEMETRY, sent at once when a status bit or pilot changes
 
 # ACK result codes.
@@ -68,25 +70,17 @@ def crc16(data: bytes) -> int:
 
 
 def cobs_encode(data: bytes) -> bytes:
-    """Consistent Overhead Byte Stuffing: the result holds no zero byte."""
-    out = bytearray(b"\x00")
-    code_at = 0
-    code = 1
-    for b in data:
-        if b == 0:
-            out[code_at] = code
-            code_at = len(out)
-            out.append(0)
-            code = 1
-            continue
-        out.append(b)
-        code += 1
-        if code == 0xFF:  # a full 254-byte block carries no implied zero
-            out[code_at] = code
-            code_at = len(out)
-            out.append(0)
-            code = 1
-    out[code_at] = code
+    """Consistent Overhead Byte Stuffing: the result holds no zero byte. Each zero-free
+    run becomes a code byte (run length + 1) and the run; the code stands for the zero
+    that followed it. A run of 254 bytes (code 0xFF) has no zero after it."""
+    out = bytearray()
+    for run in bytes(data).split(b"\x00"):
+        while len(run) >= 254:
+            out.append(0xFF)
+            out.extend(run[:254])
+            run = run[254:]
+        out.append(len(run) + 1)
+        out.extend(run)
     return bytes(out)
 
 
@@ -97,18 +91,15 @@ def cobs_decode(data: bytes) -> bytes | None:
     n = len(data)
     while i < n:
         code = data[i]
-        if code == 0:
-            return None
         end = i + code
-        if end > n:
+        if code == 0 or end > n:
             return None
-        for b in data[i + 1:end]:
-            if b == 0:
-                return None
-            out.append(b)
+        out.extend(data[i + 1:end])
         i = end
         if code < 0xFF and i < n:
             out.append(0)
+    if 0 in data:  # a zero inside a frame: the stream splitter would never pass one
+        return None
     return bytes(out)
 
 
