@@ -131,6 +131,12 @@ class SerialIoBoard:
         # (state A/B, 61851-1 Annex A) until a session machine says otherwise.
         for c in self.connectors:
             self.set_pilot(c, 100.0, False)
+        # Return once the board reports it (after its 20 ms pilot filter): a truck that
+        # plugs in meanwhile must not read as a pilot stuck in F (a diode fault).
+        settle_until = self.clock.now() + 1.0
+        while any(self.inputs(c).pilot == "F" for c in self.connectors) \
+                and self.clock.now() < settle_until:
+            await self.clock.sleep(0.01)
         log.info("IO board firmware %s, protocol %d", self.firmware_version,
                  frame.PROTOCOL_VERSION)
 

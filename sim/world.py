@@ -191,7 +191,7 @@ class SimWorld:
         if active:
             code = {"estop": "emergency_stop", "isolation": "isolation_fault",
                     "welded": "welded_contactor", "lock_jam": "lock_failure",
-                    "pilot_short": "pilot_fault"}[kind]
+                    "pilot_short": "pilot_fault", "diode": "diode_fault"}[kind]
             self._note_fault(evse_id, code, now, injected=True)
 
     # --- observation -----------------------------------------------------------------------

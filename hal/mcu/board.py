@@ -72,6 +72,7 @@ class Board:
             }
             self.connectors[n] = rules.Connector(n)
         self.coils = [self.io[n]["coil"] for n in connectors]  # for the interrupt handler
+        self.driven = {n: rules.PWM_STATE_F for n in connectors}  # duty on the pilot now
         self.estop_pin = Pin(ESTOP_PIN, Pin.IN, Pin.PULL_UP)
         self.estop_pin.irq(handler=self._on_estop, trigger=Pin.IRQ_RISING)
         self.heartbeat_timeout_ms = DEFAULT_HEARTBEAT_TIMEOUT_MS
@@ -136,7 +137,7 @@ class Board:
         conn.temperature_c = temperature_c(io["temp"].read_u16())
         high = cp_volts(io["cp_high"].read_u16())
         low = cp_volts(io["cp_low"].read_u16())
-        running = 0 < conn.pwm_output() < rules.PWM_FULL
+        running = 0 < self.driven[n] < rules.PWM_FULL  # what the pilot carries right now
         conn.pilot.sample(rules.classify_pilot(high, low, running), now)
 
     def _drive(self, n: int, conn: rules.Connector) -> None:
@@ -144,7 +145,8 @@ class Board:
         io["coil"].value(1 if conn.coil_on else 0)
         io["lock_a"].value(1 if conn.lock_drive > 0 else 0)
         io["lock_b"].value(1 if conn.lock_drive < 0 else 0)
-        io["pwm"].duty_u16(conn.pwm_output() * 65535 // rules.PWM_FULL)
+        self.driven[n] = conn.pwm_output()
+        io["pwm"].duty_u16(self.driven[n] * 65535 // rules.PWM_FULL)
 
     def next_deadline_ms(self) -> int:
         """When ``step()`` next has something to do if no input changes."""

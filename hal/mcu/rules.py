@@ -64,8 +64,8 @@ class PilotFilter:
     PILOT_DEBOUNCE_MS, so a glitch of one sample never reaches the host."""
 
     def __init__(self) -> None:
-        self.state = "A"
-        self.candidate = "A"
+        self.state = "F"  # what the board drives at power-up, until the host says otherwise
+        self.candidate = "F"
         self.since_ms = 0
 
     def sample(self, raw: str, now_ms: int) -> bool:
