@@ -134,3 +134,19 @@ def test_protocol_version_mismatch_refuses_to_start() -> None:
 
     with pytest.raises(IoBoardError, match="protocol 9"):
         asyncio.run(body())  # real time: this fake board does not hold virtual time
+
+
+def test_repeated_frame_is_acknowledged_again_but_applied_once() -> None:
+    async def body() -> int:
+        rig = Rig()
+        await rig.start()
+        retry = frame.encode(200, frame.SET_CONTACTORS, bytes([1, 1]))  # no lock: refused
+        assert rig.board.wire is not None
+        for _ in range(2):
+            rig.board.wire.write(retry)
+            await rig.sleep(0.05)
+        conn: Any = rig.firmware()
+        await rig.close()
+        return int(conn.refused_closes)
+
+    assert virtual(body) == 1

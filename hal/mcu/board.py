@@ -86,6 +86,8 @@ class Board:
         self.last_sent: dict[int, tuple[str, int]] = {}  # what was last reported
         self.out = bytearray()
         self.answered = False  # a heartbeat arrived in this pass: report the status
+        self.last_command: tuple[int, int, bytes] = (-1, -1, b"")
+        self.last_result = frame.OK
 
     # --- the e-stop interrupt --------------------------------------------------------------
 
@@ -184,7 +186,12 @@ class Board:
         if mtype == frame.HEARTBEAT:
             self.answered = True  # the answer is the status report of this pass
             return
-        self._send(frame.ACK, bytes([seq, self._command(mtype, body, now)]))
+        if (seq, mtype, body) == self.last_command:
+            result = self.last_result  # the host's retry: our ACK was lost, do not redo
+        else:
+            result = self._command(mtype, body, now)
+            self.last_command, self.last_result = (seq, mtype, body), result
+        self._send(frame.ACK, bytes([seq, result]))
 
     def _command(self, mtype: int, body: bytes, now: int) -> int:
         if mtype not in (frame.SET_PILOT, frame.SET_CONTACTORS, frame.SET_LOCK):
