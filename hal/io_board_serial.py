@@ -92,6 +92,7 @@ class SerialIoBoard:
         self.firmware_version: tuple[int, int, int] | None = None
         self.ack_rtt_s: deque[float] = deque(maxlen=1000)  # wall time, command to ACK
         self._status: dict[int, ConnectorInputs] = {}
+        self._last_status_body = b""
         self._seq = 0
         self._pending: dict[int, _Pending] = {}
         self._by_key: dict[tuple[int, int], int] = {}
@@ -296,6 +297,9 @@ class SerialIoBoard:
             self._hello_done.set()
             self._lost = False
         elif mtype in (frame.TELEMETRY, frame.EVENT):
+            if body == self._last_status_body and self._status_seen.is_set():
+                return  # most reports repeat the last one
+            self._last_status_body = body
             for connector, pilot, flags, temperature in frame.unpack_status(body):
                 if connector in self.connectors:
                     self._status[connector] = ConnectorInputs(
