@@ -264,7 +264,11 @@ class SerialIoBoard:
         try:
             data = self.port.read(max(1, self.port.in_waiting))
         except (OSError, serial.SerialException) as exc:
-            log.warning("IO board read failed: %s", exc)
+            # The device went away (USB pulled, board reset): stop reading so a dead fd
+            # does not spin the loop; the silence then reports io_board_link_lost.
+            # Partial: the driver does not reopen the port; the service restarts.
+            log.error("IO board read failed, link down: %s", exc)
+            asyncio.get_running_loop().remove_reader(self.port.fileno())
             return
         if not data:
             return

@@ -150,3 +150,24 @@ def test_repeated_frame_is_acknowledged_again_but_applied_once() -> None:
         return int(conn.refused_closes)
 
     assert virtual(body) == 1
+
+
+def test_board_end_closed_is_link_lost_without_spinning() -> None:
+    async def body() -> tuple[list[str], int]:
+        rig = Rig()
+        await rig.start()
+        assert rig.board._task is not None
+        rig.board._task.cancel()
+        asyncio.get_running_loop().remove_reader(rig.board.master)
+        os.close(rig.board.master)  # the board's end of the wire is gone
+        await rig.sleep(1.0)
+        faults = rig.host.take_faults()
+        frames = rig.host.stats.frames_in
+        await rig.host.close()
+        rig.board.master = os.open(os.devnull, os.O_RDONLY)  # so close() has an fd to close
+        await rig.board.close()
+        return faults, frames
+
+    faults, frames = virtual(body)
+    assert faults == ["io_board_link_lost"]
+    assert frames > 0
