@@ -200,3 +200,25 @@ def test_safe_state_ms_is_exact(fault: str) -> None:
     # The e-stop interrupt drops the coils at once (4 ms: the modelled drop-out); the
     # isolation input is seen by the next main-loop pass, well inside 100 ms.
     assert f["safe_state_ms"] is not None and f["safe_state_ms"] <= 10.0
+
+
+def test_one_estop_opens_both_connectors_and_counts_one_link_trip() -> None:
+    async def body() -> tuple[list[bool], int, int]:
+        rig = Rig(connectors=(1, 2))
+        await rig.start()
+        await rig.charging(1)
+        await rig.charging(2)
+        rig.board.inject(1, "estop")
+        coils = [rig.board.bays[c].coil for c in (1, 2)]
+        await rig.sleep(0.05)
+        opened = len(rig.opened_at)
+        rig.polling = False
+        await rig.sleep(1.0)
+        trips = rig.board.board.link_trips
+        await rig.close()
+        return coils, opened, trips
+
+    coils, opened, trips = virtual(body)
+    assert coils == [False, False]
+    assert opened == 2
+    assert trips == 1

@@ -79,6 +79,7 @@ class Board:
         self.hello_done = False
         self.seq = 0
         self.link_trips = 0
+        self.link_ok = False
         self._ticks = time.ticks_ms()
         self.now_ms = 0
         self.last_rx_ms = 0
@@ -117,9 +118,10 @@ class Board:
                 self._handle(seq, mtype, body, now)
         link_ok = self.hello_done and now - self.last_rx_ms < self.heartbeat_timeout_ms
         estop = self.estop_pin.value() == 1
+        if self.link_ok and not link_ok:
+            self.link_trips += 1
+        self.link_ok = link_ok
         for n, conn in self.connectors.items():
-            if conn.link_ok and not link_ok:
-                self.link_trips += 1
             conn.link_ok = link_ok
             conn.estop = estop
             self._sample(n, conn, now)
