@@ -34,10 +34,9 @@ STEPS_PER_EXAMPLE = 50
 
 def soak_steps(steps: int) -> tuple[int, int]:
     """Returns (steps run, violations found)."""
+    import test_safety_stateful as sfs
     from hypothesis import HealthCheck, settings
     from hypothesis.stateful import invariant, run_state_machine_as_test
-
-    import test_safety_stateful as sfs
 
     counted = {"steps": 0}
 
@@ -90,9 +89,9 @@ def _optional(name: str) -> Any:
 
 def _fuzz_can(n: int, rng: Any) -> int:
     import can
+    from test_safety_fuzz import _cabinet, _run
 
     from hal import infypower as ip
-    from test_safety_fuzz import _cabinet, _run
 
     sim_bus, bus, rogue, bank, stage = _cabinet()
     try:
@@ -107,7 +106,8 @@ def _fuzz_can(n: int, rng: Any) -> int:
             rogue.send(can.Message(arbitration_id=arb, data=data, is_extended_id=True))
             if i % 50 == 49:
                 now = _run(bank, stage, now, 0.1)
-        _run(bank, stage, now, 2.0)
+        # A spoofed fault status takes a module out until its next real status (2 s).
+        _run(bank, stage, now, 4.0)
         if stage.available_modules() != 10:
             raise AssertionError("modules lost after a CAN storm")
     finally:
@@ -119,8 +119,9 @@ def _fuzz_can(n: int, rng: Any) -> int:
 def _fuzz_config(n: int, rng: Any) -> int:
     import tempfile
 
-    from firmware import config as cfg
     from test_safety_fuzz import EXAMPLE
+
+    from firmware import config as cfg
 
     text = EXAMPLE.read_text()
     with tempfile.TemporaryDirectory() as tmp:

@@ -79,7 +79,7 @@ def test_random_can_traffic_never_crashes_the_power_stage(
         now = _run(bank, stage, now, 0.3)  # the driver reads the storm
         assert stage.bad_frames + stage.rejected >= bad_before
         # The real modules keep answering: the output is under control again.
-        now = _run(bank, stage, now, 3.0)
+        now = _run(bank, stage, now, 4.0)  # spoofed fault status: out until the next real one
         tele = stage.telemetry(1)
         assert math.isfinite(tele.voltage_v) and math.isfinite(tele.current_a)
         assert stage.available_modules() == len(ADDR)
@@ -166,3 +166,11 @@ def test_random_file_contents_give_a_config_error(tmp_path_factory: Any, text: b
         cfg.load(path)
     except cfg.ConfigError as exc:
         assert exc.key and exc.reason
+
+
+def test_serial_link_fuzz_resyncs_and_never_crashes() -> None:
+    import random
+
+    from fuzz_parts import fuzz_serial
+
+    assert fuzz_serial(400, random.Random(7)) == 800
