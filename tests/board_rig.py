@@ -49,6 +49,7 @@ class Rig:
     async def close(self) -> None:
         if self._poller is not None:
             self._poller.cancel()
+            await asyncio.gather(self._poller, return_exceptions=True)
         await self.host.close()
         await self.board.close()
 

@@ -4,12 +4,15 @@ One module for both ends: the IO board's MicroPython firmware and the host drive
 it, so the two cannot drift apart. It therefore uses only what MicroPython has (no typing
 module, no __future__, no dataclasses). Byte-by-byte description: docs/io-board-protocol.md.
 
-A frame on the wire is ``00 | COBS(seq, type, body..., crc_hi, crc_lo) | 00``. The leading
-delimiter ends any garbage before it, so the frame after a glitch is always read whole.
+A frame on the wire is ``00 | COBS(seq, type, len, body..., crc_hi, crc_lo) | 00``. The
+leading delimiter ends any garbage before it, so the frame after a glitch is always read
+whole. The length byte catches a frame cut short by a corrupted COBS code byte, which the
+CRC alone misses once in 65536.
 """
 
 PROTOCOL_VERSION = 1
-MAX_PAYLOAD = 64  # seq + type + body + CRC; longest real message is about 30 bytes
+MAX_PAYLOAD = 64  # seq + type + len + body + CRC; longest real message is about 30 bytes
+MAX_BODY = MAX_PAYLOAD - 5
 MAX_ENCODED = MAX_PAYLOAD + MAX_PAYLOAD // 254 + 2
 
 # Host -> MCU. HELLO is answered with HELLO_ACK, HEARTBEAT with a TELEMETRY frame, the
@@ -105,7 +108,7 @@ def cobs_decode(data: bytes) -> bytes | None:
 
 def encode(seq: int, mtype: int, body: bytes = b"") -> bytes:
     """One frame ready for the wire, delimiters included."""
-    payload = bytes([seq & 0xFF, mtype & 0xFF]) + bytes(body)
+    payload = bytes([seq & 0xFF, mtype & 0xFF, len(body) & 0xFF]) + bytes(body)
     crc = crc16(payload)
     return b"\x00" + cobs_encode(payload + bytes([crc >> 8, crc & 0xFF])) + b"\x00"
 
@@ -158,12 +161,12 @@ class Decoder:
     @staticmethod
     def _decode(encoded: bytes) -> tuple[int, int, bytes] | None:
         payload = cobs_decode(encoded)
-        if payload is None or len(payload) < 4:
+        if payload is None or len(payload) < 5 or payload[2] != len(payload) - 5:
             return None
         crc = (payload[-2] << 8) | payload[-1]
         if crc16(payload[:-2]) != crc:
             return None
-        return payload[0], payload[1], payload[2:-2]
+        return payload[0], payload[1], payload[3:-2]
 
 
 def pack_status(connector: int, pilot: str, flags: int, temperature_c: float) -> bytes:
