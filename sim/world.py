@@ -35,6 +35,7 @@ from sim.vehicle_channel import VehicleChannel
 
 PHYSICS_DT_S = 0.2  # physics step (simulated seconds)
 UNPLUG_LINK_LAG_S = 0.1  # pilot A first, vehicle link gone this much later
+WALL_JITTER_S = 0.05  # event-loop stall the IO board link must ride out at --speed N
 
 
 @dataclass
@@ -113,8 +114,13 @@ class SimWorld:
         driver: IoBoard
         if board.driver == "sim-serial":
             self.io = SimMcuBoard(evse_ids, clock, on_contactors_open=self._contactors_opened)
+            # At --speed N the pty's latency and the loop's stalls are wall time, N times
+            # longer in simulated time: the heartbeat rule keeps meaning "host silent" only
+            # if its timeout covers WALL_JITTER_S of wall time (virtual time: unchanged).
+            timeout_ms = min(65535, max(board.heartbeat_timeout_ms,
+                                        round(WALL_JITTER_S * clock.speed * 1000)))
             driver = SerialIoBoard(evse_ids, self.io.host_port(board.baudrate), clock,
-                                   board.baudrate, board.heartbeat_timeout_ms)
+                                   board.baudrate, timeout_ms)
         else:
             self.io = driver = InProcessIoBoard(evse_ids)
         self.driver = driver
