@@ -170,3 +170,14 @@ def test_board_end_closed_is_link_lost_without_spinning() -> None:
     faults, frames = virtual(body)
     assert faults == ["io_board_link_lost"]
     assert frames > 0
+
+
+def test_service_builds_the_serial_driver_but_refuses_without_a_vehicle_link() -> None:
+    from firmware import service
+
+    config = cfg.load(Path(__file__).parent.parent / "examples" / "cabinet-400kw.toml")
+    board = service.build_io_board(config, Clock())
+    assert isinstance(board, SerialIoBoard)
+    assert board.connectors == tuple(c.evse_id for c in config.connectors)
+    assert board.heartbeat_timeout_ms == config.io_board.heartbeat_timeout_ms
+    assert service.run_service(config) == 2  # vehicle_link.driver is the simulator's
