@@ -8,13 +8,23 @@ virtual time jumps ahead whenever nothing is runnable (speed 1 on that loop).
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Awaitable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+# How long (wall time) a hold may keep virtual time still: a reply on 127.0.0.1 takes
+# microseconds; a peer that never answers must not freeze the simulation.
+HOLD_LIMIT_S = 2.0
 
 
 class Clock:
-    def __init__(self, speed: float = 1.0) -> None:
+    def __init__(self, speed: float = 1.0, virtual: bool = False) -> None:
         if speed <= 0:
             raise ValueError("clock speed must be positive")
         self.speed = speed
+        self.virtual = virtual  # a looptime loop: time jumps whenever nothing is runnable
         self._origin: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -34,3 +44,23 @@ class Clock:
 
     async def sleep_until(self, at: float) -> None:
         await self.sleep(at - self.now())
+
+    async def hold(self, awaitable: Awaitable[T]) -> T:
+        """Await a reply from a real socket without letting virtual time jump past it.
+
+        On a looptime loop, time jumps ahead whenever no callback is ready, even while a
+        reply is on its way through the kernel; keeping one callback ready until the
+        reply is in (or HOLD_LIMIT_S of wall time has passed) holds the virtual clock
+        still. On an ordinary loop it simply awaits."""
+        if not self.virtual:
+            return await awaitable
+        loop = asyncio.get_running_loop()
+        task = asyncio.ensure_future(awaitable)
+        started = time.perf_counter()
+
+        def spin() -> None:
+            if not task.done() and time.perf_counter() - started < HOLD_LIMIT_S:
+                loop.call_soon(spin)
+
+        loop.call_soon(spin)
+        return await task

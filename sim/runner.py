@@ -21,6 +21,7 @@ from firmware.config import ChargerConfig
 from firmware.core import events as ev
 from firmware.core.transitions import Phase
 from sim.scenario import Step
+from sim.sim_ocpp import SimOcpp
 from sim.world import SimWorld
 
 POLL_S = 0.5  # how often a wait re-checks its condition (simulated seconds)
@@ -67,7 +68,7 @@ def _hms(seconds: float) -> str:
 
 
 async def play(world: SimWorld, steps: list[Step], progress: Progress | None = None,
-               say: Callable[[str], None] | None = None) -> None:
+               say: Callable[[str], None] | None = None, ocpp: SimOcpp | None = None) -> None:
     clock = world.clock
     for step in steps:
         if say:
@@ -77,8 +78,14 @@ async def play(world: SimWorld, steps: list[Step], progress: Progress | None = N
             case "plug":
                 world.plug(step.connector, step.args[0], float(step.options.get("soc", 20)),
                            float(step.options.get("target", 100)))
+            case "authorize" if ocpp is not None:
+                await ocpp.authorize(step.connector, step.args[0], step.args[1])
             case "authorize":
                 world.controller.authorize(step.connector, step.args[1], step.args[0])
+            case "csms":
+                if ocpp is None:
+                    raise ScenarioFailed(f"line {step.line}: no [ocpp] section in the config")
+                await ocpp.csms_switch(step.args[0] == "up")
             case "stop":
                 world.controller.request_stop(step.connector,
                                               step.args[0] if step.args else "Local")
@@ -153,6 +160,8 @@ class Outcome:
     wall_s: float
     sim_s: float
 
+    ocpp: dict[str, object] | None = None
+
     def report(self) -> dict[str, object]:
         out: dict[str, object] = {
             "sessions": [s.as_json() for s in self.world.sessions],
@@ -161,39 +170,54 @@ class Outcome:
         }
         if self.world.monitor.violations:
             out["violations"] = [v.__dict__ for v in self.world.monitor.violations[:20]]
+        if self.ocpp is not None:
+            out["ocpp"] = self.ocpp
         if self.error:
             out["error"] = self.error
         return out
 
 
 async def _run(config: ChargerConfig, steps: list[Step], speed: float,
-               progress: Progress | None, say: Callable[[str], None] | None) -> Outcome:
-    world = SimWorld(config, Clock(speed))
+               progress: Progress | None, say: Callable[[str], None] | None,
+               virtual: bool = False, csms_url: str | None = None) -> Outcome:
+    world = SimWorld(config, Clock(speed, virtual=virtual))
     if progress is not None:
         world.controller.observers.append(progress.on_command)
     wall = time.perf_counter()
     await world.start()
+    ocpp = None
+    if "ocpp" in config.extra:
+        ocpp = SimOcpp(world, config, say, csms_url)
+        await ocpp.start()
     error = None
     try:
-        await play(world, steps, progress, say)
+        await play(world, steps, progress, say, ocpp)
+        if ocpp is not None:
+            await ocpp.settle()
     except ScenarioFailed as exc:
         error = str(exc)
     finally:
         sim_s = world.clock.now()
+        if ocpp is not None:
+            await ocpp.stop()
         await world.close()
-    return Outcome(world, error, time.perf_counter() - wall, sim_s)
+    outcome = Outcome(world, error, time.perf_counter() - wall, sim_s)
+    outcome.ocpp = ocpp.report() if ocpp is not None else None
+    return outcome
 
 
 def run(config: ChargerConfig, steps: list[Step], speed: float | None,
-        progress: Progress | None = None, say: Callable[[str], None] | None = None) -> Outcome:
+        progress: Progress | None = None, say: Callable[[str], None] | None = None,
+        csms_url: str | None = None) -> Outcome:
     """speed None = as fast as possible (virtual time)."""
     if speed is None:
         loop = looptime.new_event_loop(start=0.0, noop_cycles=1)
         try:
-            return loop.run_until_complete(_run(config, steps, 1.0, progress, say))
+            return loop.run_until_complete(_run(config, steps, 1.0, progress, say,
+                                                virtual=True, csms_url=csms_url))
         finally:
             loop.close()
-    return asyncio.run(_run(config, steps, speed, progress, say))
+    return asyncio.run(_run(config, steps, speed, progress, say, csms_url=csms_url))
 
 
 def phase_name(phase: Phase) -> str:

@@ -21,8 +21,8 @@ from firmware.core.transitions import Phase
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-FAULT_KINDS = ("estop", "isolation", "welded", "lock_jam", "pilot_short", "module_lost",
-               "module_fault", "derate")
+FAULT_KINDS = ("estop", "isolation", "welded", "lock_jam", "pilot_short", "diode",
+               "module_lost", "module_fault", "derate")
 AUTH_SOURCES = ("rfid", "app", "payment")
 
 
@@ -59,7 +59,7 @@ _ARITY = {  # verb -> (takes a connector, positional args min, max)
     "plug": (True, 1, 1), "authorize": (True, 2, 2), "wait": (True, 1, 1),
     "wait-soc": (True, 1, 1), "sleep": (False, 1, 1), "stop": (True, 0, 1),
     "unplug": (True, 0, 0), "fault": (True, 1, 2), "clear": (True, 1, 2),
-    "expect": (True, 1, 1),
+    "expect": (True, 1, 1), "csms": (False, 1, 1),
 }
 
 
@@ -95,6 +95,8 @@ def parse_line(text: str, line: int) -> Step | None:
         float(options.get("target", "100"))
     elif verb == "authorize" and positional[0] not in AUTH_SOURCES:
         raise ValueError(f"authorize source must be one of {', '.join(AUTH_SOURCES)}")
+    elif verb == "csms" and positional[0] not in ("down", "up"):
+        raise ValueError("csms takes down or up")
     elif verb in ("fault", "clear") and positional[0] not in FAULT_KINDS:
         raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}")
     return step

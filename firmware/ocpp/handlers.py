@@ -1,0 +1,290 @@
+"""What the station answers to the CSMS (OCPP 2.0.1 Part 2: B provisioning, C/D
+authorization lists, F remote control, G availability). The ``ocpp`` package hands the
+payload over in snake_case; nested objects too.
+
+A handler never calls the CSMS itself (the package handles one message at a time, so a
+CALL from inside a handler would wait for its own answer): follow-ups run as tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ocpp.routing import after, on
+from ocpp.v201 import call_result
+
+from firmware.core.transitions import ENERGIZING, Phase
+
+if TYPE_CHECKING:
+    from firmware.ocpp.station import Station
+
+log = logging.getLogger("chargebay.ocpp")
+
+
+def _camel_token(token: dict[str, Any] | None) -> dict[str, Any] | None:
+    if token is None:
+        return None
+    return {"idToken": token.get("id_token"), "type": token.get("type")}
+
+
+class Handlers:
+    """The CSMS's requests, answered for ``station`` (the route map is built from this
+    object, see Link)."""
+
+    def __init__(self, station: Station) -> None:
+        self.st = station
+        self._remote_start: tuple[int, dict[str, Any], int, dict[str, Any] | None] | None = None
+        self._triggered: tuple[str, int | None] | None = None
+
+    # --- device model (B05-B08) ----------------------------------------------------------
+
+    @on("GetVariables")
+    def on_get_variables(self, get_variable_data: list[dict[str, Any]],
+                         **_: Any) -> call_result.GetVariables:
+        results = []
+        for item in get_variable_data:
+            component, variable = item["component"], item["variable"]
+            attribute = item.get("attribute_type", "Actual")
+            status, value = self.st.model.get_variable(
+                component["name"], variable["name"], variable.get("instance"), attribute)
+            if (component["name"], variable["name"]) == ("ClockCtrlr", "DateTime"):
+                value = self.st.utc().isoformat().replace("+00:00", "Z") if status == \
+                    "Accepted" else None
+            result: dict[str, Any] = {"attribute_status": status, "component": component,
+                                      "variable": variable, "attribute_type": attribute}
+            if value is not None:
+                result["attribute_value"] = value
+            results.append(result)
+        return call_result.GetVariables(get_variable_result=results)
+
+    @on("SetVariables")
+    def on_set_variables(self, set_variable_data: list[dict[str, Any]],
+                         **_: Any) -> call_result.SetVariables:
+        results = []
+        for item in set_variable_data:
+            component, variable = item["component"], item["variable"]
+            attribute = item.get("attribute_type", "Actual")
+            status = self.st.model.set_variable(component["name"], variable["name"],
+                                             variable.get("instance"),
+                                             str(item["attribute_value"]), attribute)
+            results.append({"attribute_status": status, "component": component,
+                            "variable": variable, "attribute_type": attribute})
+        return call_result.SetVariables(set_variable_result=results)
+
+    @on("GetBaseReport")
+    def on_get_base_report(self, request_id: int, report_base: str,
+                           **_: Any) -> call_result.GetBaseReport:
+        return call_result.GetBaseReport(status="Accepted")
+
+    @after("GetBaseReport")
+    async def after_get_base_report(self, request_id: int, report_base: str,
+                                    **_: Any) -> None:
+        data = self.st.model.report(report_base)
+        per_message = self.st.model.get_int("DeviceDataCtrlr", "ItemsPerMessage", "GetReport")
+        chunks = [data[i:i + per_message] for i in range(0, len(data), per_message)] or [[]]
+        link = self.st.link
+        for seq, chunk in enumerate(chunks):
+            if link is None:
+                return
+            await link.call_raw("NotifyReport", {
+                "requestId": request_id, "generatedAt": self._iso_now(), "seqNo": seq,
+                "tbc": seq < len(chunks) - 1, "reportData": chunk})
+
+    def _iso_now(self) -> str:
+        return self.st.utc().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    # --- remote start / stop (F01-F03) ------------------------------------------------------
+
+    @on("RequestStartTransaction")
+    def on_request_start(self, id_token: dict[str, Any], remote_start_id: int,
+                         evse_id: int | None = None, group_id_token: dict[str, Any] | None
+                         = None, **_: Any) -> call_result.RequestStartTransaction:
+        target = evse_id if evse_id is not None else next(
+            (e for e in self.st.evse_ids if not self.st._busy(e)), None)
+        if target is None or target not in self.st.evse_ids or self.st._busy(target) or (
+                self.st.controller.status(target).phase in (Phase.FAULTED, Phase.UNAVAILABLE)):
+            return call_result.RequestStartTransaction(status="Rejected")
+        self._remote_start = (target, id_token, remote_start_id, group_id_token)
+        return call_result.RequestStartTransaction(
+            status="Accepted", transaction_id=self.st.tx.transaction_id(target))
+
+    @after("RequestStartTransaction")
+    async def after_request_start(self, **_: Any) -> None:
+        pending = self._remote_start
+        self._remote_start = None
+        if pending is None:
+            return
+        evse_id, id_token, remote_start_id, group = pending
+        token = id_token["id_token"]
+        if self.st.model.get_bool("AuthCtrlr", "AuthorizeRemoteStart"):
+            decision = await self.st.authorize_token(token, id_token.get("type", "Central"))
+            if decision.status != "Accepted":
+                self.st._note(f"OCPP: remote start for {token} not authorized")
+                return
+        self.st.tx.note_authorization(evse_id, _camel_token(id_token) or {}, "RemoteStart",
+                                   remote_start_id, _camel_token(group))
+        self.st.controller.authorize(evse_id, token, "app")
+        self.st._note(f"OCPP: remote start on EVSE {evse_id} for {token}")
+
+    @on("RequestStopTransaction")
+    def on_request_stop(self, transaction_id: str,
+                        **_: Any) -> call_result.RequestStopTransaction:
+        evse_id = self.st.tx.evse_of(transaction_id)
+        if evse_id is None:
+            return call_result.RequestStopTransaction(status="Rejected")
+        self.st.controller.request_stop(evse_id, "Remote")
+        return call_result.RequestStopTransaction(status="Accepted")
+
+    # --- local list and cache (C11, D01, D02) ---------------------------------------------
+
+    @on("SendLocalList")
+    def on_send_local_list(self, version_number: int, update_type: str,
+                           local_authorization_list: list[dict[str, Any]] | None = None,
+                           **_: Any) -> call_result.SendLocalList:
+        entries = [{"idToken": _camel_token(e["id_token"]),
+                    "idTokenInfo": _camel_info(e.get("id_token_info"))}
+                   for e in local_authorization_list or []]
+        status = self.st.auth.update_list(version_number, update_type, entries)
+        entries_now = str(self.st.auth.list_entries())
+        self.st.model.set_internal("LocalAuthListCtrlr", "Entries", entries_now)
+        return call_result.SendLocalList(status=status)
+
+    @on("GetLocalListVersion")
+    def on_get_local_list_version(self, **_: Any) -> call_result.GetLocalListVersion:
+        return call_result.GetLocalListVersion(version_number=self.st.auth.list_version())
+
+    @on("ClearCache")
+    def on_clear_cache(self, **_: Any) -> call_result.ClearCache:
+        self.st.auth.clear_cache()
+        return call_result.ClearCache(status="Accepted")
+
+    # --- reset, unlock, availability (B11-B12, F05, G03-G04) --------------------------------
+
+    @on("Reset")
+    def on_reset(self, type: str, evse_id: int | None = None,
+                 **_: Any) -> call_result.Reset:
+        evses = [evse_id] if evse_id is not None else list(self.st.evse_ids)
+        if any(e not in self.st.evse_ids for e in evses):
+            return call_result.Reset(status="Rejected")
+        busy = [e for e in evses if self.st._busy(e)]
+        if type == "OnIdle" and busy:
+            self.st._reset_pending = "idle" if evse_id is None else None
+            return call_result.Reset(status="Scheduled")
+        for e in busy:  # Immediate: stop what runs, then reset (B12)
+            self.st.controller.request_stop(e, "ImmediateReset")
+        if evse_id is None:
+            asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(
+                self.st._restart_link()))
+        return call_result.Reset(status="Accepted")
+
+    @on("UnlockConnector")
+    def on_unlock(self, evse_id: int, connector_id: int,
+                  **_: Any) -> call_result.UnlockConnector:
+        if evse_id not in self.st.evse_ids or connector_id != 1:
+            return call_result.UnlockConnector(status="UnknownConnector")
+        if self.st.tx.transaction_id(evse_id) is not None:
+            return call_result.UnlockConnector(status="OngoingAuthorizedTransaction")
+        st = self.st.controller.status(evse_id)
+        if st.phase in ENERGIZING or st.voltage_v >= 60.0:
+            return call_result.UnlockConnector(status="UnlockFailed")  # never under voltage
+        return call_result.UnlockConnector(status="Unlocked")  # the core's gate released it
+
+    @on("ChangeAvailability")
+    def on_change_availability(self, operational_status: str,
+                               evse: dict[str, Any] | None = None,
+                               **_: Any) -> call_result.ChangeAvailability:
+        evses = [evse["id"]] if evse and evse.get("id") else list(self.st.evse_ids)
+        if any(e not in self.st.evse_ids for e in evses):
+            return call_result.ChangeAvailability(status="Rejected")
+        operative = operational_status == "Operative"
+        scheduled = False
+        for e in evses:
+            self.st.store(f"availability:{e}", operational_status)  # persisted (G03.FR.06)
+            self.st.controller.set_availability(e, operative)
+            scheduled |= not operative and self.st._busy(e)
+        return call_result.ChangeAvailability(status="Scheduled" if scheduled else "Accepted")
+
+    # --- trigger, transaction status, data transfer, network profile ----------------------
+
+    @on("TriggerMessage")
+    def on_trigger(self, requested_message: str, evse: dict[str, Any] | None = None,
+                   **_: Any) -> call_result.TriggerMessage:
+        evse_id = evse.get("id") if evse else None
+        if requested_message == "TransactionEvent":
+            targets = [evse_id] if evse_id else list(self.st.evse_ids)
+            done = [self.st.tx.trigger(e, self.st.controller.status(e), self.st.utc())
+                    for e in targets if e in self.st.evse_ids]
+            self.st._wake_delivery.set()
+            return call_result.TriggerMessage(status="Accepted" if any(done) else "Rejected")
+        if requested_message not in ("BootNotification", "Heartbeat", "StatusNotification",
+                                     "MeterValues"):
+            return call_result.TriggerMessage(status="NotImplemented")
+        self._triggered = (requested_message, evse_id)
+        return call_result.TriggerMessage(status="Accepted")
+
+    @after("TriggerMessage")
+    async def after_trigger(self, **_: Any) -> None:
+        pending = self._triggered
+        self._triggered = None
+        link = self.st.link
+        if pending is None or link is None:
+            return
+        message, evse_id = pending
+        targets = [evse_id] if evse_id else list(self.st.evse_ids)
+        if message == "BootNotification":
+            await link.call_raw("BootNotification", {"reason": "Triggered", "chargingStation": {
+                "model": self.st.controller.config.identity.model,
+                "vendorName": self.st.controller.config.identity.vendor}})
+        elif message == "Heartbeat":
+            await link.call_raw("Heartbeat", {})
+        elif message == "StatusNotification":
+            for e in targets:
+                self.st._status_sent.pop(e, None)
+            await self.st._send_statuses(link)
+        elif message == "MeterValues":
+            for e in targets:
+                st = self.st.controller.status(e)
+                await link.call_raw("MeterValues", {"evseId": e, "meterValue": [{
+                    "timestamp": self._iso_now(), "sampledValue": [
+                        {"value": round(st.voltage_v * st.current_a, 1),
+                         "measurand": "Power.Active.Import", "context": "Trigger"}]}]})
+
+    @on("GetTransactionStatus")
+    def on_get_transaction_status(self, transaction_id: str | None = None,
+                                  **_: Any) -> call_result.GetTransactionStatus:
+        in_queue = len(self.st.queue) > 0
+        if transaction_id is None:
+            return call_result.GetTransactionStatus(messages_in_queue=in_queue)
+        ongoing = self.st.tx.evse_of(transaction_id) is not None
+        mine = any(q.payload.get("transactionInfo", {}).get("transactionId") == transaction_id
+                   for q in self.st.queue.pending())
+        return call_result.GetTransactionStatus(messages_in_queue=mine,
+                                                ongoing_indicator=ongoing)
+
+    @on("DataTransfer")
+    def on_data_transfer(self, vendor_id: str, **_: Any) -> call_result.DataTransfer:
+        return call_result.DataTransfer(status="UnknownVendorId")
+
+    @on("SetNetworkProfile")
+    def on_set_network_profile(self, configuration_slot: int,
+                               connection_data: dict[str, Any],
+                               **_: Any) -> call_result.SetNetworkProfile:
+        # Stored for the next connection attempt (Partial: not yet used to switch URL).
+        self.st.store(f"network_profile:{configuration_slot}", json.dumps(connection_data))
+        return call_result.SetNetworkProfile(status="Accepted")
+
+
+def _camel_info(info: dict[str, Any] | None) -> dict[str, Any] | None:
+    if info is None:
+        return None
+    out: dict[str, Any] = {"status": info.get("status")}
+    if info.get("group_id_token"):
+        out["groupIdToken"] = _camel_token(info["group_id_token"])
+    if info.get("cache_expiry_date_time"):
+        out["cacheExpiryDateTime"] = info["cache_expiry_date_time"]
+    return out
+
+

@@ -1,0 +1,147 @@
+"""The persistent, ordered queue of transaction messages (OCPP 2.0.1 Part 2, E
+"offline behaviour"; Part 4 section 4.1.4 message retries).
+
+Every TransactionEvent is written here before any attempt to send it and leaves only
+when the CSMS has answered it (or after the last allowed attempt). SQLite in WAL mode
+with ``synchronous=FULL``: when ``append`` returns, the message survives SIGKILL and
+power loss (a billing record the station said it had must exist after any crash).
+
+A small key/value table in the same file holds the state that numbers the messages
+(per-transaction seqNo): ``append_with_state`` writes both in one SQLite transaction, so
+after a crash the seqNo neither skips nor repeats.
+
+When the queue grows past ``max_len`` (days offline), the oldest periodic meter updates
+are thinned; Started, Ended and every other event are never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_THINNABLE = ("MeterValuePeriodic", "MeterValueClock")
+
+
+@dataclass(frozen=True)
+class Queued:
+    id: int
+    action: str
+    payload: dict[str, Any]
+    attempts: int
+    not_before: float  # the caller's monotonic seconds
+
+
+class MessageQueue:
+    def __init__(self, path: str | Path, max_len: int = 20_000) -> None:
+        self.max_len = max_len
+        self.discarded = 0
+        self.thinned = 0
+        self.db = sqlite3.connect(str(path), isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("CREATE TABLE IF NOT EXISTS message (id INTEGER PRIMARY KEY "
+                        "AUTOINCREMENT, action TEXT NOT NULL, payload TEXT NOT NULL, "
+                        "thinnable INTEGER NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+                        "not_before REAL NOT NULL DEFAULT 0)")
+        self.db.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, "
+                        "value TEXT NOT NULL)")
+        self._length = int(self.db.execute("SELECT COUNT(*) FROM message").fetchone()[0])
+
+    # --- writing -----------------------------------------------------------------------
+
+    def append(self, action: str, payload: dict[str, Any]) -> int:
+        return self._append(action, payload, None)
+
+    def append_with_state(self, action: str, payload: dict[str, Any], key: str,
+                          value: dict[str, Any]) -> int:
+        return self._append(action, payload, (key, value))
+
+    def _append(self, action: str, payload: dict[str, Any],
+                state: tuple[str, dict[str, Any]] | None) -> int:
+        text = json.dumps(payload, separators=(",", ":"))  # fails before anything is written
+        state_text = json.dumps(state[1], separators=(",", ":")) if state else None
+        thinnable = int(payload.get("eventType") == "Updated"
+                        and payload.get("triggerReason") in _THINNABLE)
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            cursor = self.db.execute(
+                "INSERT INTO message (action, payload, thinnable) VALUES (?, ?, ?)",
+                (action, text, thinnable))
+            if state is not None:
+                self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)",
+                                (state[0], state_text))
+            self._length += 1
+            if self._length > self.max_len:
+                self._thin_one()
+        msg_id = cursor.lastrowid
+        assert msg_id is not None
+        return msg_id
+
+    def _thin_one(self) -> None:
+        row = self.db.execute("SELECT id FROM message WHERE thinnable = 1 ORDER BY id "
+                              "LIMIT 1").fetchone()
+        if row is not None:  # nothing thinnable: keep everything, the bound is soft
+            self.db.execute("DELETE FROM message WHERE id = ?", (row[0],))
+            self._length -= 1
+            self.thinned += 1
+
+    # --- reading and delivery ----------------------------------------------------------------
+
+    def head(self) -> Queued | None:
+        row = self.db.execute("SELECT id, action, payload, attempts, not_before FROM message "
+                              "ORDER BY id LIMIT 1").fetchone()
+        if row is None:
+            return None
+        return Queued(row[0], row[1], json.loads(row[2]), row[3], row[4])
+
+    def pending(self) -> list[Queued]:
+        return [Queued(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in self.db.execute(
+            "SELECT id, action, payload, attempts, not_before FROM message ORDER BY id")]
+
+    def delivered(self, msg_id: int) -> None:
+        if self.db.execute("DELETE FROM message WHERE id = ?", (msg_id,)).rowcount:
+            self._length -= 1
+
+    def failed(self, msg_id: int, now: float, attempts_max: int, interval_s: float) -> bool:
+        """One more failed attempt. The next waits interval x attempts so far (2.0.1
+        MessageAttemptInterval); after the last allowed attempt the message is discarded
+        (counted). Returns whether it stays queued."""
+        row = self.db.execute("SELECT attempts FROM message WHERE id = ?",
+                              (msg_id,)).fetchone()
+        if row is None:
+            return False
+        attempts = int(row[0]) + 1
+        if attempts >= attempts_max:
+            self.delivered(msg_id)
+            self.discarded += 1
+            return False
+        self.db.execute("UPDATE message SET attempts = ?, not_before = ? WHERE id = ?",
+                        (attempts, now + interval_s * attempts, msg_id))
+        return True
+
+    def __len__(self) -> int:
+        return self._length
+
+    # --- state -------------------------------------------------------------------------
+
+    def set_state(self, key: str, value: dict[str, Any]) -> None:
+        self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)",
+                        (key, json.dumps(value, separators=(",", ":"))))
+
+    def get_state(self, key: str) -> dict[str, Any] | None:
+        row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        value: dict[str, Any] = json.loads(row[0])
+        return value
+
+    def state_items(self, prefix: str) -> dict[str, dict[str, Any]]:
+        return {k: json.loads(v) for k, v in self.db.execute(
+            "SELECT key, value FROM state WHERE key >= ? AND key < ?",
+            (prefix, prefix + "\uffff"))}
+
+    def close(self) -> None:
+        self.db.close()
