@@ -1,6 +1,6 @@
 """The ``chargebay`` command.
 
-    chargebay sim SCENARIO [--speed N|max] [--report json] [--config FILE]
+    chargebay sim SCENARIO [--speed N|max] [--report json] [--config FILE] [--csms URL]
     chargebay sim --list
     chargebay check-config FILE
     chargebay run FILE          (the controller on the hardware the file names)
@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="simulated seconds per wall second, or max (default)")
     s.add_argument("--report", choices=["json", "text"], default="text")
     s.add_argument("--config", default=None, help="charger config (default examples/sim.toml)")
+    s.add_argument("--csms", default=None, metavar="ws://HOST:PORT/PATH",
+                   help="an external central system instead of the local one (the charge "
+                        "point id is appended, OCPP-J)")
     c = sub.add_parser("check-config", help="validate a config file")
     c.add_argument("file")
     r = sub.add_parser("run", help="run the controller on the configured hardware")
@@ -78,7 +81,11 @@ def _sim(args: argparse.Namespace) -> int:
     config = _load_config(args.config or DEFAULT_SIM_CONFIG)
     text = args.report == "text"
     progress = Progress() if text else None
-    outcome = run(config, steps, args.speed, progress, say=print if text else None)
+    if args.csms and "ocpp" not in config.extra:
+        print("chargebay sim: --csms needs an [ocpp] section in the config", file=sys.stderr)
+        return 2
+    outcome = run(config, steps, args.speed, progress, say=print if text else None,
+                  csms_url=args.csms)
     report = outcome.report()
     if args.report == "json":
         print(json.dumps(report))

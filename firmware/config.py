@@ -237,6 +237,10 @@ def parse(data: dict[str, Any]) -> ChargerConfig:
     control = _control(_Table(top.get("control", dict, {}), "control"))
     extra = {name: top.get(name, dict) for name in LATER_SECTIONS if name in data}
     top.finish()
+    if "ocpp" in extra:  # checked here so check-config names a bad key before a run
+        from firmware.ocpp.settings import parse as parse_ocpp
+
+        parse_ocpp(extra["ocpp"])
     return ChargerConfig(identity, connectors, stage, io_board, link_driver, control, extra)
 
 

@@ -22,7 +22,8 @@ import json
 import logging
 from typing import Any
 
-from ocpp.messages import Call, CallError, MessageType, validate_payload
+from jsonschema.exceptions import ValidationError as SchemaError
+from ocpp.messages import Call, CallError, MessageType, get_validator, validate_payload
 from ocpp.routing import create_route_map
 from ocpp.v201 import ChargePoint
 from ocpp.v201.enums import Action
@@ -91,7 +92,7 @@ class Link(ChargePoint):  # type: ignore[misc]
             return message_id, "NotSupported", f"{action} is not supported by this station"
         if not isinstance(payload, dict):
             return message_id, "FormatViolation", "payload is not a JSON object"
-        return None
+        return _schema_error(message_id, action, payload)
 
     # --- sending -----------------------------------------------------------------------
 
@@ -125,3 +126,28 @@ async def raw_call(cp: Any, clock: Clock, action: str, payload: dict[str, Any]
         raise CallFailed(action, f"{response.error_code}: {response.error_description}")
     result: dict[str, Any] = response.payload
     return result
+
+
+# jsonschema keyword -> OCPP-J 2.0.1 error code (Part 4 section 4.3). The package maps a
+# missing required field to ProtocolError (1.6 wording); 2.0.1 calls a field that must
+# occur and does not an occurrence constraint violation.
+_SCHEMA_CODES = {"required": "OccurrenceConstraintViolation",
+                 "minItems": "OccurrenceConstraintViolation",
+                 "maxItems": "OccurrenceConstraintViolation",
+                 "type": "TypeConstraintViolation",
+                 "maxLength": "PropertyConstraintViolation",
+                 "minLength": "PropertyConstraintViolation",
+                 "enum": "PropertyConstraintViolation",
+                 "minimum": "PropertyConstraintViolation",
+                 "maximum": "PropertyConstraintViolation",
+                 "additionalProperties": "FormatViolation"}
+
+
+def _schema_error(message_id: str, action: str, payload: dict[str, Any]
+                  ) -> tuple[str, str, str] | None:
+    try:
+        get_validator(MessageType.Call, action, "2.0.1").validate(payload)
+    except SchemaError as exc:
+        code = _SCHEMA_CODES.get(str(exc.validator), "FormatViolation")
+        return message_id, code, exc.message[:200]
+    return None

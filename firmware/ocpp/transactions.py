@@ -241,6 +241,8 @@ class Transactions:
             tx.id_token, tx.remote_start_id = e.pending_token, e.pending_remote_id
         trigger = {"EVConnected": "CablePluggedIn", "ParkingBayOccupancy": "EVDetected",
                    "Authorized": e.pending_trigger}.get(point, "ChargingStateChanged")
+        if tx.remote_start_id is not None:
+            trigger = "RemoteStart"  # the event carrying remoteStartId says why (F01)
         e.stop_reason = None
         self.tx[evse_id] = tx
         interval = int(self.settings("SampledDataCtrlr", "TxUpdatedInterval"))

@@ -48,6 +48,7 @@ class _Session(ChargePoint):  # type: ignore[misc]
         self.csms = csms
 
     async def route_message(self, raw_msg: str) -> None:
+        self.csms.frames.append(raw_msg)
         try:
             msg = json.loads(raw_msg)
             if isinstance(msg, list) and len(msg) == 4 and msg[0] == 2:
@@ -104,6 +105,7 @@ class LocalCsms:
     host: str = "127.0.0.1"
     port: int = 0
     received: list[Received] = field(default_factory=list)
+    frames: list[str] = field(default_factory=list)  # every frame received, raw
     epoch: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
     on_message: Callable[[Received], None] | None = None
     sessions: dict[str, _Session] = field(default_factory=dict)

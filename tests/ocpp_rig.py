@@ -1,0 +1,133 @@
+"""A scriptable CSMS fixture: the real controller on simulated hardware, the real OCPP
+station, and the local CSMS, all on one virtual-time loop (looptime).
+
+    def test_x():
+        async def body(r: OcppRig) -> None:
+            await r.expect("BootNotification")
+            await r.command("GetVariables", {...})
+        run_rig(body)
+
+``expect(action, subset, within)`` waits (in simulated seconds) for a message from the
+station whose payload contains ``subset``; ``command(action, payload)`` sends a CALL and
+returns the answer; ``raw(text)`` sends any frame and returns the station's raw reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import looptime
+
+from firmware import config as cfg
+from firmware.clock import Clock
+from firmware.core.transitions import Phase
+from sim.scenario import parse
+from sim.sim_ocpp import SimOcpp
+from sim.world import SimWorld
+
+CONFIG = Path(__file__).resolve().parent.parent / "examples" / "sim.toml"
+CP_ID = "CB-SIM-0001"
+
+
+def subset(want: Any, got: Any) -> bool:
+    """Every key of ``want`` is in ``got`` with a matching value (recursively)."""
+    if isinstance(want, dict):
+        return isinstance(got, dict) and all(k in got and subset(v, got[k])
+                                             for k, v in want.items())
+    return bool(want == got)
+
+
+class OcppRig:
+    def __init__(self, world: SimWorld, ocpp: SimOcpp) -> None:
+        self.world = world
+        self.ocpp = ocpp
+        assert ocpp.csms is not None and ocpp.station is not None
+        self.csms = ocpp.csms
+        self.station = ocpp.station
+        self.clock = world.clock
+
+    async def expect(self, action: str, want: dict[str, Any] | None = None,
+                     within: float = 60.0, after: int = 0) -> dict[str, Any]:
+        return await self.csms.wait_for(action, lambda p: subset(want or {}, p), within,
+                                        after)
+
+    def mark(self) -> int:
+        return len(self.csms.received)
+
+    async def command(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return await self.csms.send(CP_ID, action, payload)
+
+    async def raw(self, text: str, within: float = 5.0) -> list[Any]:
+        """Send a raw frame to the station; the first reply frame that is not a CALL."""
+        seen = len(self.csms.frames)
+        await self.csms.sessions[CP_ID]._send(text)
+        end = self.clock.now() + within
+        while self.clock.now() < end:
+            for frame in self.csms.frames[seen:]:
+                msg = json.loads(frame)
+                if msg[0] != 2:
+                    return list(msg)
+            await self.clock.hold(asyncio.sleep(0.001))
+            await self.clock.sleep(0.01)
+        raise TimeoutError("no reply frame")
+
+    async def play(self, script: str) -> None:
+        from sim.runner import play
+
+        await play(self.world, parse(script), None, None, self.ocpp)
+
+    def phase(self, evse: int = 1) -> Phase:
+        return self.world.controller.status(evse).phase
+
+    async def sleep(self, seconds: float) -> None:
+        await self.clock.sleep(seconds)
+
+
+def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | None = None,
+            variables: dict[str, str] | None = None, boot_status: str = "Accepted",
+            tokens: list[str] | None = None, start: bool = True) -> None:
+    config = cfg.load(CONFIG)
+    section = dict(config.extra["ocpp"])
+    if state_dir is not None:
+        section["state_dir"] = str(state_dir)
+    if variables:
+        section["variables"] = variables
+    if tokens is not None:
+        section["local_csms"] = {"tokens": tokens}
+    config = replace(config, extra={**config.extra, "ocpp": section})
+
+    async def main() -> None:
+        world = SimWorld(config, Clock(1.0, virtual=True))
+        await world.start()
+        ocpp = SimOcpp(world, config, None, None)
+        assert ocpp.csms is not None
+        ocpp.csms.boot_status = boot_status
+        try:
+            if start:
+                await ocpp.start()
+            else:
+                await ocpp.csms.up()
+            await body(OcppRig(world, ocpp) if start else _Unstarted(world, ocpp))
+        finally:
+            await ocpp.stop()
+            await world.close()
+
+    loop = looptime.new_event_loop(start=0.0, noop_cycles=1)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+class _Unstarted(OcppRig):
+    """For boot tests: the CSMS is up, the station not yet."""
+
+    def __init__(self, world: SimWorld, ocpp: SimOcpp) -> None:
+        self.world, self.ocpp, self.clock = world, ocpp, world.clock
+        assert ocpp.csms is not None
+        self.csms = ocpp.csms

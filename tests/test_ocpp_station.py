@@ -1,0 +1,174 @@
+"""The OCPP 2.0.1 station against the local CSMS, in simulated time. Each test names the
+OCA test case (OCPP 2.0.1 Part 6) it is modelled on; the steps are our own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ocpp_rig import OcppRig, run_rig
+
+SESSION = """
+plug 1 eactros600 soc=20
+authorize 1 rfid 04A1B2C3D4E5F6
+wait 1 Charging timeout=2m
+"""
+
+
+def _events(r: OcppRig, after: int = 0) -> list[dict[str, Any]]:
+    return [m.payload for m in r.csms.received[after:] if m.action == "TransactionEvent"]
+
+
+def test_boot_then_status_for_every_connector() -> None:
+    """TC_B_01_CS: cold boot, accepted; StatusNotification Available for each connector."""
+    async def body(r: OcppRig) -> None:
+        boot = await r.expect("BootNotification", {"reason": "PowerUp", "chargingStation": {
+            "vendorName": "chargebay", "model": "CB400-2", "serialNumber": "SIM-0001"}})
+        assert boot["chargingStation"]["firmwareVersion"]
+        for evse in (1, 2):
+            await r.expect("StatusNotification", {"evseId": evse, "connectorId": 1,
+                                                  "connectorStatus": "Available"})
+        assert r.csms.received[0].action == "BootNotification"
+    run_rig(body)
+
+
+def test_boot_pending_sends_nothing_else_and_retries_at_interval() -> None:
+    """TC_B_02_CS (pending): only BootNotification until accepted, retried at the interval."""
+    async def body(r: OcppRig) -> None:
+        await r.sleep(r.csms.heartbeat_s)
+        assert not r.station.online.is_set()
+        actions = {m.action for m in r.csms.received}
+        assert actions == {"BootNotification"}
+        boots = [m.at_s for m in r.csms.received if m.action == "BootNotification"]
+        assert len(boots) >= 2 and boots[1] - boots[0] >= r.csms.heartbeat_s - 1
+        r.csms.boot_status = "Accepted"
+        await r.expect("StatusNotification", within=2 * r.csms.heartbeat_s)
+        assert r.station.online.is_set()
+    run_rig(body, boot_status="Pending")
+
+
+def test_rfid_session_gives_started_periodic_soc_values_and_ended() -> None:
+    """TC_E_39_CS-like: authorized by card, charging, 30 s meter values with SoC, local stop."""
+    async def body(r: OcppRig) -> None:
+        await r.play(SESSION + "sleep 3m\nstop 1 Local\nwait 1 Finished timeout=1m\n")
+        await r.sleep(5)
+        events = _events(r)
+        assert [e["seqNo"] for e in events] == list(range(len(events)))
+        started, ended = events[0], events[-1]
+        assert started["eventType"] == "Started"
+        assert started["idToken"] == {"idToken": "04A1B2C3D4E5F6", "type": "ISO14443"}
+        assert started["evse"] == {"id": 1, "connectorId": 1}
+        assert ended["eventType"] == "Ended"
+        assert ended["transactionInfo"]["stoppedReason"] == "Local"
+        assert ended["triggerReason"] == "StopAuthorized"
+        ids = {e["transactionInfo"]["transactionId"] for e in events}
+        assert len(ids) == 1
+        periodic = [e for e in events if e["triggerReason"] == "MeterValuePeriodic"]
+        assert 5 <= len(periodic) <= 7  # 3 min at 30 s
+        times = [r.station.utc().fromisoformat(e["timestamp"].replace("Z", "+00:00"))
+                 for e in periodic]
+        gaps = {round((b - a).total_seconds()) for a, b in zip(times, times[1:], strict=False)}
+        assert gaps == {30}
+        values = {v["measurand"]: v for v in periodic[-1]["meterValue"][0]["sampledValue"]}
+        assert set(values) == {"Energy.Active.Import.Register", "Power.Active.Import",
+                               "Current.Import", "Voltage", "SoC"}
+        assert values["SoC"]["unitOfMeasure"]["unit"] == "Percent"
+        assert 20 < values["SoC"]["value"] < 30 and values["Current.Import"]["value"] > 400
+        final = {v["measurand"]: v["value"] for v in ended["meterValue"][0]["sampledValue"]}
+        session_wh = r.world.sessions[0].energy_kwh * 1000
+        assert abs(final["Energy.Active.Import.Register"] - session_wh) < 1.0
+        assert not any(e.get("offline") for e in events)
+    run_rig(body)
+
+
+def test_remote_start_and_remote_stop() -> None:
+    """TC_F_01_CS / TC_F_03_CS: RequestStartTransaction, then RequestStopTransaction."""
+    async def body(r: OcppRig) -> None:
+        await r.play("plug 2 etgx soc=40\nauthorize 2 app APP-USER-1\n"
+                     "wait 2 Charging timeout=2m\n")
+        started = await r.expect("TransactionEvent", {"eventType": "Started"})
+        assert started["triggerReason"] == "RemoteStart"
+        assert started["transactionInfo"]["remoteStartId"] == 1
+        assert started["idToken"]["type"] == "Central"
+        tx_id = started["transactionInfo"]["transactionId"]
+        answer = await r.command("RequestStopTransaction", {"transactionId": tx_id})
+        assert answer["status"] == "Accepted"
+        ended = await r.expect("TransactionEvent", {"eventType": "Ended"})
+        assert ended["transactionInfo"]["stoppedReason"] == "Remote"
+        assert ended["triggerReason"] == "RemoteStop"
+        unknown = await r.command("RequestStopTransaction", {"transactionId": "nope"})
+        assert unknown["status"] == "Rejected"
+    run_rig(body)
+
+
+def test_two_hours_offline_mid_session_then_everything_in_order() -> None:
+    """TC_E_04_CS-like: the CSMS goes away for 2 h mid-session; the charger keeps charging,
+    queues, and delivers in order with offline=true after reconnecting."""
+    async def body(r: OcppRig) -> None:
+        await r.play(SESSION + "sleep 1m\ncsms down\nsleep 2h\n")
+        queued = len(r.station.queue)
+        # The truck charged to full while offline (about 1 h 40 min): 30-s values until
+        # then, and the Ended event, all kept.
+        assert queued >= 150
+        kept = [q.payload for q in r.station.queue.pending()]
+        assert kept[-1]["eventType"] == "Ended"
+        assert kept[-1]["transactionInfo"]["stoppedReason"] == "StoppedByEV"
+        before = len(_events(r))
+        await r.play("csms up\n")
+        await r.expect("TransactionEvent", {"eventType": "Ended"}, within=30 * 60)
+        events = _events(r)
+        assert [e["seqNo"] for e in events] == list(range(len(events)))
+        offline = [e for e in events[before:] if e.get("offline")]
+        assert len(offline) >= queued - 1
+        assert all(e.get("offline") for e in events[before:before + queued - 1])
+        assert len(r.station.queue) == 0
+    run_rig(body)
+
+
+def test_card_of_same_group_stops_other_card_does_not() -> None:
+    """TC_C_xx (GroupId): a card of the same group stops the session; a stranger cannot."""
+    async def body(r: OcppRig) -> None:
+        await r.play(SESSION)
+        text = await r.station.present_card(1, "04C0FFEE000001")  # no group
+        assert "did not start" in text
+        assert r.phase().value == "Charging"
+        text = await r.station.present_card(1, "04DRIVER00002")  # FLEET-7, as the starter
+        assert text.startswith("Stopping")
+        ended = await r.expect("TransactionEvent", {"eventType": "Ended"})
+        assert ended["transactionInfo"]["stoppedReason"] == "Local"
+    run_rig(body)
+
+
+def test_unknown_card_refused_and_shown() -> None:
+    """TC_C_02_CS: Authorize answered Unknown: no transaction, the screen says so."""
+    async def body(r: OcppRig) -> None:
+        await r.play("plug 1 etgx soc=40\nwait 1 Preparing timeout=5s\n")
+        text = await r.station.present_card(1, "DEADBEEF")
+        assert "not accepted" in text and r.phase().value == "Preparing"
+        await r.expect("Authorize", {"idToken": {"idToken": "DEADBEEF"}})
+        screen = r.world.controller.connectors[1].screen
+        assert screen is not None and "not accepted" in screen.headline.lower()
+        await r.sleep(5)
+        assert not _events(r)
+    run_rig(body)
+
+
+def test_offline_authorization_by_local_list_and_cache() -> None:
+    """TC_D_01 / TC_C_xx: offline, a card on the local list or in the cache charges;
+    an unknown card does not (OfflineTxForUnknownIdEnabled false)."""
+    async def body(r: OcppRig) -> None:
+        answer = await r.command("SendLocalList", {
+            "versionNumber": 3, "updateType": "Full", "localAuthorizationList": [
+                {"idToken": {"idToken": "LISTED-1", "type": "ISO14443"},
+                 "idTokenInfo": {"status": "Accepted"}}]})
+        assert answer["status"] == "Accepted"
+        assert (await r.command("GetLocalListVersion", {}))["versionNumber"] == 3
+        stale = await r.command("SendLocalList", {"versionNumber": 2,
+                                                  "updateType": "Differential"})
+        assert stale["status"] == "VersionMismatch"
+        await r.station.present_card(2, "04C0FFEE000001")  # online: goes to the cache
+        await r.play("csms down\nsleep 1m\nplug 1 etgx soc=40\nwait 1 Preparing timeout=5s\n")
+        assert "not accepted" in await r.station.present_card(1, "NOBODY")
+        assert (await r.station.present_card(1, "LISTED-1")) == "Card accepted."
+        assert (await r.station.authorize_token("04C0FFEE000001")).source == "cache"
+        await r.play("wait 1 Charging timeout=2m\n")
+    run_rig(body)
