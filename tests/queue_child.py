@@ -1,0 +1,26 @@
+"""A child process for the SIGKILL tests: appends TransactionEvents to the queue at argv[1]
+with their seqNo state in the same SQLite transaction, printing each seqNo once append
+has returned (so the parent knows what the queue promised to keep)."""
+
+from __future__ import annotations
+
+import sys
+
+from firmware.ocpp.queue import MessageQueue
+
+
+def main() -> None:
+    queue = MessageQueue(sys.argv[1])
+    state = queue.get_state("tx:1") or {"seq": -1}
+    seq = int(state["seq"]) + 1
+    while True:
+        queue.append_with_state("TransactionEvent", {
+            "eventType": "Updated", "seqNo": seq, "triggerReason": "MeterValuePeriodic",
+            "transactionInfo": {"transactionId": "T-1"}}, "tx:1", {"seq": seq})
+        sys.stdout.write(f"{seq}\n")
+        sys.stdout.flush()
+        seq += 1
+
+
+if __name__ == "__main__":
+    main()
