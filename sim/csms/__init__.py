@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
+from base64 import b64encode
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -109,12 +111,29 @@ class LocalCsms:
     epoch: datetime = field(default_factory=lambda: datetime.now(UTC).replace(microsecond=0))
     on_message: Callable[[Received], None] | None = None
     sessions: dict[str, _Session] = field(default_factory=dict)
+    ssl_context: ssl.SSLContext | None = None  # wss:// (security profiles 2 and 3)
+    passwords: dict[str, str] | None = None  # basic auth per station id, when checked
+    refused: int = 0
     _server: Any = None
     _connections: set[Any] = field(default_factory=set)
 
     @property
     def url(self) -> str:
-        return f"ws://{self.host}:{self.port}/ocpp"
+        scheme = "wss" if self.ssl_context is not None else "ws"
+        return f"{scheme}://{self.host}:{self.port}/ocpp"
+
+    def _check_auth(self, connection: Any, request: Any) -> Any:
+        """Security profiles 1-2: HTTP basic auth, user = the charge point id (Part 2 A00)."""
+        if self.passwords is None:
+            return None
+        station = request.path.rstrip("/").rsplit("/", 1)[-1]
+        header = request.headers.get("Authorization", "")
+        expected = self.passwords.get(station)
+        if expected is not None and header == "Basic " + b64encode(
+                f"{station}:{expected}".encode()).decode():
+            return None
+        self.refused += 1
+        return connection.respond(401, "unknown station or wrong password\n")
 
     def now_iso(self) -> str:
         """Wall-clock time that runs with the (possibly simulated) clock."""
@@ -141,7 +160,8 @@ class LocalCsms:
     async def up(self) -> None:
         self._server = await websockets.serve(self._accept, self.host, self.port,
                                               subprotocols=[Subprotocol("ocpp2.0.1")],
-                                              ping_interval=None)
+                                              ping_interval=None, ssl=self.ssl_context,
+                                              process_request=self._check_auth)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def down(self) -> None:
