@@ -57,3 +57,60 @@ async def _fuzz_driver(n: int, rng: _random.Random) -> None:
                 inputs = board.inputs(c)
                 if inputs.pilot not in "ABCDEF":
                     raise AssertionError(f"driver reports pilot {inputs.pilot!r}")
+
+
+def fuzz_ocpp(n: int, rng: _random.Random) -> int:
+    """Random frames into the station's receive path (Link.route_message): every frame
+    that is not a CALLRESULT/CALLERROR gets exactly one reply, and nothing raises."""
+    return asyncio.run(_fuzz_ocpp(n, rng))
+
+
+class _Wire:
+    def __init__(self) -> None:
+        self.out: list[str] = []
+
+    async def send(self, text: str) -> None:
+        self.out.append(text)
+
+    async def recv(self) -> str:  # pragma: no cover - never read in the fuzz
+        raise ConnectionError
+
+
+class _OneHandler:
+    from ocpp.routing import on as _on
+    from ocpp.v201 import call_result as _cr
+
+    @_on("Reset")
+    def on_reset(self, type: str, **_: object) -> object:
+        return self._cr.Reset(status="Rejected")
+
+
+async def _fuzz_ocpp(n: int, rng: _random.Random) -> int:
+    import json
+
+    from firmware.ocpp.link import Link
+
+    wire = _Wire()
+    link = Link("FUZZ", wire, Clock(1.0), _OneHandler())
+    actions = ["Reset", "GetVariables", "MakeCoffee", "TransactionEvent", "", "Reset"]
+    values: list[object] = [None, True, 7, -1.5, "x" * rng.randrange(0, 3000), [], {},
+                            {"type": "Immediate"}, {"type": 3}, {"type": "OnIdle", "x": 1}]
+    for i in range(n):
+        kind = rng.choice([2, 2, 2, 3, 4, 5, "2", None])
+        msg_id = rng.choice([f"id-{i}", "", 17, None, "x" * 40, f"id-{i}"])
+        frame: object = [kind, msg_id, rng.choice(actions), rng.choice(values)]
+        if rng.random() < 0.2:
+            frame = frame[: rng.randrange(0, 4)]  # type: ignore[index]
+        text = json.dumps(frame)
+        if rng.random() < 0.1:
+            text = text[: rng.randrange(len(text))]  # cut: not JSON any more
+        before = len(wire.out)
+        await link.route_message(text)
+        is_result = isinstance(frame, list) and len(frame) >= 3 and frame[0] in (3, 4) \
+            and isinstance(frame[1], str) and 0 < len(frame[1]) <= 36 and text.endswith("]")
+        replies = len(wire.out) - before
+        if not is_result and replies != 1:
+            raise AssertionError(f"{text[:80]!r} got {replies} replies")
+    while not link._response_queue.empty():  # results nobody waited for
+        link._response_queue.get_nowait()
+    return n

@@ -10,7 +10,9 @@ event those drivers produce; their detection is tested with the drivers.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from safety_rig import Bench
@@ -18,8 +20,26 @@ from safety_rig import Bench
 from firmware.core import events as ev
 from firmware.core.transitions import Phase
 from firmware.errors import CATALOGUE, Clearing, Severity, spec
+from firmware.ocpp import mapping
+from firmware.ocpp.device_model import VARIABLES
+from firmware.ocpp.transactions import Transactions
 from hal import vehicle_link as vl
 from hal.power_stage import Mode
+
+EPOCH = dt.datetime(2026, 11, 22, 8, 0, tzinfo=dt.UTC)
+DEFAULTS = {(v.component, v.name): v.default for v in VARIABLES}
+REASONS = {"DeAuthorized", "EmergencyStop", "EnergyLimitReached", "EVDisconnected",
+           "GroundFault", "ImmediateReset", "Local", "LocalOutOfCredit", "MasterPass", "Other",
+           "OvercurrentFault", "PowerLoss", "PowerQuality", "Reboot", "Remote",
+           "SOCLimitReached", "StoppedByEV", "TimeLimitReached", "Timeout"}  # ReasonEnumType
+# OCPP 1.6 ChargePointErrorCode (what the 1.6 StatusNotification and NotifyEvent carry)
+OCPP_ERROR_CODES = {"ConnectorLockFailure", "EVCommunicationError", "GroundFailure",
+                    "HighTemperature", "InternalError", "LocalListConflict", "NoError",
+                    "OtherError", "OverCurrentFailure", "OverVoltage", "PowerMeterFailure",
+                    "PowerSwitchFailure", "ReaderFailure", "ResetFailure", "UnderVoltage",
+                    "WeakSignal"}
+EXPECTED_REASON = {"emergency_stop": "EmergencyStop", "isolation_fault": "GroundFault",
+                   "over_current": "OvercurrentFault", "vehicle_comm_timeout": "Timeout"}
 
 
 def charging(b: Bench) -> None:
@@ -133,15 +153,53 @@ CASES: dict[str, tuple[Callable[[Bench], None], Callable[[Bench], None],
 }
 
 
+class MemoryQueue:
+    """The transaction queue's interface, in memory: what OCPP would send."""
+
+    def __init__(self) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.state: dict[str, dict[str, Any]] = {}
+
+    def append_with_state(self, action: str, payload: dict[str, Any], key: str,
+                          value: dict[str, Any]) -> int:
+        self.sent.append(payload)
+        self.state[key] = value
+        return len(self.sent)
+
+    def set_state(self, key: str, value: dict[str, Any]) -> None:
+        self.state[key] = value
+
+    def get_state(self, key: str) -> dict[str, Any] | None:
+        return self.state.get(key)
+
+    def state_items(self, prefix: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.state.items() if k.startswith(prefix)}
+
+
 class Recorder:
+    """Every batch of commands, and what the OCPP side makes of them (transactions with
+    the default start/stop points, and the connector status StatusNotification sends)."""
+
     def __init__(self, bench: Bench) -> None:
         self.batches: list[tuple[bool, list[ev.Command]]] = []
+        self.queue = MemoryQueue()
+        self.tx = Transactions(self.queue, lambda c, v: DEFAULTS[(c, v)], (1,),
+                               lambda: bench.now)
+        self.tx.set_online(True)
+        self.statuses: list[str] = []
         original = bench.carry_out
 
         def carry_out(cmds: list[ev.Command]) -> None:
             # whether the contactors were commanded closed when this batch came out
             self.batches.append((bench.hw.contactors_cmd, list(cmds)))
             original(cmds)
+            status = bench.session.status(bench.now)
+            utc = EPOCH + dt.timedelta(seconds=bench.now)
+            for cmd in cmds:
+                self.tx.on_command(1, cmd, status, utc)
+            connector = mapping.CONNECTOR_STATUS[status.phase]
+            if not self.statuses or self.statuses[-1] != connector:
+                self.statuses.append(connector)
         bench.carry_out = carry_out  # type: ignore[method-assign]
 
     def reported(self, code: str) -> list[tuple[bool, list[ev.Command]]]:
@@ -181,6 +239,18 @@ def test_catalogue_entry_behaves_as_written(code: str) -> None:
     assert any(s.detail == entry.screen_text for s in rec.screens()), (
         f"screen never said {entry.screen_text!r}")
     assert not b.violations, b.violations
+    # What the operator sees over OCPP.
+    assert entry.ocpp_error_code in OCPP_ERROR_CODES
+    if entry.severity is not Severity.WARNING:
+        assert rec.statuses[-1] == "Faulted", rec.statuses
+    ended = [p for p in rec.queue.sent if p["eventType"] == "Ended"]
+    if was_charging and entry.severity is not Severity.WARNING:
+        assert len(ended) == 1, [p["eventType"] for p in rec.queue.sent]
+        assert ended[0]["transactionInfo"]["stoppedReason"] in REASONS
+        if code in EXPECTED_REASON:
+            assert ended[0]["transactionInfo"]["stoppedReason"] == EXPECTED_REASON[code]
+    elif was_charging:
+        assert not ended  # a warning does not end the transaction
 
     heal(b)
     b.unplug()
@@ -194,3 +264,4 @@ def test_catalogue_entry_behaves_as_written(code: str) -> None:
     assert code not in b.session.faults
     assert b.session.phase is Phase.AVAILABLE, b.session.phase
     assert not b.hw.lock and not b.violations
+    assert rec.statuses[-1] == "Available"  # and the operator sees it back in service

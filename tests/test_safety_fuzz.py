@@ -174,3 +174,11 @@ def test_serial_link_fuzz_resyncs_and_never_crashes() -> None:
     from fuzz_parts import fuzz_serial
 
     assert fuzz_serial(400, random.Random(7)) == 800
+
+
+def test_ocpp_receive_path_fuzz_one_reply_per_frame() -> None:
+    import random
+
+    from fuzz_parts import fuzz_ocpp
+
+    assert fuzz_ocpp(600, random.Random(5)) == 600
