@@ -172,3 +172,37 @@ def test_offline_authorization_by_local_list_and_cache() -> None:
         assert (await r.station.authorize_token("04C0FFEE000001")).source == "cache"
         await r.play("wait 1 Charging timeout=2m\n")
     run_rig(body)
+
+
+def test_transaction_event_retried_per_message_attempts() -> None:
+    """TC_E_xx (MessageAttempts): a CALLERROR counts as a failed attempt; the event is
+    resent after MessageAttemptInterval x attempts, in order, and then delivered."""
+    async def body(r: OcppRig) -> None:
+        r.csms.fail_transaction_events = 2
+        await r.play(SESSION)
+        started = await r.expect("TransactionEvent", {"eventType": "Started"}, within=600)
+        await r.sleep(60)
+        attempts = [m for m in r.csms.received if m.action == "TransactionEvent"
+                    and m.payload["seqNo"] == 0]
+        assert len(attempts) == 3  # two refused, the third accepted
+        gaps = [round(b.at_s - a.at_s) for a, b in zip(attempts, attempts[1:], strict=False)]
+        assert gaps == [10, 20]  # interval x attempts so far
+        assert started["seqNo"] == 0
+        events = [m.payload["seqNo"] for m in r.csms.received if m.action == "TransactionEvent"]
+        assert events == sorted(events)  # nothing overtook the retried event
+    run_rig(body, variables={"OCPPCommCtrlr.MessageAttemptInterval": "10"})
+
+
+def test_reset_immediate_ends_the_session_and_reboots_the_link() -> None:
+    """TC_B_21/B_22-like: Reset Immediate while charging: the transaction ends with
+    ImmediateReset, the station boots again with reason RemoteReset; OnIdle is Scheduled."""
+    async def body(r: OcppRig) -> None:
+        await r.play(SESSION)
+        assert (await r.command("Reset", {"type": "OnIdle"}))["status"] == "Scheduled"
+        mark = r.mark()
+        assert (await r.command("Reset", {"type": "Immediate"}))["status"] == "Accepted"
+        ended = await r.expect("TransactionEvent", {"eventType": "Ended"}, after=mark)
+        assert ended["transactionInfo"]["stoppedReason"] == "ImmediateReset"
+        await r.expect("BootNotification", {"reason": "RemoteReset"}, after=mark)
+        await r.expect("StatusNotification", after=mark)
+    run_rig(body)

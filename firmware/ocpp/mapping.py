@@ -51,6 +51,7 @@ _STOP_REASONS = {
     "StoppedByEV": "StoppedByEV",
     "PowerLoss": "PowerLoss",
     "Reboot": "Reboot",
+    "ImmediateReset": "ImmediateReset",
     "EnergyLimitReached": "EnergyLimitReached",
     "TimeLimitReached": "TimeLimitReached",
 }

@@ -251,9 +251,10 @@ class Station:
 
     def _observe(self, evse_id: int, cmd: ev.Command, now: float) -> None:
         status = self.controller.status(evse_id)
+        queued = len(self.queue)
         self.tx.on_command(evse_id, cmd, status, self.utc())
-        if isinstance(cmd, ev.SessionEnded | ev.SessionStarted):
-            self._wake_delivery.set()
+        if len(self.queue) != queued:
+            self._wake_delivery.set()  # a new event goes out now, not at the next sample
         if isinstance(cmd, ev.Screen) and self.online.is_set() and self.link is not None:
             if self._status_sent.get(evse_id) != mapping.CONNECTOR_STATUS[status.phase]:
                 asyncio.ensure_future(self._send_statuses(self.link))
@@ -384,6 +385,7 @@ class Station:
         the process does not restart itself; on a cabinet systemd restarts it.)"""
         self.boot_reason = "RemoteReset"
         self._reset_pending = "now"
+        self._status_sent.clear()  # a rebooted station reports every connector again
         if self.link is not None:
             await self.link._connection.close()
 

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import websockets
+from ocpp.exceptions import InternalError
 from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call_result
 from websockets.typing import Subprotocol
@@ -80,6 +81,9 @@ class _Session(ChargePoint):  # type: ignore[misc]
     @on("TransactionEvent")
     def on_transaction(self, id_token: dict[str, Any] | None = None,
                        **_: Any) -> call_result.TransactionEvent:
+        if self.csms.fail_transaction_events > 0:  # a CSMS having a bad day
+            self.csms.fail_transaction_events -= 1
+            raise InternalError(description="database unavailable")
         if id_token is None:
             return call_result.TransactionEvent()
         return call_result.TransactionEvent(
@@ -114,6 +118,7 @@ class LocalCsms:
     ssl_context: ssl.SSLContext | None = None  # wss:// (security profiles 2 and 3)
     passwords: dict[str, str] | None = None  # basic auth per station id, when checked
     refused: int = 0
+    fail_transaction_events: int = 0  # answer the next N TransactionEvents with CALLERROR
     _server: Any = None
     _connections: set[Any] = field(default_factory=set)
 
