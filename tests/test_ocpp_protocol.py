@@ -120,6 +120,21 @@ def test_unlock_refused_while_charging_and_availability_deferred() -> None:
     run_rig(body)
 
 
+def test_availability_survives_a_restart(tmp_path: Path) -> None:
+    """TC_G_xx: an Inoperative EVSE stays Unavailable after the station restarts."""
+    async def first(r: OcppRig) -> None:
+        answer = await r.command("ChangeAvailability", {"operationalStatus": "Inoperative",
+                                                        "evse": {"id": 2}})
+        assert answer["status"] == "Accepted"
+        await r.expect("StatusNotification", {"evseId": 2, "connectorStatus": "Unavailable"})
+
+    async def second(r: OcppRig) -> None:
+        await r.expect("StatusNotification", {"evseId": 2, "connectorStatus": "Unavailable"})
+        assert r.phase(2).value == "Unavailable" and r.phase(1).value == "Available"
+    run_rig(first, state_dir=tmp_path)
+    run_rig(second, state_dir=tmp_path)
+
+
 def test_trigger_messages_and_transaction_status() -> None:
     """TC_F_11/F_12/F_14 (TriggerMessage), TC_E_xx (GetTransactionStatus)."""
     async def body(r: OcppRig) -> None:

@@ -100,6 +100,9 @@ class Station:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        for evse_id in self.evse_ids:  # ChangeAvailability survives restarts (G03.FR.06)
+            if self.stored(f"availability:{evse_id}") == "Inoperative":
+                self.controller.set_availability(evse_id, False)
         ended = self.tx.resume_after_restart(self.utc())
         for tx_id in ended:
             log.warning("transaction %s was open at start-up: ended with PowerLoss", tx_id)
