@@ -116,6 +116,11 @@ def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | Non
         finally:
             await ocpp.stop()
             await world.close()
+            # Follow-ups the package started with ensure_future (after-handlers) die here.
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in rest:
+                task.cancel()
+            await asyncio.gather(*rest, return_exceptions=True)
 
     loop = looptime.new_event_loop(start=0.0, noop_cycles=1)
     try:
