@@ -73,6 +73,7 @@ class Station:
         self.boot_reason = "PowerUp"
         self.connected_at: float | None = None
         self.offline_since: float | None = 0.0
+        self.delivered = 0
         self.handlers = Handlers(self)
         controller.observers.append(self._observe)
 
@@ -307,11 +308,16 @@ class Station:
                 await asyncio.sleep(0)
                 continue
             self.queue.delivered(head.id)
+            self.delivered += 1
+            if head.payload.get("triggerReason") in ("MeterValuePeriodic", "MeterValueClock"):
+                continue  # every 30 s: the progress lines show those values already
             self._note(f"-> CSMS TransactionEvent {head.payload.get('eventType')} "
                        f"seq {head.payload.get('seqNo')} "
                        f"({head.payload.get('triggerReason')})"
                        + (" [queued offline]" if head.payload.get("offline") else ""))
             self._on_transaction_response(head.payload, response)
+            if head.payload.get("eventType") == "Ended":
+                self._note(f"OCPP: {self.delivered} TransactionEvents delivered so far")
 
     def _on_transaction_response(self, payload: dict[str, Any],
                                  response: dict[str, Any]) -> None:
