@@ -206,3 +206,26 @@ def test_reset_immediate_ends_the_session_and_reboots_the_link() -> None:
         await r.expect("BootNotification", {"reason": "RemoteReset"}, after=mark)
         await r.expect("StatusNotification", after=mark)
     run_rig(body)
+
+
+def test_start_and_stop_points_from_the_device_model() -> None:
+    """TC_E_01/E_06-like: TxStartPoint EVConnected starts the transaction at plug-in
+    (CablePluggedIn, no idToken yet), the card then arrives as an Updated with triggerReason
+    Authorized and the idToken; TxStopPoint EVConnected ends it only when the truck leaves."""
+    async def body(r: OcppRig) -> None:
+        await r.play("plug 1 etgx soc=50\nwait 1 Preparing timeout=5s\nsleep 5s\n")
+        started = await r.expect("TransactionEvent", {"eventType": "Started"})
+        assert started["triggerReason"] == "CablePluggedIn" and "idToken" not in started
+        assert started["transactionInfo"]["chargingState"] == "EVConnected"
+        await r.play("authorize 1 rfid 04A1B2C3D4E5F6\nwait 1 Charging timeout=2m\n"
+                     "sleep 1m\nstop 1 Local\nwait 1 Finished timeout=1m\nsleep 30s\n")
+        authorized = await r.expect("TransactionEvent", {"triggerReason": "Authorized"})
+        assert authorized["idToken"]["idToken"] == "04A1B2C3D4E5F6"
+        assert not [p for p in r.csms.messages("TransactionEvent") if p["eventType"] == "Ended"]
+        await r.play("unplug 1\nwait 1 Available timeout=10s\n")
+        ended = await r.expect("TransactionEvent", {"eventType": "Ended"})
+        assert ended["transactionInfo"]["stoppedReason"] == "Local"
+        events = r.csms.messages("TransactionEvent")
+        assert [e["seqNo"] for e in events] == list(range(len(events)))
+    run_rig(body, variables={"TxCtrlr.TxStartPoint": "EVConnected",
+                             "TxCtrlr.TxStopPoint": "EVConnected"})
