@@ -12,6 +12,22 @@ after a crash the seqNo neither skips nor repeats.
 
 When the queue grows past ``max_len`` (days offline), the oldest periodic meter updates
 are thinned; Started, Ended and every other event are never dropped.
+
+API::
+
+    q = MessageQueue(path, max_len=20_000)
+    q.append(action, payload) -> int        # durable (fsynced) when it returns
+    q.append_with_state(action, payload, key, value) -> int   # event + its state, atomic
+    q.head() -> Queued | None               # oldest undelivered: id, action, payload,
+                                            # attempts, not_before (caller's seconds)
+    q.delivered(id)
+    q.failed(id, now, attempts_max, interval_s) -> bool   # False: discarded (counted)
+    len(q); q.pending(); q.close()
+    q.set_state(key, value); q.get_state(key); q.state_items(prefix)
+    counters: q.discarded (after the last attempt), q.thinned (queue over max_len)
+
+Per-transaction state (``tx:<evse>``: transactionId, next seqNo, open, last meter
+reading) is written by transactions.py through ``append_with_state``.
 """
 
 from __future__ import annotations
@@ -27,11 +43,11 @@ _THINNABLE = ("MeterValuePeriodic", "MeterValueClock")
 
 @dataclass(frozen=True)
 class Queued:
-    id: int
+    id: int  # AUTOINCREMENT: never reused, so ids order messages even across deletions
     action: str
     payload: dict[str, Any]
-    attempts: int
-    not_before: float  # the caller's monotonic seconds
+    attempts: int  # failed delivery attempts so far
+    not_before: float  # earliest next try, in the caller's monotonic seconds
 
 
 class MessageQueue:
@@ -39,8 +55,15 @@ class MessageQueue:
         self.max_len = max_len
         self.discarded = 0
         self.thinned = 0
+        # isolation_level=None: no implicit transactions; every write below either
+        # autocommits alone or sits inside an explicit BEGIN IMMEDIATE ... COMMIT.
         self.db = sqlite3.connect(str(path), isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":  # e.g. a filesystem without shared memory
+            raise RuntimeError(f"message queue {path}: journal_mode is {mode}, not wal")
+        # FULL, not WAL's usual NORMAL: NORMAL may lose the last commits on power loss
+        # (the WAL is fsynced only at checkpoints). A message that append() returned for
+        # must survive SIGKILL and power loss, so every commit fsyncs the WAL.
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("CREATE TABLE IF NOT EXISTS message (id INTEGER PRIMARY KEY "
                         "AUTOINCREMENT, action TEXT NOT NULL, payload TEXT NOT NULL, "
@@ -65,6 +88,10 @@ class MessageQueue:
         state_text = json.dumps(state[1], separators=(",", ":")) if state else None
         thinnable = int(payload.get("eventType") == "Updated"
                         and payload.get("triggerReason") in _THINNABLE)
+        # One SQLite transaction for the message, its state and any thinning: a crash or
+        # an error anywhere inside leaves none of them (the context manager rolls back).
+        # The counters change only once the commit has succeeded.
+        thinned = False
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             cursor = self.db.execute(
@@ -73,20 +100,25 @@ class MessageQueue:
             if state is not None:
                 self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)",
                                 (state[0], state_text))
-            self._length += 1
             if self._length > self.max_len:
-                self._thin_one()
+                thinned = self._thin_one()
+        if thinned:  # one in, one out
+            self.thinned += 1
+        else:
+            self._length += 1
         msg_id = cursor.lastrowid
         assert msg_id is not None
         return msg_id
 
-    def _thin_one(self) -> None:
+    def _thin_one(self) -> bool:
+        # The oldest periodic/clock meter update, possibly the one just inserted: these are
+        # the only events OCPP lets a full station drop (Started, Ended never).
         row = self.db.execute("SELECT id FROM message WHERE thinnable = 1 ORDER BY id "
                               "LIMIT 1").fetchone()
-        if row is not None:  # nothing thinnable: keep everything, the bound is soft
-            self.db.execute("DELETE FROM message WHERE id = ?", (row[0],))
-            self._length -= 1
-            self.thinned += 1
+        if row is None:  # nothing thinnable: keep everything, the bound is soft
+            return False
+        self.db.execute("DELETE FROM message WHERE id = ?", (row[0],))
+        return True
 
     # --- reading and delivery ----------------------------------------------------------------
 
@@ -111,7 +143,7 @@ class MessageQueue:
         (counted). Returns whether it stays queued."""
         row = self.db.execute("SELECT attempts FROM message WHERE id = ?",
                               (msg_id,)).fetchone()
-        if row is None:
+        if row is None:  # already delivered or discarded: nothing to retry, nothing counted
             return False
         attempts = int(row[0]) + 1
         if attempts >= attempts_max:
@@ -139,9 +171,11 @@ class MessageQueue:
         return value
 
     def state_items(self, prefix: str) -> dict[str, dict[str, Any]]:
+        # substr, not LIKE (case-insensitive, wildcards) nor a range up to U+FFFF (misses
+        # keys with characters beyond it).
         return {k: json.loads(v) for k, v in self.db.execute(
-            "SELECT key, value FROM state WHERE key >= ? AND key < ?",
-            (prefix, prefix + "\uffff"))}
+            "SELECT key, value FROM state WHERE substr(key, 1, ?) = ? ORDER BY key",
+            (len(prefix), prefix))}
 
     def close(self) -> None:
         self.db.close()

@@ -12,6 +12,22 @@ open at start-up is ended with PowerLoss and its last meter value (E07 / B11).
 The energy register is per EVSE and survives restarts: register at session start plus
 the energy the core has counted. (Partial: until a DC meter driver lands, the core's
 own integration of the power stage's telemetry is the reading.)
+
+API::
+
+    tx = Transactions(queue, settings, evse_ids)   # settings(component, variable) -> str;
+                                                   # DEFAULTS / default_settings for tests
+    tx.on_command(evse_id, cmd, status, now_utc)   # from the Controller observer
+    tx.on_tick(status_by_evse, now_utc)            # ~1/s: sampled + clock-aligned values
+    tx.note_authorization(evse_id, id_token, trigger_reason, remote_start_id, group_id_token)
+    tx.transaction_id(evse_id) / tx.id_token(evse_id) / tx.evse_of(transaction_id)
+    tx.set_online(online)                          # events made offline carry offline=true
+    tx.trigger(evse_id)                            # TriggerMessage -> Updated (Trigger)
+    tx.resume_after_restart(status_by_evse, now_utc)  # open tx -> Ended PowerLoss
+
+Optional ``monotonic`` (seconds) drives sampling when given; otherwise the UTC times of
+the calls do. The word mappings (chargingState, stoppedReason, triggerReason of the
+Ended event) live in mapping.py, one table each.
 """
 
 from __future__ import annotations
@@ -19,7 +35,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from firmware.core import events as ev
@@ -75,12 +91,36 @@ def iso(t: datetime) -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
+# Device-model values this module reads, as strings (what ``settings`` returns); for
+# tests and for a station without a device model. Names from OCPP 2.0.1 Part 2 appendix.
+DEFAULTS: dict[tuple[str, str], str] = {
+    ("TxCtrlr", "TxStartPoint"): "PowerPathClosed",
+    ("TxCtrlr", "TxStopPoint"): "EVConnected,Authorized",
+    ("SampledDataCtrlr", "TxUpdatedInterval"): "30",
+    ("SampledDataCtrlr", "TxUpdatedMeasurands"):
+        "Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,SoC",
+    ("SampledDataCtrlr", "TxStartedMeasurands"): "Energy.Active.Import.Register",
+    ("SampledDataCtrlr", "TxEndedMeasurands"): "Energy.Active.Import.Register",
+    ("AlignedDataCtrlr", "Interval"): "900",
+    ("AlignedDataCtrlr", "Measurands"): "Energy.Active.Import.Register",
+    ("OCPPCommCtrlr", "MessageAttempts"): "3",
+    ("OCPPCommCtrlr", "MessageAttemptInterval"): "60",
+}
+
+
+def default_settings(component: str, variable: str) -> str:
+    return DEFAULTS[(component, variable)]
+
+
 class Transactions:
-    def __init__(self, queue: Queue, settings: Settings, evse_ids: tuple[int, ...],
-                 monotonic: Callable[[], float],
+    def __init__(self, queue: Queue, settings: Settings, evse_ids: tuple[int, ...] | list[int],
+                 monotonic: Callable[[], float] | None = None,
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4())) -> None:
-        # Sampling runs on the monotonic clock: wall time may jump when the CSMS sets it.
-        self.monotonic = monotonic
+        # Sampling runs on a monotonic clock when given (wall time may jump when the CSMS
+        # sets it); without one, on the UTC timestamps the calls carry.
+        self._monotonic = monotonic
+        self._last_utc: datetime | None = None
+        self._last_status: dict[int, Status] = {}
         self.queue = queue
         self.settings = settings
         self.new_id = new_id
@@ -92,6 +132,11 @@ class Transactions:
             tx = Tx(**value)
             if tx.open and tx.evse_id in self.evse:
                 self.tx[tx.evse_id] = tx
+
+    def monotonic(self) -> float:
+        if self._monotonic is not None:
+            return self._monotonic()
+        return self._last_utc.timestamp() if self._last_utc is not None else 0.0
 
     # --- what the station tells us -------------------------------------------------------
 
@@ -130,6 +175,7 @@ class Transactions:
 
     def on_command(self, evse_id: int, cmd: ev.Command, status: Status,
                    now_utc: datetime) -> None:
+        self._last_utc, self._last_status[evse_id] = now_utc, status
         e = self.evse[evse_id]
         match cmd:
             case ev.SessionStarted(token, source, _):
@@ -148,6 +194,8 @@ class Transactions:
         self._evaluate(evse_id, status, now_utc)
 
     def on_tick(self, status_by_evse: dict[int, Status], now_utc: datetime) -> None:
+        self._last_utc = now_utc
+        self._last_status.update(status_by_evse)
         aligned = self._aligned_due(now_utc)
         for evse_id, status in status_by_evse.items():
             e = self.evse[evse_id]
@@ -169,19 +217,35 @@ class Transactions:
                 self._emit(tx, "Updated", "MeterValueClock", now_utc,
                            self._meter(tx, status, now_utc, "Sample.Clock", None))
 
-    def trigger(self, evse_id: int, status: Status, now_utc: datetime) -> bool:
-        """TriggerMessage(TransactionEvent): an Updated with the present values (F06)."""
+    def trigger(self, evse_id: int, status: Status | None = None,
+                now_utc: datetime | None = None) -> bool:
+        """TriggerMessage(TransactionEvent): an Updated with triggerReason Trigger and the
+        present values (F06). Without ``status`` / ``now_utc``, the last ones seen.
+        Returns False when no transaction runs on the EVSE."""
         tx = self.tx.get(evse_id)
-        if tx is None:
+        status = status or self._last_status.get(evse_id)
+        now_utc = now_utc or self._last_utc or datetime.now(UTC)
+        if tx is None or status is None:
             return False
         self._emit(tx, "Updated", "Trigger", now_utc,
                    self._meter(tx, status, now_utc, "Trigger", "TxUpdatedMeasurands"))
         return True
 
-    def resume_after_restart(self, now_utc: datetime) -> list[str]:
-        """Transactions found open after a restart end with PowerLoss and the last meter
-        value sent (the session they belonged to died with the process; the connector
-        came up safe). Returns their ids."""
+    def resume_after_restart(self, status_by_evse: dict[int, Status] | datetime | None = None,
+                             now_utc: datetime | None = None) -> list[str]:
+        """Transactions found open after a restart end with PowerLoss, triggerReason
+        AbnormalCondition and the last meter value persisted (E07/E08: the session they
+        belonged to died with the process; the connector came up safe). seqNo continues
+        from the persisted counter. Returns their ids.
+
+        Deprecated form kept for the station: ``resume_after_restart(now_utc)``."""
+        if isinstance(status_by_evse, datetime):
+            status_by_evse, now_utc = None, status_by_evse
+        if now_utc is None:
+            now_utc = datetime.now(UTC)
+        self._last_utc = now_utc
+        if status_by_evse:
+            self._last_status.update(status_by_evse)
         ended = []
         for evse_id, tx in list(self.tx.items()):
             e = self.evse[evse_id]

@@ -1,0 +1,130 @@
+"""Delivery of the persistent transaction queue to the CSMS, strictly in order.
+
+OCPP 2.0.1 Part 2, E "offline behaviour" (E04 transaction started while offline, E12
+TransactionEvent retries) and Part 4 section 4.1.4: transaction messages go out in the
+order they were made, one at a time; a new one waits until every older one has been
+answered. A CALLERROR or no answer within the caller's timeout is a failed attempt:
+the next attempt waits OCPPCommCtrlr.MessageAttemptInterval x the attempts so far, and
+after OCPPCommCtrlr.MessageAttempts attempts the message is discarded (counted by the
+queue). Losing the connection mid-call is not an attempt: the message is sent again,
+unchanged, once back online.
+
+API (the station calls these)::
+
+    delivery = Delivery(queue, settings, clock, on_response=None)
+    task = asyncio.create_task(delivery.run(call, online))
+    delivery.wake()          # after anything was appended to the queue (or use notify)
+
+- ``call(action, payload) -> dict``: sends one CALL and returns the CALLRESULT payload;
+  raises on CALLERROR or timeout (any exception). If ``online`` is clear when it
+  raises, the failure is put down to the lost connection and not counted.
+- ``online``: an asyncio.Event the station sets while the websocket is up and the boot
+  was accepted (B01), clears when the connection is lost.
+- ``on_response(action, payload, response)``: called after each delivered message, so
+  the station can act on TransactionEventResponse.idTokenInfo (E05 StopTxOnInvalidId).
+- Waits go through the project Clock, so tests run in virtual time (looptime).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from firmware.clock import Clock
+
+log = logging.getLogger(__name__)
+
+Settings = Callable[[str, str], str]
+Call = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
+OnResponse = Callable[[str, dict[str, Any], dict[str, Any]], None]
+
+
+class _Queued(Protocol):
+    id: int
+    action: str
+    payload: dict[str, Any]
+    attempts: int
+    not_before: float
+
+
+class _Queue(Protocol):
+    def head(self) -> Any: ...
+    def delivered(self, msg_id: int) -> None: ...
+    def failed(self, msg_id: int, now: float, attempts_max: int,
+               interval_s: float) -> bool: ...
+    def __len__(self) -> int: ...
+
+
+class Delivery:
+    def __init__(self, queue: _Queue, settings: Settings, clock: Clock,
+                 on_response: OnResponse | None = None) -> None:
+        self.queue = queue
+        self.settings = settings
+        self.clock = clock
+        self.on_response = on_response
+        self.sent = 0  # CALLs answered with a CALLRESULT
+        self.failures = 0  # counted failed attempts
+        self.dropped = 0  # discarded after the last attempt
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was appended (or the station came online): look at the head now,
+        not at the next sample (an event leaves at once when online)."""
+        self._wake.set()
+
+    def _int(self, variable: str, default: int) -> int:
+        try:
+            return int(self.settings("OCPPCommCtrlr", variable))
+        except (KeyError, ValueError):
+            return default
+
+    async def _wait_online(self, online: asyncio.Event) -> None:
+        if not online.is_set():
+            await online.wait()
+
+    async def _idle(self, online: asyncio.Event, seconds: float | None) -> None:
+        """Sleep until woken, or ``seconds`` pass (None: until woken)."""
+        self._wake.clear()
+        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
+        if seconds is not None:
+            waits.append(asyncio.ensure_future(self.clock.sleep(seconds)))
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def run(self, call: Call, online: asyncio.Event) -> None:
+        """Deliver forever (cancel the task to stop). Never reorders: the head blocks
+        everything behind it until answered or discarded."""
+        while True:
+            await self._wait_online(online)
+            head = self.queue.head()
+            if head is None:
+                await self._idle(online, None)
+                continue
+            wait = head.not_before - self.clock.now()
+            if wait > 0:  # MessageAttemptInterval back-off of the head
+                await self._idle(online, wait)
+                continue
+            try:
+                response = await call(head.action, head.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any failure of the CALL
+                if not online.is_set():
+                    continue  # connection lost: not an attempt (resent unchanged)
+                self.failures += 1
+                attempts = self._int("MessageAttempts", 3)
+                interval = self._int("MessageAttemptInterval", 60)
+                if not self.queue.failed(head.id, self.clock.now(), attempts, interval):
+                    self.dropped += 1
+                    log.error("%s seqNo %s discarded after %d attempts: %s", head.action,
+                              head.payload.get("seqNo"), attempts, exc)
+                continue
+            self.queue.delivered(head.id)
+            self.sent += 1
+            if self.on_response is not None:
+                self.on_response(head.action, head.payload, response)
