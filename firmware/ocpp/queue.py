@@ -100,7 +100,7 @@ class MessageQueue:
             if state is not None:
                 self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)",
                                 (state[0], state_text))
-            if self._length > self.max_len:
+            if self._length + 1 > self.max_len:
                 thinned = self._thin_one()
         if thinned:  # one in, one out
             self.thinned += 1
