@@ -284,12 +284,20 @@ class Transactions:
             if reason is None and "EVConnected" in stop:
                 reason = "EVDisconnected"
             meter = self._meter(tx, status, now_utc, "Transaction.End", "TxEndedMeasurands")
-            self._end(tx, mapping.trigger_for_stop(reason), mapping.stopped_reason(reason),
-                      now_utc, meter)
+            # The trigger names what ended it now; stoppedReason keeps the first reason
+            # given (E06: with TxStopPoint EVConnected a locally stopped session ends
+            # when the EV leaves, triggerReason EVDeparted, stoppedReason Local).
+            trigger = ("EVDeparted" if "EVConnected" in stop
+                       else mapping.trigger_for_stop(reason))
+            self._end(tx, trigger, mapping.stopped_reason(reason), now_utc, meter)
             return
         if not before.get("Authorized") and now["Authorized"] and tx.id_token is None:
             tx.id_token = e.pending_token  # authorized after the start (E03 / E07)
             self._emit(tx, "Updated", e.pending_trigger, now_utc, None, with_token=True)
+        if before.get("Authorized") and not now["Authorized"] and tx.id_token is not None:
+            # Stopped but not over (TxStopPoint without Authorized, E06): say who
+            # stopped it now; the Ended event follows at the stop point.
+            self._emit(tx, "Updated", mapping.trigger_for_stop(e.stop_reason), now_utc, None)
         state = mapping.CHARGING_STATE[status.phase]
         if state != tx.charging_state:
             tx.charging_state = state
