@@ -305,8 +305,14 @@ class Transactions:
 
     def _start(self, evse_id: int, status: Status, now_utc: datetime, point: str) -> None:
         e = self.evse[evse_id]
-        register = self.queue.get_state(f"meter:{evse_id}") or {"wh": 0.0}
-        tx = Tx(self.new_id(), evse_id, base_wh=float(register["wh"]),
+        # The register goes on from the last transaction. Its Ended event and state are
+        # one write, the meter:<evse> row a second one: a crash between the two must not
+        # make the register run backwards, so take the larger of both.
+        register = (self.queue.get_state(f"meter:{evse_id}") or {"wh": 0.0})["wh"]
+        last = self.queue.get_state(f"tx:{evse_id}")
+        if last is not None:
+            register = max(float(register), float(last.get("meter_wh", 0.0)))
+        tx = Tx(self.new_id(), evse_id, base_wh=float(register),
                 charging_state=mapping.CHARGING_STATE[status.phase])
         tx.meter_wh = tx.base_wh + (e.energy_wh if e.authorized else 0.0)
         if e.authorized:
