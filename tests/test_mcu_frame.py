@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from hal.mcu import frame
@@ -67,15 +67,17 @@ def _code_positions(encoded: bytes) -> set[int]:
 
 
 @given(messages, st.integers(0, 10_000), st.integers(1, 255))
+@example(msg=(0, 128, b""), where=0, flip=128)  # once turned into "no corruption at all"
 def test_corrupted_data_byte_is_always_dropped(msg: tuple[int, int, bytes], where: int,
                                                flip: int) -> None:
     wire = bytearray(frame.encode(*msg))
     data = sorted(set(range(1, len(wire) - 1)) - {1 + p for p in _code_positions(
         bytes(wire[1:-1]))})
     i = data[where % len(data)]
-    if wire[i] ^ flip == 0:
-        flip ^= 0x80  # a new delimiter is the other case (below)
-    wire[i] ^= flip
+    corrupted = wire[i] ^ flip  # never equal to wire[i]: flip is not 0
+    if corrupted == 0:  # a new delimiter is the other case (below): pick another wrong value
+        corrupted = 0x01 if wire[i] == 0xFF else 0xFF
+    wire[i] = corrupted
     decoder = frame.Decoder()
     # CRC-16 detects every error burst of up to 16 bits: always, not just likely.
     assert decoder.feed(bytes(wire)) == [] and decoder.dropped == 1

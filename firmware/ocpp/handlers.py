@@ -217,7 +217,7 @@ class Handlers:
             targets = [evse_id] if evse_id else list(self.st.evse_ids)
             done = [self.st.tx.trigger(e, self.st.controller.status(e), self.st.utc())
                     for e in targets if e in self.st.evse_ids]
-            self.st._wake_delivery.set()
+            self.st.delivery.wake()
             return call_result.TriggerMessage(status="Accepted" if any(done) else "Rejected")
         if requested_message not in ("BootNotification", "Heartbeat", "StatusNotification",
                                      "MeterValues"):

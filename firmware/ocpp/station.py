@@ -26,6 +26,7 @@ from firmware.core import events as ev
 from firmware.loop import Controller
 from firmware.ocpp import mapping
 from firmware.ocpp.auth import Authorization, Decision, same_holder
+from firmware.ocpp.delivery import Delivery
 from firmware.ocpp.device_model import DeviceModel
 from firmware.ocpp.handlers import Handlers
 from firmware.ocpp.link import CallFailed, Link
@@ -66,7 +67,9 @@ class Station:
         self._utc_at = 0.0
         self.link: Link | None = None
         self.online = asyncio.Event()  # connected and BootNotification Accepted
-        self._wake_delivery = asyncio.Event()
+        self._lost_mid_call = False
+        self.delivery = Delivery(self.queue, self._setting, clock,
+                                 on_response=self._delivered)
         self._status_sent: dict[int, str] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._reset_pending: str | None = None
@@ -108,7 +111,8 @@ class Station:
         for tx_id in ended:
             log.warning("transaction %s was open at start-up: ended with PowerLoss", tx_id)
         self._tasks = [asyncio.create_task(self._connection_loop(), name="ocpp-connection"),
-                       asyncio.create_task(self._deliver(), name="ocpp-delivery"),
+                       asyncio.create_task(self.delivery.run(self._call, self.online),
+                                           name="ocpp-delivery"),
                        asyncio.create_task(self._ticker(), name="ocpp-tick")]
 
     async def stop(self) -> None:
@@ -188,9 +192,10 @@ class Station:
             return
 
     def _went_offline(self) -> None:
-        if self.online.is_set():
+        if self.online.is_set() or self._lost_mid_call:
             self._note("OCPP: connection to the CSMS lost; queueing")
         self.online.clear()
+        self._lost_mid_call = False
         self.tx.set_online(False)
         self.link = None
         self.offline_since = self.clock.now()
@@ -228,7 +233,7 @@ class Station:
             self._status_sent.clear()  # after a long offline period: all of them (B04)
         self.tx.set_online(True)
         self.online.set()
-        self._wake_delivery.set()
+        self.delivery.wake()
         await self._send_statuses(link)
         while True:
             await self.clock.sleep(self.model.get_int("OCPPCommCtrlr", "HeartbeatInterval"))
@@ -258,7 +263,7 @@ class Station:
         queued = len(self.queue)
         self.tx.on_command(evse_id, cmd, status, self.utc())
         if len(self.queue) != queued:
-            self._wake_delivery.set()  # a new event goes out now, not at the next sample
+            self.delivery.wake()  # a new event goes out now, not at the next sample
         if isinstance(cmd, ev.Screen) and self.online.is_set() and self.link is not None:
             if self._status_sent.get(evse_id) != mapping.CONNECTOR_STATUS[status.phase]:
                 asyncio.ensure_future(self._send_statuses(self.link))
@@ -274,50 +279,35 @@ class Station:
             before = len(self.queue)
             self.tx.on_tick(statuses, self.utc())
             if len(self.queue) != before:
-                self._wake_delivery.set()
+                self.delivery.wake()
 
-    # --- delivery of the transaction queue (E "offline", Part 4 section 4.1.4) ----------------
+    # --- delivery of the transaction queue (firmware/ocpp/delivery.py) ----------------------
 
-    async def _deliver(self) -> None:
-        while True:
-            await self.online.wait()
-            head = self.queue.head()
-            if head is None:
-                self._wake_delivery.clear()
-                await self._wake_delivery.wait()
-                continue
-            if head.not_before > self.clock.now():
-                await self.clock.sleep(head.not_before - self.clock.now())
-                continue
-            link = self.link
-            if link is None:
-                await asyncio.sleep(0)
-                continue
-            try:
-                response = await link.call_raw(head.action, head.payload)
-            except CallFailed as exc:
-                attempts = self.model.get_int("OCPPCommCtrlr", "MessageAttempts")
-                interval = self.model.get_int("OCPPCommCtrlr", "MessageAttemptInterval")
-                if not self.queue.failed(head.id, self.clock.now(), attempts, interval):
-                    log.error("TransactionEvent seq %s dropped after %d attempts: %s",
-                              head.payload.get("seqNo"), attempts, exc)
-                if not self.online.is_set():
-                    continue
-                continue
-            except Exception:  # the connection went away mid-call: try again when back
-                await asyncio.sleep(0)
-                continue
-            self.queue.delivered(head.id)
-            self.delivered += 1
-            if head.payload.get("triggerReason") in ("MeterValuePeriodic", "MeterValueClock"):
-                continue  # every 30 s: the progress lines show those values already
-            self._note(f"-> CSMS TransactionEvent {head.payload.get('eventType')} "
-                       f"seq {head.payload.get('seqNo')} "
-                       f"({head.payload.get('triggerReason')})"
-                       + (" [queued offline]" if head.payload.get("offline") else ""))
-            self._on_transaction_response(head.payload, response)
-            if head.payload.get("eventType") == "Ended":
-                self._note(f"OCPP: {self.delivered} TransactionEvents delivered so far")
+    async def _call(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        link = self.link
+        if link is None:
+            raise ConnectionError("not connected")
+        try:
+            return await link.call_raw(action, payload)
+        except websockets.ConnectionClosed:
+            # Lost mid-call: not a failed attempt (the message goes again, unchanged, once
+            # back). Delivery tells the two apart by `online`, which the connection loop
+            # would clear only a moment later, so clear it here.
+            self._lost_mid_call = self.online.is_set()
+            self.online.clear()
+            raise
+
+    def _delivered(self, action: str, payload: dict[str, Any],
+                   response: dict[str, Any]) -> None:
+        self.delivered += 1
+        if payload.get("triggerReason") not in ("MeterValuePeriodic", "MeterValueClock"):
+            # (every 30 s: the progress lines show those values already)
+            self._note(f"-> CSMS TransactionEvent {payload.get('eventType')} "
+                       f"seq {payload.get('seqNo')} ({payload.get('triggerReason')})"
+                       + (" [queued offline]" if payload.get("offline") else ""))
+        self._on_transaction_response(payload, response)
+        if payload.get("eventType") == "Ended":
+            self._note(f"OCPP: {self.delivered} TransactionEvents delivered so far")
 
     def _on_transaction_response(self, payload: dict[str, Any],
                                  response: dict[str, Any]) -> None:
