@@ -15,6 +15,7 @@ back from the machine under test.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from firmware.core import events as ev
@@ -171,6 +172,10 @@ class Bench:
     # what the outside saw, for the invariants
     cable_check_passed: bool = False  # an OK CableCheck answer since this plug-in
     violations: list[str] = field(default_factory=list)
+    delivered_wh: float = 0.0  # energy into the truck, integrated from the physical model
+    # optional listeners (the OCPP ledger): every batch of commands, every physics step
+    observer: Callable[[list[ev.Command]], None] | None = None
+    ticker: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
         self.send(self.capability)
@@ -181,6 +186,8 @@ class Bench:
     def send(self, event: ev.Event) -> list[ev.Command]:
         cmds = self.session.handle(event, self.now)
         self.carry_out(cmds)
+        if self.observer is not None:
+            self.observer(cmds)
         return cmds
 
     def carry_out(self, cmds: list[ev.Command]) -> None:
@@ -218,9 +225,14 @@ class Bench:
         while self.now < end - 1e-9:
             dt = min(step, end - self.now)
             self.now += dt
+            # What flowed over this step: the state the model held since the last one
+            # (the same rectangle a meter sampling at the step makes).
+            self.delivered_wh += self.hw.voltage_v * self.hw.current_a * dt / 3600.0
             self.hw.physics(dt)
             self.sense()
             self.check_physical()
+            if self.ticker is not None:
+                self.ticker()
 
     def truck_step(self) -> None:
         req = self.truck.next_request(self.hw)

@@ -1,6 +1,7 @@
 """``make soak [STEPS=N KILLS=K FUZZ=F]``: the safety harness on a long profile.
 
-- steps: rule steps of the stateful safety machine (test_safety_stateful.BaySafety),
+- steps: rule steps of the stateful machines (test_safety_stateful.BaySafety and
+  test_billing_stateful.BillingUnderOutages, both checking the OCPP billing ledger),
   run as many hypothesis examples as it takes; a failing example counts as a violation
   and is printed (add it to the regression tests when fixing it).
 - kills: controller processes killed with SIGKILL mid-session (the power-loss harness,
@@ -33,14 +34,24 @@ STEPS_PER_EXAMPLE = 50
 
 
 def soak_steps(steps: int) -> tuple[int, int]:
-    """Returns (steps run, violations found)."""
-    import test_safety_stateful as sfs
+    """Returns (steps run, violations found): three quarters on the safety machine, a
+    quarter on the billing machine (test_billing_stateful), both with the OCPP ledger."""
+    billing = steps // 4
+    done, bad = _soak_machine("test_safety_stateful", "BaySafety", steps - billing)
+    if bad:
+        return done, bad
+    more, bad = _soak_machine("test_billing_stateful", "BillingUnderOutages", billing)
+    return done + more, bad
+
+
+def _soak_machine(module: str, name: str, steps: int) -> tuple[int, int]:
     from hypothesis import HealthCheck, settings
     from hypothesis.stateful import invariant, run_state_machine_as_test
 
+    machine = getattr(importlib.import_module(module), name)
     counted = {"steps": 0}
 
-    class Counted(sfs.BaySafety):
+    class Counted(machine):  # type: ignore[misc, valid-type]
         @invariant()
         def count_step(self) -> None:
             counted["steps"] += 1

@@ -12,7 +12,11 @@ every step the bench's invariants hold (tests/safety_rig.py):
 - while an emergency-severity condition is present, supply is off and the contactors
   are commanded open (the same batch of commands that reported it);
 - after the vehicle leaves and the conditions heal, no error stays latched unless the
-  catalogue says it needs service, and the connector is unlocked.
+  catalogue says it needs service, the connector is unlocked and no transaction is open;
+- billing data (tests/ocpp_ledger.py, the real OCPP Transactions and queue fed by the
+  same commands, with the CSMS link coming and going and restarts): nothing lost or
+  reordered, seqNo gapless, offline flags right, the register never backwards, no energy
+  billed that was not delivered.
 
 ``CHARGEBAY_SAFETY_EXAMPLES`` sets the example count (make soak runs a long profile).
 """
@@ -24,6 +28,7 @@ import os
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from ocpp_ledger import OcppLedger
 from safety_rig import Bench
 
 from firmware.core import events as ev
@@ -38,6 +43,11 @@ class BaySafety(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.bench = Bench()
+        self.ledger = OcppLedger(self.bench)
+        self.ledger.set_online(True)
+
+    def teardown(self) -> None:
+        self.ledger.close()
 
     # --- the driver and the truck ------------------------------------------------------
 
@@ -58,7 +68,7 @@ class BaySafety(RuleBasedStateMachine):
         b = self.bench
         b.truck.want_a = want_a
         b.plug()
-        b.send(ev.Authorize("TOKEN-1", source))
+        self.ledger.authorize("TOKEN-1", source)
         for _ in range(talk):
             b.truck_step()
 
@@ -83,7 +93,8 @@ class BaySafety(RuleBasedStateMachine):
 
     @rule(source=st.sampled_from(["rfid", "app", "payment"]))
     def authorize(self, source: str) -> None:
-        self.bench.send(ev.Authorize("TOKEN-1", source))
+        if not self.ledger.authorize("TOKEN-1", source):
+            event("remote start impossible: CSMS offline")
 
     @rule(reason=st.sampled_from(["Local", "Remote", "DeAuthorized"]))
     def stop(self, reason: str) -> None:
@@ -149,7 +160,17 @@ class BaySafety(RuleBasedStateMachine):
 
     @rule()
     def controller_restarts(self) -> None:
-        self.bench.restart_controller()
+        self.ledger.restart()
+
+    # --- the central system --------------------------------------------------------------
+
+    @rule(online=st.booleans())
+    def csms_link(self, online: bool) -> None:
+        self.ledger.set_online(online)
+
+    @rule()
+    def csms_catches_up(self) -> None:
+        self.ledger.deliver()
 
     # --- recovery ------------------------------------------------------------------------
 
@@ -172,10 +193,20 @@ class BaySafety(RuleBasedStateMachine):
             assert b.session.phase in (Phase.AVAILABLE, Phase.UNAVAILABLE), b.session.phase
         if not hw.welded:
             assert not hw.lock, "connector still locked after the vehicle left"
+        assert self.ledger.tx.transaction_id(1) is None, "transaction open after the EV left"
 
     @invariant()
     def nothing_unsafe_happened(self) -> None:
         assert not self.bench.violations, self.bench.violations[:5]
+
+    @invariant()
+    def billing_data_intact(self) -> None:
+        problems = self.ledger.violations()
+        assert not problems, problems[:5]
+        made = self.ledger.made
+        event(f"transaction events made: {'0' if not made else '1-9' if len(made) < 10 else '10+'}")
+        if self.ledger.power_loss_ends:
+            event("a transaction ended with PowerLoss")
 
 
 def test_bench_reaches_charging_and_stops_cleanly() -> None:
@@ -206,9 +237,13 @@ TestBaySafety = BaySafety.TestCase
 
 def _replay(*steps: tuple[str, dict[str, object]]) -> BaySafety:
     machine = BaySafety()
-    for name, kwargs in steps:
-        getattr(machine, name)(**kwargs)
-        machine.nothing_unsafe_happened()
+    try:
+        for name, kwargs in steps:
+            getattr(machine, name)(**kwargs)
+            machine.nothing_unsafe_happened()
+            assert not machine.ledger.violations(), machine.ledger.violations()
+    finally:
+        machine.teardown()
     return machine
 
 
