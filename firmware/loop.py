@@ -107,6 +107,25 @@ class Controller:
     def set_availability(self, evse_id: int, operative: bool) -> None:
         self.dispatch(evse_id, ev.SetAvailability(operative))
 
+    def reset_connector(self, evse_id: int) -> bool:
+        """A reset of one connector (OCPP Reset with an evseId, B11/B12; or of all of
+        them for a station reset): its machine starts afresh, exactly as after a process
+        restart, which is also how a latched "needs service" fault is cleared remotely
+        (errors.Clearing). Only when nothing runs on it: no session, contactors
+        commanded open, the output known to be below 60 V. Whatever is still wrong comes
+        back from the inputs (a welded contactor from its mirror contacts). Returns
+        False when it is not yet safe to; the caller tries again later."""
+        conn = self.connectors[evse_id]
+        s = conn.session
+        if s.session_at is not None or s.contactors_commanded or not s.below_safe_voltage:
+            return False
+        conn.session = ConnectorSession(evse_id, s.limits)
+        conn.inputs = conn.screen = conn.last_measurement = None
+        self._alloc_key = None  # the new machine learns its capability on the next tick
+        now = self.clock.now()
+        self._feed_inputs(conn, now)
+        return True
+
     def status(self, evse_id: int) -> Status:
         return self.connectors[evse_id].session.status(self.clock.now())
 
@@ -151,8 +170,8 @@ class Controller:
             events: list[ev.Event] = []
             tele = self.power.telemetry(conn.config.output)
             measurement = ev.Measurement(tele.voltage_v, tele.current_a)
-            if s.phase not in _IDLE or measurement != conn.last_measurement:
-                events.append(measurement)  # an idle bay with nothing new has no timers
+            if self.measurement_due(s, measurement, conn.last_measurement):
+                events.append(measurement)
             conn.last_measurement = measurement
             for fault in stage_faults:
                 if fault.output in (None, conn.config.output):
@@ -164,6 +183,15 @@ class Controller:
             # The measurement already advances the machine's timers; no separate Tick.
             for event in events:
                 self._execute(conn, s.handle(event, now), now)
+
+    @staticmethod
+    def measurement_due(s: ConnectorSession, new: ev.Measurement,
+                        last: ev.Measurement | None) -> bool:
+        """Whether this tick's measurement goes to the machine (it is also what advances
+        its timers). Skipped only on an idle bay with nothing new and no confirmation
+        timer running: a contactor found closed at start-up must still turn into
+        welded_contactor a second later."""
+        return s.phase not in _IDLE or s.supervising or new != last
 
     def _feed_inputs(self, conn: Connector, now: float) -> None:
         inputs = self.io.inputs(conn.config.evse_id)

@@ -169,6 +169,7 @@ class Bench:
     now: float = 0.0
     capability: ev.Capability = ev.Capability(1000.0, 500.0, 400_000.0)
     inputs: ConnectorInputs | None = None
+    last_measurement: ev.Measurement | None = None
     # what the outside saw, for the invariants
     cable_check_passed: bool = False  # an OK CableCheck answer since this plug-in
     violations: list[str] = field(default_factory=list)
@@ -218,7 +219,10 @@ class Bench:
         for event in Controller._input_events(self.inputs, new):
             self.send(event)
         self.inputs = new
-        self.send(ev.Measurement(self.hw.voltage_v, self.hw.current_a))
+        measurement = ev.Measurement(self.hw.voltage_v, self.hw.current_a)
+        if Controller.measurement_due(self.session, measurement, self.last_measurement):
+            self.send(measurement)  # the loop's own rule for when time reaches the machine
+        self.last_measurement = measurement
 
     def advance(self, seconds: float, step: float = 0.1) -> None:
         end = self.now + seconds
@@ -323,7 +327,7 @@ class Bench:
         hw.apply_board_rules()
         self.advance(0.5)
         self.session = ConnectorSession(1, ConnectorLimits(CABLE_A, CABLE_V))
-        self.inputs = None
+        self.inputs = self.last_measurement = None
         hw.drive_f = False
         if self.truck.stage != "idle":
             self.truck.stage = "done"  # the vehicle's session died with the link

@@ -171,6 +171,12 @@ class ConnectorSession:
                       self.stop_reason)
 
     @property
+    def supervising(self) -> bool:
+        """A hardware confirmation timer runs (mirror contacts or lock not yet following
+        the command): the machine needs the time even on an idle bay."""
+        return self.mismatch_since is not None or self.lock_pending_since is not None
+
+    @property
     def below_safe_voltage(self) -> bool:
         """The output is known to be below 60 V. Before the first measurement (a fresh
         start, possibly mid-session after a restart) it is not known, so not safe."""

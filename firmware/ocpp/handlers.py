@@ -170,14 +170,20 @@ class Handlers:
         if any(e not in self.st.evse_ids for e in evses):
             return call_result.Reset(status="Rejected")
         busy = [e for e in evses if self.st._busy(e)]
+        if evse_id is not None:  # one EVSE: reset when idle (B11), stop it first (B12)
+            self.st.evse_resets.add(evse_id)
+            if busy and type == "Immediate":
+                self.st.controller.request_stop(evse_id, "ImmediateReset")
+            asyncio.get_running_loop().call_soon(self.st.reset_evses)
+            return call_result.Reset(
+                status="Scheduled" if busy and type == "OnIdle" else "Accepted")
         if type == "OnIdle" and busy:
-            self.st._reset_pending = "idle" if evse_id is None else None
+            self.st._reset_pending = "idle"
             return call_result.Reset(status="Scheduled")
         for e in busy:  # Immediate: stop what runs, then reset (B12)
             self.st.controller.request_stop(e, "ImmediateReset")
-        if evse_id is None:
-            asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(
-                self.st._restart_link()))
+        asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(
+            self.st._restart_link()))
         return call_result.Reset(status="Accepted")
 
     @on("UnlockConnector")

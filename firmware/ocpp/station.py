@@ -73,6 +73,7 @@ class Station:
         self._status_sent: dict[int, str] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._reset_pending: str | None = None
+        self.evse_resets: set[int] = set()  # EVSEs to reset once idle (B11 / B12)
         self.boot_reason = "PowerUp"
         self.connected_at: float | None = None
         self.offline_since: float | None = 0.0
@@ -267,6 +268,8 @@ class Station:
         if isinstance(cmd, ev.Screen) and self.online.is_set() and self.link is not None:
             if self._status_sent.get(evse_id) != mapping.CONNECTOR_STATUS[status.phase]:
                 asyncio.ensure_future(self._send_statuses(self.link))
+        if isinstance(cmd, ev.SessionEnded) and self.evse_resets:
+            asyncio.get_running_loop().call_soon(self.reset_evses)
         if isinstance(cmd, ev.SessionEnded) and self._reset_pending == "idle" and all(
                 self.tx.transaction_id(e) is None for e in self.evse_ids):
             self._reset_pending = "now"
@@ -280,6 +283,23 @@ class Station:
             self.tx.on_tick(statuses, self.utc())
             if len(self.queue) != before:
                 self.delivery.wake()
+            if self.evse_resets:
+                self.reset_evses()
+
+    def reset_evses(self) -> None:
+        """Carry out the EVSE resets that wait for their EVSE to be idle and safe; the
+        rest are tried again on the next tick. A reset EVSE keeps its persisted
+        availability (G03.FR.06) and reports its status again."""
+        for evse_id in sorted(self.evse_resets):
+            if self._busy(evse_id) or not self.controller.reset_connector(evse_id):
+                continue
+            self.evse_resets.discard(evse_id)
+            self._note(f"OCPP: EVSE {evse_id} reset")
+            if self.stored(f"availability:{evse_id}") == "Inoperative":
+                self.controller.set_availability(evse_id, False)
+            self._status_sent.pop(evse_id, None)
+            if self.online.is_set() and self.link is not None:
+                asyncio.ensure_future(self._send_statuses(self.link))
 
     # --- delivery of the transaction queue (firmware/ocpp/delivery.py) ----------------------
 
@@ -380,11 +400,14 @@ class Station:
             "SuspendedEVSE")
 
     async def _restart_link(self) -> None:
-        """Reset: the OCPP side comes back with BootNotification(RemoteReset). (Partial:
-        the process does not restart itself; on a cabinet systemd restarts it.)"""
+        """Reset of the station: every connector's machine starts afresh (as soon as it
+        is idle and safe) and the OCPP side comes back with BootNotification(RemoteReset).
+        (Partial: the process itself does not restart.)"""
         self.boot_reason = "RemoteReset"
         self._reset_pending = "now"
         self._status_sent.clear()  # a rebooted station reports every connector again
+        self.evse_resets.update(self.evse_ids)  # and its connectors start afresh
+        self.reset_evses()
         if self.link is not None:
             await self.link._connection.close()
 
