@@ -47,6 +47,10 @@ _CONNECTED = frozenset(Phase) - {Phase.AVAILABLE, Phase.UNAVAILABLE}
 _ID_TOKEN_TYPE = {"rfid": "ISO14443", "app": "Central", "payment": "DirectPayment",
                   "local": "Local"}
 Settings = Callable[[str, str], str]
+# How often the running register is written to disk between meter-value events: what a
+# power loss can leave unbilled is at most this long a stretch of charging (instead of a
+# whole TxUpdatedInterval), at one small SQLite commit per interval while energy flows.
+PERSIST_REGISTER_S = 5.0
 
 
 class Queue(Protocol):
@@ -68,7 +72,7 @@ class Tx:
     remote_start_id: int | None = None
     charging_state: str = "EVConnected"
     base_wh: float = 0.0  # register at the start
-    meter_wh: float = 0.0  # last register reading sent
+    meter_wh: float = 0.0  # last register reading sent, or persisted (PERSIST_REGISTER_S)
     open: bool = True
 
 
@@ -84,6 +88,7 @@ class _Evse:
     group_id_token: dict[str, Any] | None = None
     stop_reason: str | None = None
     next_sample: float | None = None
+    next_persist: float = 0.0  # monotonic time of the next register write (no event)
     conditions: dict[str, bool] = field(default_factory=dict)
 
 
@@ -216,6 +221,11 @@ class Transactions:
             if aligned:
                 self._emit(tx, "Updated", "MeterValueClock", now_utc,
                            self._meter(tx, status, now_utc, "Sample.Clock", None))
+            register = tx.base_wh + e.energy_wh
+            if e.authorized and register > tx.meter_wh and stamp >= e.next_persist:
+                e.next_persist = stamp + PERSIST_REGISTER_S
+                tx.meter_wh = register  # what a PowerLoss Ended will carry (E07)
+                self.queue.set_state(f"tx:{evse_id}", asdict(tx))
 
     def trigger(self, evse_id: int, status: Status | None = None,
                 now_utc: datetime | None = None) -> bool:
