@@ -77,6 +77,14 @@ class Rig:
         self.send(ev.FromVehicle(req))
         return self.answers[-1]
 
+    def to_parameters(self) -> None:
+        """Plugged in (state B), session set up, card accepted, EV parameters told: the
+        step before the truck closes S2 (state C) and asks for the cable check."""
+        self.send(ev.PilotChanged("B"))
+        self.ask(vl.SessionSetupReq("X"))
+        self.send(ev.Authorize("CARD1", "rfid"))
+        self.ask(vl.ChargeParameterDiscoveryReq(EV))
+
     def to_charging(self) -> None:
         self.send(ev.PilotChanged("B"))
         self.ask(vl.SessionSetupReq("EVCC01"))

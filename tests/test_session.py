@@ -73,10 +73,7 @@ def test_normal_session_and_ramp() -> None:
 
 def test_cable_check_needs_low_voltage_and_state_c() -> None:
     r = Rig()
-    r.send(ev.PilotChanged("B"))
-    r.ask(vl.SessionSetupReq("X"))
-    r.send(ev.Authorize("CARD1", "rfid"))
-    r.ask(vl.ChargeParameterDiscoveryReq(EV))
+    r.to_parameters()
     assert r.ask(vl.CableCheckReq(20)).processing is vl.Processing.ONGOING
     assert r.s.phase is Phase.AUTHORIZED  # still state B: no cable check
     r.send(ev.PilotChanged("C"))
@@ -92,10 +89,7 @@ def test_cable_check_needs_low_voltage_and_state_c() -> None:
 
 def test_isolation_fault_never_energizes() -> None:
     r = Rig()
-    r.send(ev.PilotChanged("B"))
-    r.ask(vl.SessionSetupReq("X"))
-    r.send(ev.Authorize("CARD1", "rfid"))
-    r.ask(vl.ChargeParameterDiscoveryReq(EV))
+    r.to_parameters()
     r.send(ev.PilotChanged("C"))
     r.ask(vl.CableCheckReq(20))
     r.advance(1)
@@ -174,10 +168,7 @@ def test_vehicle_timeouts(timeout: str, setup: str) -> None:
 
 def test_cable_check_timeout() -> None:
     r = Rig()
-    r.send(ev.PilotChanged("B"))
-    r.ask(vl.SessionSetupReq("X"))
-    r.send(ev.Authorize("CARD1", "rfid"))
-    r.ask(vl.ChargeParameterDiscoveryReq(EV))
+    r.to_parameters()
     r.send(ev.PilotChanged("C"))
     r.max_output_v = 300  # the stage never reaches the test voltage
     r.ask(vl.CableCheckReq(20))
@@ -191,10 +182,7 @@ def test_cable_check_timeout() -> None:
 
 def test_lock_that_never_confirms_is_a_lock_failure_and_no_test_voltage() -> None:
     r = Rig()
-    r.send(ev.PilotChanged("B"))
-    r.ask(vl.SessionSetupReq("X"))
-    r.send(ev.Authorize("CARD1", "rfid"))
-    r.ask(vl.ChargeParameterDiscoveryReq(EV))
+    r.to_parameters()
     r.send(ev.PilotChanged("C"))
     r.lock_jammed = True  # lock never confirms
     r.ask(vl.CableCheckReq(20))
@@ -209,10 +197,7 @@ def test_lock_that_never_confirms_is_a_lock_failure_and_no_test_voltage() -> Non
 
 def test_cable_check_voltage_breaking_down_fails_the_check() -> None:
     r = Rig()
-    r.send(ev.PilotChanged("B"))
-    r.ask(vl.SessionSetupReq("X"))
-    r.send(ev.Authorize("CARD1", "rfid"))
-    r.ask(vl.ChargeParameterDiscoveryReq(EV))
+    r.to_parameters()
     r.send(ev.PilotChanged("C"))
     r.ask(vl.CableCheckReq(20))
     r.advance(0.5)
