@@ -20,13 +20,13 @@ with what the CSMS got and what is still queued:
 
 from __future__ import annotations
 
-import bisect
 import tempfile
 from collections import deque
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from power_loss import energy_register
 from safety_rig import Bench
 
 from firmware.core import events as ev
@@ -36,14 +36,6 @@ from firmware.ocpp.transactions import PERSIST_REGISTER_S, Transactions, default
 EPOCH = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 BILLING_TOLERANCE = 0.005  # relative, plus BILLING_SLACK_WH: the rectangle rule's edges
 BILLING_SLACK_WH = 5.0
-
-
-def _register(payload: dict[str, Any]) -> float | None:
-    for reading in payload.get("meterValue", []):
-        for sample in reading["sampledValue"]:
-            if sample.get("measurand") == "Energy.Active.Import.Register":
-                return float(sample["value"])
-    return None
 
 
 class _RecordingQueue:
@@ -144,16 +136,16 @@ class OcppLedger:
         assert ended == ([open_before] if open_before else []), (ended, open_before)
         self.power_loss_ends += len(ended)
         if ended:  # how much a power loss may leave unbilled: the last few seconds
-            times = [t for t, _ in self.history]
-            i = bisect.bisect_left(times, killed_at - PERSIST_REGISTER_S - 1.5)
-            window_wh = killed_wh - (self.history[i][1] if i < len(self.history) else killed_wh)
-            if i == 0:
-                window_wh = killed_wh  # history too short: no claim
+            cutoff = killed_at - PERSIST_REGISTER_S - 1.5
+            older = [wh for t, wh in self.history if t < cutoff]
+            newer = [wh for t, wh in self.history if t >= cutoff]
+            # no history from before the cutoff: too short a run to make a claim
+            window_wh = killed_wh - (newer[0] if newer else killed_wh) if older else killed_wh
             end = self.made[made_before][0]
             started = next((p, wh) for p, _, wh in self.made
                            if p["transactionInfo"]["transactionId"] == ended[0]
                            and p["eventType"] == "Started")
-            billed = (_register(end) or 0.0) - (_register(started[0]) or 0.0)
+            billed = (energy_register(end) or 0.0) - (energy_register(started[0]) or 0.0)
             unbilled = killed_wh - started[1] - billed
             assert unbilled <= window_wh + BILLING_SLACK_WH, (
                 f"PowerLoss left {unbilled:.1f} Wh unbilled; {window_wh:.1f} Wh flowed in "
@@ -178,7 +170,7 @@ class OcppLedger:
             if bool(payload.get("offline")) == online:
                 out.append(f"{tx_id} seq {payload['seqNo']}: offline flag "
                            f"{payload.get('offline')} but link {'up' if online else 'down'}")
-            register = _register(payload)
+            register = energy_register(payload)
             if register is not None:
                 if register < last_register - 1e-6:
                     out.append(f"register ran backwards: {last_register} -> {register}")
@@ -192,7 +184,7 @@ class OcppLedger:
                 out.append(f"{tx_id}: events {kinds}")
             if "Ended" in kinds[:-1]:
                 out.append(f"{tx_id}: events after Ended: {kinds}")
-            registers = [(r, wh) for p, wh in events if (r := _register(p)) is not None]
+            registers = [(r, wh) for p, wh in events if (r := energy_register(p)) is not None]
             if len(registers) < 2:
                 continue
             billed = registers[-1][0] - registers[0][0]

@@ -106,7 +106,8 @@ async def _cycles(kills: int, seed: int, work: Path) -> Findings:
     return found
 
 
-def _register(event: dict[str, Any]) -> float | None:
+def energy_register(event: dict[str, Any]) -> float | None:
+    """Energy.Active.Import.Register of a TransactionEvent, if it carries one."""
     for mv in event.get("meterValue", []):
         for sv in mv["sampledValue"]:
             if sv["measurand"] == "Energy.Active.Import.Register":
@@ -142,7 +143,7 @@ def _check(received: list[Any], boots: list[int], found: Findings) -> None:
             found.problems.append(f"{tx}: Ended {kinds.count('Ended')} times")
             found.lost_events += kinds.count("Ended") == 0
             continue
-        registers = [v for s in seqs if (v := _register(events[s])) is not None]
+        registers = [v for s in seqs if (v := energy_register(events[s])) is not None]
         if registers != sorted(registers):
             found.problems.append(f"{tx}: energy register ran backwards {registers}")
         if registers and registers[0] < last_register - 1e-6:

@@ -15,6 +15,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from power_loss import energy_register
+
 from firmware.ocpp.queue import MessageQueue
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,14 +44,6 @@ def _run_and_kill(db: Path, lines: int) -> list[tuple[int, str, int]]:
         child.stdout.close()
     assert child.returncode == -signal.SIGKILL, "the child crashed instead"
     return promised
-
-
-def _wh(event: dict[str, Any]) -> float | None:
-    for mv in event.get("meterValue", []):
-        for sv in mv["sampledValue"]:
-            if sv["measurand"] == "Energy.Active.Import.Register":
-                return float(sv["value"])
-    return None
 
 
 def test_sigkill_at_random_points(tmp_path: Path) -> None:
@@ -85,7 +79,7 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
         assert [e["seqNo"] for e in evs] == list(range(len(evs))), tx_id  # no skip/repeat
         assert evs[0]["eventType"] == "Started"
         assert [e["eventType"] for e in evs[1:-1]] == ["Updated"] * (len(evs) - 2)
-        readings = [w for e in evs if (w := _wh(e)) is not None]
+        readings = [w for e in evs if (w := energy_register(e)) is not None]
         assert readings == sorted(readings), "the register ran backwards"
         assert readings[0] >= register  # and goes on from the last transaction
         register = readings[-1]
@@ -96,8 +90,8 @@ def test_sigkill_at_random_points(tmp_path: Path) -> None:
         if end["transactionInfo"]["stoppedReason"] == "PowerLoss":
             power_loss += 1
             assert end["triggerReason"] == "AbnormalCondition"
-            before = [w for e in evs[:-1] if (w := _wh(e)) is not None]
-            assert _wh(end) == before[-1]  # the last persisted meter value
+            before = [w for e in evs[:-1] if (w := energy_register(e)) is not None]
+            assert energy_register(end) == before[-1]  # the last persisted meter value
         else:
             assert end["transactionInfo"]["stoppedReason"] == "Local"
     assert power_loss >= 1  # at least one kill landed mid-transaction

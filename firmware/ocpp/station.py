@@ -67,7 +67,6 @@ class Station:
         self._utc_at = 0.0
         self.link: Link | None = None
         self.online = asyncio.Event()  # connected and BootNotification Accepted
-        self._lost_mid_call = False
         self.delivery = Delivery(self.queue, self._setting, clock,
                                  on_response=self._delivered)
         self._status_sent: dict[int, str] = {}
@@ -193,10 +192,9 @@ class Station:
             return
 
     def _went_offline(self) -> None:
-        if self.online.is_set() or self._lost_mid_call:
+        if self.online.is_set() or self.link is not None:
             self._note("OCPP: connection to the CSMS lost; queueing")
         self.online.clear()
-        self._lost_mid_call = False
         self.tx.set_online(False)
         self.link = None
         self.offline_since = self.clock.now()
@@ -268,8 +266,6 @@ class Station:
         if isinstance(cmd, ev.Screen) and self.online.is_set() and self.link is not None:
             if self._status_sent.get(evse_id) != mapping.CONNECTOR_STATUS[status.phase]:
                 asyncio.ensure_future(self._send_statuses(self.link))
-        if isinstance(cmd, ev.SessionEnded) and self.evse_resets:
-            asyncio.get_running_loop().call_soon(self.reset_evses)
         if isinstance(cmd, ev.SessionEnded) and self._reset_pending == "idle" and all(
                 self.tx.transaction_id(e) is None for e in self.evse_ids):
             self._reset_pending = "now"
@@ -287,9 +283,10 @@ class Station:
                 self.reset_evses()
 
     def reset_evses(self) -> None:
-        """Carry out the EVSE resets that wait for their EVSE to be idle and safe; the
-        rest are tried again on the next tick. A reset EVSE keeps its persisted
-        availability (G03.FR.06) and reports its status again."""
+        """Carry out the EVSE resets that wait for their EVSE to be idle and safe (called
+        by the 1-s ticker and right after a Reset); the rest are tried on the next tick.
+        A reset EVSE keeps its persisted availability (G03.FR.06) and reports its status
+        again."""
         for evse_id in sorted(self.evse_resets):
             if self._busy(evse_id) or not self.controller.reset_connector(evse_id):
                 continue
@@ -313,7 +310,6 @@ class Station:
             # Lost mid-call: not a failed attempt (the message goes again, unchanged, once
             # back). Delivery tells the two apart by `online`, which the connection loop
             # would clear only a moment later, so clear it here.
-            self._lost_mid_call = self.online.is_set()
             self.online.clear()
             raise
 

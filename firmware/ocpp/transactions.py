@@ -221,7 +221,7 @@ class Transactions:
             if aligned:
                 self._emit(tx, "Updated", "MeterValueClock", now_utc,
                            self._meter(tx, status, now_utc, "Sample.Clock", None))
-            register = tx.base_wh + e.energy_wh
+            register = self._register(tx)
             if e.authorized and register > tx.meter_wh and stamp >= e.next_persist:
                 e.next_persist = stamp + PERSIST_REGISTER_S
                 tx.meter_wh = register  # what a PowerLoss Ended will carry (E07)
@@ -376,9 +376,7 @@ class Transactions:
 
     def _meter(self, tx: Tx, status: Status, now_utc: datetime, context: str,
                variable: str | None) -> list[dict[str, Any]]:
-        e = self.evse[tx.evse_id]
-        register = tx.base_wh + e.energy_wh
-        tx.meter_wh = max(tx.meter_wh, register)  # a register never runs backwards
+        tx.meter_wh = max(tx.meter_wh, self._register(tx))  # never runs backwards
         values: dict[str, float] = {
             "Energy.Active.Import.Register": tx.meter_wh,
             "Power.Active.Import": status.voltage_v * status.current_a,
@@ -389,6 +387,10 @@ class Transactions:
         wanted = self.settings(component, variable or "Measurands").split(",")
         chosen = {k: v for k, v in values.items() if k in wanted}
         return [self._reading(now_utc, context, chosen)] if chosen else []
+
+    def _register(self, tx: Tx) -> float:
+        """The EVSE's energy register now: at the transaction's start plus the session's."""
+        return tx.base_wh + self.evse[tx.evse_id].energy_wh
 
     @staticmethod
     def _reading(now_utc: datetime, context: str, values: dict[str, float]
