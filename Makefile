@@ -20,6 +20,7 @@ run: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check firmware hal sim tests
+	$(BIN)/lint-imports  # layer rules and no import cycles (pyproject [tool.importlinter])
 
 typecheck: $(STAMP)
 	$(BIN)/mypy firmware hal sim

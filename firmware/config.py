@@ -1,8 +1,10 @@
 """The charger's configuration: one TOML file, validated into frozen dataclasses.
 
 A bad file never half-loads: the first problem raises ``ConfigError`` naming the key
-(``connector[1].cable_max_current_a``) and the reason. Sections that later features add
-(ocpp, tariff, console, screen) are accepted as tables and kept raw until they get schemas.
+(``connector[1].cable_max_current_a``) and the reason. Sections owned by other parts
+(ocpp, simulator, and those later features add: tariff, console, screen, ...) are kept
+raw here and checked by their owner; ``firmware.charger.check`` runs every check, driver
+names included, so ``chargebay check-config`` names a bad key before anything starts.
 """
 
 from __future__ import annotations
@@ -14,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 CONNECTOR_TYPES = ("CCS2", "MCS")
-POWER_STAGE_DRIVERS = ("infypower",)
 CAN_INTERFACES = ("socketcan", "virtual")
-IO_BOARD_DRIVERS = ("inprocess", "sim-serial", "serial")
-VEHICLE_LINK_DRIVERS = ("sim",)
-LATER_SECTIONS = ("ocpp", "tariff", "console", "screen", "meter", "payment")
+# Sections whose owner parses them (the OCPP station, the simulator) or that later
+# features will own; kept as raw tables here.
+OWNED_SECTIONS = ("ocpp", "simulator", "tariff", "console", "screen", "meter", "payment",
+                  "card_reader")
 
 
 class ConfigError(ValueError):
@@ -70,6 +72,12 @@ class IoBoardConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class VehicleLinkConfig:
+    driver: str
+    channel: str  # the virtual driver's name prefix (a vehicle connects to CHANNEL/EVSE)
+
+
+@dataclass(frozen=True, slots=True)
 class ControlConfig:
     loop_hz: float = 10.0
     ramp_a_per_s: float = 25.0  # common default slew (charging-facts.md), configurable
@@ -82,7 +90,7 @@ class ChargerConfig:
     connectors: tuple[ConnectorConfig, ...]
     power_stage: PowerStageConfig
     io_board: IoBoardConfig
-    vehicle_link_driver: str
+    vehicle_link: VehicleLinkConfig
     control: ControlConfig
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -176,7 +184,7 @@ def _power_stage(t: _Table) -> PowerStageConfig:
     if max_v <= min_v:
         raise ConfigError(t._key("module_max_voltage_v"), "must exceed module_min_voltage_v")
     stage = PowerStageConfig(
-        driver=t.get("driver", str, check=_one_of(POWER_STAGE_DRIVERS)),
+        driver=t.get("driver", str, check=_nonempty),  # checked against the registry
         can_interface=t.get("can_interface", str, check=_one_of(CAN_INTERFACES)),
         can_channel=t.get("can_channel", str, check=_nonempty),
         bitrate=t.get("bitrate", int, 125000, _positive),
@@ -194,7 +202,7 @@ def _power_stage(t: _Table) -> PowerStageConfig:
 
 def _io_board(t: _Table) -> IoBoardConfig:
     board = IoBoardConfig(
-        driver=t.get("driver", str, check=_one_of(IO_BOARD_DRIVERS)),
+        driver=t.get("driver", str, check=_nonempty),  # checked against the registry
         port=t.get("port", str, ""),
         baudrate=t.get("baudrate", int, 115200, _positive),
         heartbeat_timeout_ms=t.get("heartbeat_timeout_ms", int, 500, _positive),
@@ -231,17 +239,14 @@ def parse(data: dict[str, Any]) -> ChargerConfig:
             raise ConfigError(f"connector[{i}].output",
                               f"{conn.output} is not in power_stage.outputs {stage.outputs}")
     io_board = _io_board(_Table(top.get("io_board", dict), "io_board"))
-    link = _Table(top.get("vehicle_link", dict, {"driver": "sim"}), "vehicle_link")
-    link_driver = link.get("driver", str, check=_one_of(VEHICLE_LINK_DRIVERS))
-    link.finish()
+    link_table = _Table(top.get("vehicle_link", dict), "vehicle_link")
+    link = VehicleLinkConfig(driver=link_table.get("driver", str, check=_nonempty),
+                             channel=link_table.get("channel", str, "vehicle", _nonempty))
+    link_table.finish()
     control = _control(_Table(top.get("control", dict, {}), "control"))
-    extra = {name: top.get(name, dict) for name in LATER_SECTIONS if name in data}
+    extra = {name: top.get(name, dict) for name in OWNED_SECTIONS if name in data}
     top.finish()
-    if "ocpp" in extra:  # checked here so check-config names a bad key before a run
-        from firmware.ocpp.settings import parse as parse_ocpp
-
-        parse_ocpp(extra["ocpp"])
-    return ChargerConfig(identity, connectors, stage, io_board, link_driver, control, extra)
+    return ChargerConfig(identity, connectors, stage, io_board, link, control, extra)
 
 
 def load(path: str | Path) -> ChargerConfig:

@@ -5,21 +5,28 @@ A steady tick (``control.loop_hz``, 10 Hz by default) reads the IO board and the
 stage, turns changes into events and advances time; vehicle requests take a fast path
 (their own task per connector: request -> machine -> setpoint frame on the bus -> answer,
 with no wait for the next tick) because the EV gives up on CurrentDemand after 250 ms.
+
+On the fast path nothing touches the disk or waits on OCPP: the commands that drive
+hardware and the answer go out first; observers (the OCPP station, reports, the screen)
+get the batch afterwards, from the event loop's next turn. An observer that raises is
+logged and skipped; it never stops the batch, the loop or a safety action.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from firmware.allocation import fair_share, split_modules
-from firmware.clock import Clock
 from firmware.config import ChargerConfig, ConnectorConfig
 from firmware.core import events as ev
 from firmware.core.session import ConnectorLimits, ConnectorSession, Status
 from firmware.core.transitions import Phase
+from hal.clock import Clock
 from hal.io_board import ConnectorInputs, IoBoard
 from hal.power_stage import Mode, PowerStage
 from hal.vehicle_link import VehicleLink
@@ -60,9 +67,13 @@ class Controller:
     io: IoBoard
     observers: list[Observer] = field(default_factory=list)
     connectors: dict[int, Connector] = field(default_factory=dict)
-    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _opened: list[str] = field(default_factory=list)
     _alloc_key: object = None
     _alloc_at: float = -1e9
+    task_failures: int = 0  # tasks of this controller that died of an exception
+    _notes: deque[tuple[int, list[ev.Command], float]] = field(default_factory=deque)
+    _notify_scheduled: bool = False
 
     def __post_init__(self) -> None:
         control = self.config.control
@@ -74,27 +85,84 @@ class Controller:
     # --- lifecycle -----------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Open the IO board, then the power stage, then start the tick. If a driver
+        fails to start, what was opened is closed again and the error goes up."""
         now = self.clock.now()
-        await self.io.start(now)
-        await self.power.start(now)
-        self._tasks.append(asyncio.create_task(self._ticker(), name="control-tick"))
+        try:
+            await self.io.start(now)
+            self._opened.append("io")
+            await self.power.start(now)
+            self._opened.append("power")
+        except BaseException:
+            await self._close_drivers()
+            raise
+        self._spawn(self._ticker(), "control-tick")
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        for c in self.connectors.values():
-            self.power.set_output(c.config.output, Mode.OFF, 0.0, 0.0, self.clock.now())
-        await self.io.close()
-        await self.power.close()
+        if "power" in self._opened:
+            for c in self.connectors.values():
+                self.power.set_output(c.config.output, Mode.OFF, 0.0, 0.0, self.clock.now())
+        await self._close_drivers()
+
+    async def _close_drivers(self) -> None:
+        if "io" in self._opened:
+            await self.io.close()
+        if "power" in self._opened:
+            await self.power.close()
+        self._opened.clear()
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        """Every task has an owner: kept here until done, its failure logged and counted
+        (and cancelled with the controller)."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self.task_failures += 1
+            log.error("task %s died: %r", task.get_name(), exc, exc_info=exc)
 
     def attach_vehicle(self, evse_id: int, link: VehicleLink) -> None:
         """A vehicle link came up on this connector (SLAC/SDP done, or the simulator)."""
         conn = self.connectors[evse_id]
         conn.link = link
-        self._tasks.append(asyncio.create_task(self._vehicle(conn, link),
-                                               name=f"vehicle-{evse_id}"))
+        self._spawn(self._vehicle(conn, link), f"vehicle-{evse_id}")
+
+    def connector_safe(self, evse_id: int) -> str | None:
+        """None when the connector is safe to leave: no session, contactors commanded
+        and read open, output known below 60 V, lock released. Else what is missing."""
+        s = self.connectors[evse_id].session
+        if s.session_at is not None or s.phase is Phase.STOPPING:
+            return f"session still {s.phase.value}"
+        if s.contactors_commanded or s.contactors_closed:
+            return "contactors not open"
+        if not s.below_safe_voltage:
+            return f"output at {s.voltage_v:.0f} V"
+        if s.lock_locked:
+            return "lock still locked"
+        return None
+
+    async def shutdown_sessions(self, reason: str, within_s: float) -> list[tuple[int, str]]:
+        """End every session in order and wait until every connector is safe (at most
+        ``within_s``). Returns the connectors that were not, and why."""
+        for evse_id in self.connectors:
+            self.request_stop(evse_id, reason)
+        end = self.clock.now() + within_s
+        while True:
+            unsafe = [(e, why) for e in self.connectors
+                      if (why := self.connector_safe(e)) is not None]
+            if not unsafe or self.clock.now() >= end:
+                return unsafe
+            await self.clock.sleep(0.05)
 
     # --- inputs from outside (OCPP, card reader, scenario) ----------------------------
 
@@ -152,7 +220,9 @@ class Controller:
                 # Was it the plug? Read the board first so an unplug counts as one.
                 self.io.poll(now)
                 self._feed_inputs(conn, now)
-            self._execute(conn, conn.session.handle(ev.FromVehicle(request), now), now)
+            # The fast path: hardware commands and the answer now, observers afterwards.
+            self._execute(conn, conn.session.handle(ev.FromVehicle(request), now), now,
+                          observe_later=True)
             if type(request).__name__ == "LinkLost":
                 conn.link = None
                 return
@@ -270,7 +340,8 @@ class Controller:
 
     # --- commands --------------------------------------------------------------------------
 
-    def _execute(self, conn: Connector, commands: list[ev.Command], now: float) -> None:
+    def _execute(self, conn: Connector, commands: list[ev.Command], now: float,
+                 observe_later: bool = False) -> None:
         evse = conn.config.evse_id
         for cmd in commands:
             match cmd:
@@ -288,5 +359,24 @@ class Controller:
                         conn.link.answer(response)
                 case ev.Screen():
                     conn.screen = cmd
-            for observer in self.observers:
-                observer(evse, cmd, now)
+        if not commands or not self.observers:
+            return
+        # One FIFO for every batch, so observers see batches in the order they happened
+        # even when a fast-path batch is waiting for the loop's next turn.
+        self._notes.append((evse, commands, now))
+        if not observe_later:
+            self._notify()
+        elif not self._notify_scheduled:
+            self._notify_scheduled = True
+            asyncio.get_running_loop().call_soon(self._notify)
+
+    def _notify(self) -> None:
+        self._notify_scheduled = False
+        while self._notes:
+            evse, commands, now = self._notes.popleft()
+            for cmd in commands:
+                for observer in self.observers:
+                    try:
+                        observer(evse, cmd, now)
+                    except Exception:  # reporting must never stop control or safety
+                        log.exception("observer %r failed on %r", observer, cmd)

@@ -1,8 +1,14 @@
-"""The controller on real hardware: builds the drivers the config names and runs the loop.
+"""``chargebay run FILE``: the charger as one service, until SIGTERM or SIGINT.
 
-Partial: the vehicle link over ISO 15118 (optional ``iso15118`` stack) is not in this
-foundation; ``run`` builds the power stage and the serial IO board but refuses to start
-without a vehicle link driver instead of pretending.
+The charger itself is built by the composition root (firmware/charger.py). With a
+``[simulator]`` section the far ends of its wires are simulated: the simulator is found
+by name among the installed plug-ins (entry point group ``chargebay.simulators``, as
+python-can finds third-party interfaces), started first, and hands the charger the ends
+of its wires; the product never imports it. Without that section every wire is real and
+a missing device stops the start with one line naming it and its config key.
+
+On SIGTERM/SIGINT the charger stops in order within ``charger.STOP_BOUND_S``
+(docs/architecture.md "Stopping").
 """
 
 from __future__ import annotations
@@ -10,61 +16,109 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from importlib.metadata import entry_points
+from typing import Any, Protocol
 
-import can
-
-from firmware.clock import Clock
-from firmware.config import ChargerConfig
-from firmware.loop import Controller
-from hal.io_board_serial import SerialIoBoard
-from hal.power_stage_can import InfyPowerStage
+from firmware.charger import Charger
+from firmware.charger import check as check_charger
+from firmware.config import ChargerConfig, ConfigError
+from firmware.drivers import HardwareMissing, Wires
+from hal.clock import Clock
 
 log = logging.getLogger("chargebay.service")
+SIMULATOR_GROUP = "chargebay.simulators"
 
 
-def build_power_stage(config: ChargerConfig) -> InfyPowerStage:
-    stage = config.power_stage
-    bus = can.Bus(interface=stage.can_interface, channel=stage.can_channel,
-                  bitrate=stage.bitrate)
-    return InfyPowerStage(bus, stage.module_addresses, outputs=stage.outputs,
-                          rating_w=stage.module_rating_kw * 1000,
-                          min_voltage_v=stage.module_min_voltage_v,
-                          max_voltage_v=stage.module_max_voltage_v,
-                          max_current_a=stage.module_max_current_a)
+class Simulator(Protocol):
+    """What a simulator plug-in offers the service: it owns the far end of every wire.
+    Its factory (the class) also has ``check(config)`` for its own config section."""
+
+    async def start(self) -> tuple[ChargerConfig, Wires]:
+        """Bring up the simulated hardware; return the config with the wire endpoints
+        it made (CAN channel, pty, CSMS address) and the wire ends to hand in."""
+
+    def attach(self, charger: Charger) -> None:
+        """The charger is running: watch it (reports, safety monitor) from outside."""
+
+    async def close(self) -> None: ...
 
 
-def build_io_board(config: ChargerConfig, clock: Clock) -> SerialIoBoard:
-    board = config.io_board
-    return SerialIoBoard(tuple(c.evse_id for c in config.connectors), board.port, clock,
-                         board.baudrate, board.heartbeat_timeout_ms)
+SimulatorFactory = Callable[..., Simulator]
 
 
-def run_service(config: ChargerConfig) -> int:
-    if config.io_board.driver != "serial":
-        log.error("io_board.driver %r is a simulator; use 'chargebay sim' instead",
-                  config.io_board.driver)
-        return 2
-    if config.vehicle_link_driver == "sim":
-        # The IO board and power stage drivers exist (build_io_board, build_power_stage);
-        # a bay without an ISO 15118 link could only ever time out, so do not pretend.
-        log.error("no ISO 15118 vehicle link driver yet (vehicle_link.driver = 'sim' is "
-                  "the simulator's); not starting")
-        return 2
+def simulator_factory(name: str = "world") -> SimulatorFactory:
+    """The installed simulator plug-in called ``name``."""
+    found = entry_points(group=SIMULATOR_GROUP, name=name)
+    for entry in found:
+        factory: SimulatorFactory = entry.load()
+        return factory
+    raise ConfigError("simulator", f"no simulator plug-in {name!r} is installed "
+                      f"(entry point group {SIMULATOR_GROUP})")
+
+
+def check(config: ChargerConfig) -> None:
+    """The whole file as ``chargebay run`` would take it: the charger's checks
+    (firmware.charger.check) and the simulator's section, if there is one."""
+    check_charger(config)
+    if "simulator" in config.extra:
+        simulator_factory().check(config)  # type: ignore[attr-defined]
+
+
+@asynccontextmanager
+async def running(config: ChargerConfig, clock: Clock, simulator: Simulator | None = None,
+                  say: Callable[[str], None] | None = None) -> AsyncIterator[Charger]:
+    """The charger started (with its simulator first, if any); stopped in order on exit."""
+    wires = None
+    if simulator is not None:
+        config, wires = await simulator.start()
+    try:
+        charger = Charger.build(config, clock, wires, say=say)
+        await charger.start()
+        try:
+            if simulator is not None:
+                simulator.attach(charger)
+            yield charger
+        finally:
+            report = await charger.stop()
+            unsafe = ", ".join(f"{e}: {why}" for e, why in report["unsafe"])
+            (log.error if unsafe else log.info)(
+                "stopped: %s; %d OCPP messages kept queued for the next start",
+                f"NOT SAFE {unsafe}" if unsafe else "every connector safe", report["queued"])
+    finally:
+        if simulator is not None:
+            await simulator.close()
+
+
+def run_service(config: ChargerConfig, say: Callable[[str], None] | None = None) -> int:
+    """``chargebay run``: returns the exit status."""
+    simulator: Simulator | None = None
     clock = Clock()
-    controller = Controller(config, clock, build_power_stage(config),
-                            build_io_board(config, clock))
-    asyncio.run(_serve(controller))
+    if "simulator" in config.extra:
+        simulator = simulator_factory()(config, clock, say=say)
+    try:
+        asyncio.run(_serve(config, clock, simulator, say))
+    except HardwareMissing as exc:
+        print(f"chargebay: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
-async def _serve(controller: Controller) -> None:
+async def _serve(config: ChargerConfig, clock: Clock, simulator: Simulator | None,
+                 say: Callable[[str], None] | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await controller.start()
-    await stop.wait()
-    await controller.stop()
+    async with running(config, clock, simulator, say) as charger:
+        log.info("chargebay %s running: %d connectors%s",
+                    config.identity.charge_point_id, len(config.connectors),
+                    ", simulated hardware" if simulator is not None else "")
+        _ = charger
+        await stop.wait()
+        log.info("stopping (signal): sessions end in order")
 
 
-__all__ = ["build_io_board", "build_power_stage", "run_service", "Clock"]
+__all__: list[Any] = ["Simulator", "run_service", "running", "simulator_factory"]

@@ -28,7 +28,7 @@ from typing import Protocol
 
 import serial
 
-from firmware.clock import Clock
+from hal.clock import Clock
 from hal.io_board import ConnectorInputs
 from hal.mcu import frame
 
@@ -123,7 +123,7 @@ class SerialIoBoard:
                 return
             self._hello()
             try:
-                await asyncio.wait_for(self._status_seen.wait(), 0.2 / self.clock.speed)
+                await self.clock.wait_for(self._status_seen.wait(), 0.2)
             except TimeoutError:
                 pass
         if self.version_error is not None:
@@ -231,8 +231,7 @@ class SerialIoBoard:
         self._write(data)
 
     def _arm(self, seq: int, pending: _Pending) -> None:
-        loop = asyncio.get_running_loop()
-        pending.timer = loop.call_later(RETRY_S / self.clock.speed, self._retry, seq)
+        pending.timer = self.clock.call_later(RETRY_S, self._retry, seq)
 
     def _retry(self, seq: int) -> None:
         pending = self._pending.get(seq)

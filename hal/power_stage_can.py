@@ -89,9 +89,11 @@ class InfyPowerStage:
             m.capability_at = now
 
     async def close(self) -> None:
+        """Every module off, then the bus released (the driver owns the bus it was given)."""
         for m in self.modules.values():
             self._send(m.address, ip.Cmd.ON_OFF, ip.OnOff(False))
             self._send(m.address, ip.Cmd.SET_OUTPUT, ip.SetOutput(0.0, 0.0))
+        self.bus.shutdown()
 
     # --- commands --------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ ISO 15118; a queue in the simulator) into these dataclasses and back. It must:
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -154,3 +155,15 @@ class VehicleLink(Protocol):
 
     def answer(self, response: VehicleResponse) -> None:
         """Send the answer to the request last received."""
+
+
+class VehicleLinks(Protocol):
+    """Driver side of the whole role: waits for vehicles on every connector and hands
+    each new link to the controller (ISO 15118: SLAC, SDP and the TCP accept; the
+    ``virtual`` driver: a vehicle in the same process connecting by name)."""
+
+    async def start(self, on_link: Callable[[int, VehicleLink], None]) -> None:
+        """Start listening; ``on_link(connector, link)`` for every vehicle that comes."""
+
+    async def close(self) -> None:
+        """Stop listening (links already handed over end with their vehicle)."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 
-from firmware.clock import Clock
+from hal.clock import Clock
 from hal.io_board_serial import SerialIoBoard
 from sim.mcu_board import SimMcuBoard
 

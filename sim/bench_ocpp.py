@@ -12,14 +12,13 @@ from __future__ import annotations
 import asyncio
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from firmware import config as cfg
-from firmware.clock import Clock
-from firmware.ocpp import settings as ocpp_settings
-from firmware.ocpp.station import Station
+from firmware.ocpp.queue import MessageQueue
+from firmware.service import running
+from hal.clock import Clock
 from sim.csms import LocalCsms
 from sim.world import SimWorld
 
@@ -38,28 +37,25 @@ def _event(seq: int) -> dict[str, Any]:
 
 async def _drain(events: int) -> dict[str, float]:
     config = cfg.load(CONFIG)
-    section = {k: v for k, v in config.extra["ocpp"].items() if k != "local_csms"}
     with tempfile.TemporaryDirectory() as tmp:
-        settings = replace(ocpp_settings.parse(section), state_dir=tmp)
-        world = SimWorld(config, Clock(1.0))
-        await world.start()
-        csms = LocalCsms(world.clock)
-        await csms.up()
-        station = Station(world.controller, replace(settings, csms_url=csms.url), world.clock,
-                          ping_interval=None)
+        queue = MessageQueue(Path(tmp) / "queue.db")
         for seq in range(events):  # what a long offline period left behind
-            station.queue.append("TransactionEvent", _event(seq))
-        await station.start()
-        while not station.online.is_set():
-            await asyncio.sleep(0.001)
-        started = time.perf_counter()
-        while len(station.queue):
-            await asyncio.sleep(0.005)
-        drain_s = time.perf_counter() - started
+            queue.append("TransactionEvent", _event(seq))
+        queue.close()
+        clock = Clock(1.0)
+        csms = LocalCsms(clock)
+        await csms.up()
+        world = SimWorld(config, clock, csms_url=csms.url, state_dir=tmp)
+        async with running(config, clock, world) as charger:
+            station = charger.station
+            while not station.online.is_set():
+                await asyncio.sleep(0.001)
+            started = time.perf_counter()
+            while len(station.queue):
+                await asyncio.sleep(0.005)
+            drain_s = time.perf_counter() - started
         delivered = len(csms.messages("TransactionEvent"))
-        await station.stop()
         await csms.down()
-        await world.close()
     return {"ocpp_queue_drain_s": round(drain_s, 2),
             "ocpp_msgs_per_s": round(delivered / drain_s, 1), "ocpp_delivered": delivered}
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import serial
 
-from firmware.clock import Clock
+from hal.clock import Clock
 from sim.mcu_machine import SimMachine, SimTime, SimUART
 
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "hal" / "mcu"
@@ -206,7 +206,7 @@ class SimMcuBoard:
             # The MCU's pass runs every millisecond: a deadline is met by the pass after it.
             wait_ms = max(1, self.board.next_deadline_ms() - self.board.now_ms + 1)
             self._waiter = loop.create_future()
-            timer = loop.call_later(wait_ms / 1000.0 / self.clock.speed, self.wake)
+            timer = self.clock.call_later(wait_ms / 1000.0, self.wake)
             await self._waiter
             timer.cancel()
 
@@ -258,8 +258,7 @@ class SimMcuBoard:
         old = self._timers.pop((c, what), None)
         if old is not None:
             old.cancel()
-        loop = asyncio.get_running_loop()
-        self._timers[(c, what)] = loop.call_later(delay_s / self.clock.speed, action, c)
+        self._timers[(c, what)] = self.clock.call_later(delay_s, action, c)
 
     def _contacts_follow(self, c: int) -> None:
         self._timers.pop((c, "contacts"), None)

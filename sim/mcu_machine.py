@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from firmware.clock import Clock
+from hal.clock import Clock
 
 
 class SimMachine:

@@ -12,16 +12,16 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import looptime
 
-from firmware.clock import Clock
 from firmware.config import ChargerConfig
 from firmware.core import events as ev
 from firmware.core.transitions import Phase
+from firmware.service import running
+from hal.clock import Clock
 from sim.scenario import Step
-from sim.sim_ocpp import SimOcpp
 from sim.world import SimWorld
 
 POLL_S = 0.5  # how often a wait re-checks its condition (simulated seconds)
@@ -68,57 +68,59 @@ def _hms(seconds: float) -> str:
 
 
 async def play(world: SimWorld, steps: list[Step], progress: Progress | None = None,
-               say: Callable[[str], None] | None = None, ocpp: SimOcpp | None = None) -> None:
-    clock = world.clock
+               say: Callable[[str], None] | None = None) -> None:
     for step in steps:
-        if say:
-            say(f"[{_hms(clock.now())}] {step.verb} {step.connector or ''} "
-                f"{' '.join(step.args)}".rstrip())
-        match step.verb:
-            case "plug":
-                world.plug(step.connector, step.args[0], float(step.options.get("soc", 20)),
-                           float(step.options.get("target", 100)))
-            case "authorize" if ocpp is not None:
-                await ocpp.authorize(step.connector, step.args[0], step.args[1])
-            case "authorize":
-                world.controller.authorize(step.connector, step.args[1], step.args[0])
-            case "csms":
-                if ocpp is None:
-                    raise ScenarioFailed(f"line {step.line}: no [ocpp] section in the config")
-                await ocpp.csms_switch(step.args[0] == "up")
-            case "stop":
-                world.controller.request_stop(step.connector,
-                                              step.args[0] if step.args else "Local")
-            case "unplug":
-                world.unplug(step.connector)
-            case "fault" | "clear":
-                world.inject(step.connector, step.args[0], step.args[1:],
-                             active=step.verb == "fault")
-            case "sleep":
-                await _sleep(world, step.seconds, progress)
-            case "wait":
-                phase = step.phase
-                ok = await _wait(world, step.seconds, _in_phase(world, step.connector, phase),
-                                 progress)
-                if not ok:
-                    got = world.controller.status(step.connector).phase.value
-                    raise ScenarioFailed(f"line {step.line}: connector {step.connector} did "
-                                         f"not reach {phase.value if phase else '?'} "
-                                         f"(it is {got})")
-            case "wait-soc":
-                target = float(step.args[0])
-                ok = await _wait(world, step.seconds, _soc_reached(world, step.connector, target),
-                                 progress)
-                if not ok:
-                    raise ScenarioFailed(f"line {step.line}: SoC {target} not reached")
-            case "expect":
-                now_in = world.controller.status(step.connector).phase
-                if now_in is not step.phase:
-                    raise ScenarioFailed(f"line {step.line}: expected {step.phase}, "
-                                         f"got {now_in}")
-    for bay in world.bays.values():
-        if bay.record is not None and bay.record.open:
-            world._close_record(bay)
+        await do(world, step, progress, say)
+    world.close_records()
+
+
+async def do(world: SimWorld, step: Step, progress: Progress | None = None,
+             say: Callable[[str], None] | None = None) -> None:
+    """One scenario step, done to the running charger from outside (as a truck, a driver,
+    the operator or the central system would). The control interface uses it too."""
+    clock = world.clock
+    if say:
+        say(f"[{_hms(clock.now())}] {step.verb} {step.connector or ''} "
+            f"{' '.join(step.args)}".rstrip())
+    match step.verb:
+        case "plug":
+            world.plug(step.connector, step.args[0], float(step.options.get("soc", 20)),
+                       float(step.options.get("target", 100)))
+        case "authorize":
+            await world.authorize(step.connector, step.args[0], step.args[1])
+        case "csms":
+            if world.station is None:
+                raise ScenarioFailed(f"line {step.line}: no [ocpp] section in the config")
+            await world.csms_switch(step.args[0] == "up")
+        case "stop":
+            world.request_stop(step.connector, step.args[0] if step.args else "Local")
+        case "unplug":
+            world.unplug(step.connector)
+        case "fault" | "clear":
+            world.inject(step.connector, step.args[0], step.args[1:],
+                         active=step.verb == "fault")
+        case "sleep":
+            await _sleep(world, step.seconds, progress)
+        case "wait":
+            phase = step.phase
+            ok = await _wait(world, step.seconds, _in_phase(world, step.connector, phase),
+                             progress)
+            if not ok:
+                got = world.controller.status(step.connector).phase.value
+                raise ScenarioFailed(f"line {step.line}: connector {step.connector} did "
+                                     f"not reach {phase.value if phase else '?'} "
+                                     f"(it is {got})")
+        case "wait-soc":
+            target = float(step.args[0])
+            ok = await _wait(world, step.seconds, _soc_reached(world, step.connector, target),
+                             progress)
+            if not ok:
+                raise ScenarioFailed(f"line {step.line}: SoC {target} not reached")
+        case "expect":
+            now_in = world.controller.status(step.connector).phase
+            if now_in is not step.phase:
+                raise ScenarioFailed(f"line {step.line}: expected {step.phase}, "
+                                     f"got {now_in}")
 
 
 def _in_phase(world: SimWorld, connector: int, phase: Phase | None) -> Callable[[], bool]:
@@ -161,6 +163,7 @@ class Outcome:
     sim_s: float
 
     ocpp: dict[str, object] | None = None
+    at_end: Any = None  # what ``run(at_end=...)`` saw after the last step, before the stop
 
     def report(self) -> dict[str, object]:
         out: dict[str, object] = {
@@ -179,45 +182,50 @@ class Outcome:
 
 async def _run(config: ChargerConfig, steps: list[Step], speed: float,
                progress: Progress | None, say: Callable[[str], None] | None,
-               virtual: bool = False, csms_url: str | None = None) -> Outcome:
-    world = SimWorld(config, Clock(speed, virtual=virtual))
-    if progress is not None:
-        world.controller.observers.append(progress.on_command)
+               virtual: bool = False, csms_url: str | None = None,
+               at_end: Callable[[SimWorld], Any] | None = None) -> Outcome:
+    clock = Clock(speed, virtual=virtual)
+    world = SimWorld(config, clock, say=say, csms_url=csms_url)
     wall = time.perf_counter()
-    await world.start()
-    ocpp = None
-    if "ocpp" in config.extra:
-        ocpp = SimOcpp(world, config, say, csms_url)
-        await ocpp.start()
     error = None
-    try:
-        await play(world, steps, progress, say, ocpp)
-        if ocpp is not None:
-            await ocpp.settle()
-    except ScenarioFailed as exc:
-        error = str(exc)
-    finally:
-        sim_s = world.clock.now()
-        if ocpp is not None:
-            await ocpp.stop()
-        await world.close()
+    ocpp = None
+    seen: Any = None
+    # The scenario drives the same service ``chargebay run`` is, built the same way.
+    async with running(config, clock, world, say) as charger:
+        if progress is not None:
+            charger.controller.observers.append(progress.on_command)
+        try:
+            if not await world.until_online():
+                raise ScenarioFailed("the OCPP station did not come online in 60 s")
+            await play(world, steps, progress, say)
+            if at_end is not None:
+                seen = at_end(world)
+            await world.settle()
+        except ScenarioFailed as exc:
+            error = str(exc)
+        sim_s = clock.now()
+        world.close_records()
+        ocpp = world.ocpp_report()
     outcome = Outcome(world, error, time.perf_counter() - wall, sim_s)
-    outcome.ocpp = ocpp.report() if ocpp is not None else None
+    outcome.ocpp, outcome.at_end = ocpp, seen
     return outcome
 
 
 def run(config: ChargerConfig, steps: list[Step], speed: float | None,
         progress: Progress | None = None, say: Callable[[str], None] | None = None,
-        csms_url: str | None = None) -> Outcome:
+        csms_url: str | None = None, at_end: Callable[[SimWorld], Any] | None = None
+        ) -> Outcome:
     """speed None = as fast as possible (virtual time)."""
     if speed is None:
         loop = looptime.new_event_loop(start=0.0, noop_cycles=1)
         try:
             return loop.run_until_complete(_run(config, steps, 1.0, progress, say,
-                                                virtual=True, csms_url=csms_url))
+                                                virtual=True, csms_url=csms_url,
+                                                at_end=at_end))
         finally:
             loop.close()
-    return asyncio.run(_run(config, steps, speed, progress, say, csms_url=csms_url))
+    return asyncio.run(_run(config, steps, speed, progress, say, csms_url=csms_url,
+                            at_end=at_end))
 
 
 def phase_name(phase: Phase) -> str:

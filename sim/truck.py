@@ -37,8 +37,8 @@ from hal.vehicle_link import (
     VehicleResponse,
     WeldingDetectionReq,
 )
+from hal.vehicle_link_virtual import LinkClosed, VehicleChannel, VehicleTimeout
 from sim.battery import BatteryModel
-from sim.vehicle_channel import LinkClosed, VehicleChannel, VehicleTimeout
 
 # ISO 15118-2 PreCharge asks for at most 2 A (same limit as hal/power_stage.py).
 PRECHARGE_CURRENT_A = 2.0

@@ -1,41 +1,59 @@
-"""The simulated cabinet and its trucks, wired to the real controller.
+"""The simulated cabinet, its trucks and its central system: the far end of every wire
+of a charger built by the composition root (firmware/charger.py).
 
-CAN modules answer on a python-can ``virtual`` bus (the real InfyPower driver talks to
-them), the IO board is the MCU firmware on simulated pins behind a pty (``sim-serial``,
-the real serial driver talks to it) or the in-process stand-in (``inprocess``), trucks
-talk over the in-process vehicle channel. Physics advances every ``dt`` of simulated
-time; the safety monitor checks the hardware after every step.
+The world does not build or wire the charger. It brings up the hardware side and tells
+the service where the wires end (``start`` -> config and ``Wires``):
+- power modules (sim/power_modules.py) on a private python-can ``virtual`` channel,
+  where the real InfyPower driver finds them;
+- the IO board: the real MCU firmware on simulated pins behind a pty (sim/mcu_board.py),
+  whose host end the real serial driver gets;
+- trucks plug in by pilot (the board's pins) and connect to the charger's ``virtual``
+  vehicle link by name (hal/vehicle_link_virtual.py), as an EV's SECC connection would;
+- the local CSMS (sim/csms) on 127.0.0.1, unless an external one is named.
+Then it watches from outside (``attach``): session records for the report, and the
+safety monitor, which judges the hardware on the plant's own readings.
+
+Physics advances every ``PHYSICS_DT_S`` of simulated time.
+
+``[simulator]`` section (all optional):
+    tokens = ["TOKEN", "TOKEN:GROUP"]   # the local CSMS's customers
+    control = "127.0.0.1:7781"          # chargebay run: the control interface (sim/control.py)
 """
 
 from __future__ import annotations
 
 import asyncio
+import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import can
 
-from firmware.clock import Clock
-from firmware.config import ChargerConfig
+from firmware.charger import Charger
+from firmware.config import ChargerConfig, ConfigError
 from firmware.core import events as ev
 from firmware.core.transitions import Phase
+from firmware.drivers import Wires
 from firmware.errors import Severity, spec
-from firmware.loop import Controller
-from hal.io_board import IoBoard
-from hal.io_board_serial import SerialIoBoard
-from hal.power_stage_can import InfyPowerStage
-from sim.io_board import InProcessIoBoard
+from hal.clock import Clock
+from hal.vehicle_link_virtual import connect
+from sim.csms import LocalCsms, Token
 from sim.mcu_board import SimMcuBoard
-from sim.monitor import BaySnapshot, SafetyMonitor
+from sim.monitor import BaySnapshot, CableCheckJudge, SafetyMonitor, cable_check_voltage
 from sim.plant import OutputPlant
 from sim.power_modules import ModuleBank
 from sim.truck import Truck
-from sim.vehicle_channel import VehicleChannel
 
 PHYSICS_DT_S = 0.2  # physics step (simulated seconds)
 UNPLUG_LINK_LAG_S = 0.1  # pilot A first, vehicle link gone this much later
 WALL_JITTER_S = 0.05  # event-loop stall the IO board link must ride out at --speed N
+SIMULATOR_KEYS = ("tokens", "control")
+FAULT_CODES = {"estop": "emergency_stop", "isolation": "isolation_fault",
+               "welded": "welded_contactor", "lock_jam": "lock_failure",
+               "pilot_short": "pilot_fault", "diode": "diode_fault"}
 
 
 @dataclass
@@ -86,100 +104,207 @@ class Bay:
     truck: Truck | None = None
     truck_task: asyncio.Task[str] | None = None
     record: SessionRecord | None = None
+    cable_check: CableCheckJudge = field(default_factory=CableCheckJudge)
+
+
+def simulator_section(config: ChargerConfig) -> dict[str, Any]:
+    section = dict(config.extra.get("simulator", {}))
+    for key in section:
+        if key not in SIMULATOR_KEYS:
+            raise ConfigError(f"simulator.{key}",
+                              f"unknown key; known: {', '.join(SIMULATOR_KEYS)}")
+    tokens = section.get("tokens", [])
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise ConfigError("simulator.tokens", "must be a list of \"TOKEN\" or \"TOKEN:GROUP\"")
+    return section
 
 
 class SimWorld:
-    def __init__(self, config: ChargerConfig, clock: Clock) -> None:
+    """The simulated world; ``chargebay run`` gets it with its control interface
+    (sim/control.py ``ControlledWorld``, entry point ``chargebay.simulators: world``),
+    the scenario player and the tests use it as it is."""
+
+    @staticmethod
+    def check(config: ChargerConfig) -> None:
+        simulator_section(config)
+
+    def __init__(self, config: ChargerConfig, clock: Clock,
+                 say: Callable[[str], None] | None = None, csms_url: str | None = None,
+                 state_dir: str | None = None, csms_boot_status: str = "Accepted") -> None:
         self.config = config
         self.clock = clock
+        self.say = say
+        self.section = simulator_section(config)
+        self.csms_url = csms_url
+        self.csms_boot_status = csms_boot_status
+        self.state_dir = state_dir
         stage = config.power_stage
-        channel = f"sim-{uuid.uuid4().hex[:8]}"  # one private virtual bus per world
-        self.sim_bus = can.Bus(interface="virtual", channel=channel)
-        self.ctrl_bus = can.Bus(interface="virtual", channel=channel)
+        self.channel = f"sim-{uuid.uuid4().hex[:8]}"  # private bus and links per world
+        self.sim_bus = can.Bus(interface="virtual", channel=self.channel)
         self.bank = ModuleBank(self.sim_bus, stage.module_addresses,
                                rating_w=stage.module_rating_kw * 1000,
                                min_voltage_v=stage.module_min_voltage_v,
                                max_voltage_v=stage.module_max_voltage_v,
                                max_current_a=stage.module_max_current_a)
-        self.power = InfyPowerStage(self.ctrl_bus, stage.module_addresses,
-                                    outputs=stage.outputs,
-                                    rating_w=stage.module_rating_kw * 1000,
-                                    min_voltage_v=stage.module_min_voltage_v,
-                                    max_voltage_v=stage.module_max_voltage_v,
-                                    max_current_a=stage.module_max_current_a)
         evse_ids = tuple(c.evse_id for c in config.connectors)
-        board = config.io_board
-        # self.io is the board's world side (pins, physics); driver is what the controller uses.
-        self.io: InProcessIoBoard | SimMcuBoard
-        driver: IoBoard
-        if board.driver == "sim-serial":
-            self.io = SimMcuBoard(evse_ids, clock, on_contactors_open=self._contactors_opened)
-            # At --speed N the pty's latency and the loop's stalls are wall time, N times
-            # longer in simulated time: the heartbeat rule keeps meaning "host silent" only
-            # if its timeout covers WALL_JITTER_S of wall time (virtual time: unchanged).
-            timeout_ms = min(65535, max(board.heartbeat_timeout_ms,
-                                        round(WALL_JITTER_S * clock.speed * 1000)))
-            driver = SerialIoBoard(evse_ids, self.io.host_port(board.baudrate), clock,
-                                   board.baudrate, timeout_ms)
-        else:
-            self.io = driver = InProcessIoBoard(evse_ids)
-        self.driver = driver
-        self.controller = Controller(config, clock, self.power, driver,
-                                     observers=[self._observe])
+        self.io = SimMcuBoard(evse_ids, clock, on_contactors_open=self._contactors_opened)
         self.bays = {c.evse_id: Bay(c.evse_id, OutputPlant(c.output))
                      for c in config.connectors}
         self.cable_max_a = {c.evse_id: c.cable_max_current_a for c in config.connectors}
+        self.evse_max_v = {c.evse_id: min(c.cable_max_voltage_v, stage.module_max_voltage_v)
+                           for c in config.connectors}
         self.monitor = SafetyMonitor()
         self.sessions: list[SessionRecord] = []
+        self.csms: LocalCsms | None = None
+        self.charger: Charger | None = None
         self._physics: asyncio.Task[None] | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._remote_ids = 0
 
-    # --- lifecycle -------------------------------------------------------------------------
+    # --- the service's view: the far end of every wire ----------------------------------
 
-    async def start(self) -> None:
+    async def start(self) -> tuple[ChargerConfig, Wires]:
+        config = self.config
+        board = config.io_board
+        await self.io.start()
+        # At --speed N the pty's latency and the loop's stalls are wall time, N times
+        # longer in simulated time: the heartbeat rule keeps meaning "host silent" only
+        # if its timeout covers WALL_JITTER_S of wall time (virtual time: unchanged).
+        timeout_ms = min(65535, max(board.heartbeat_timeout_ms,
+                                    round(WALL_JITTER_S * self.clock.speed * 1000)))
+        config = replace(
+            config,
+            power_stage=replace(config.power_stage, can_interface="virtual",
+                                can_channel=self.channel),
+            io_board=replace(board, port=self.io.port_name, heartbeat_timeout_ms=timeout_ms),
+            vehicle_link=replace(config.vehicle_link, driver="virtual", channel=self.channel))
+        if "ocpp" in config.extra:
+            config = await self._central_system(config)
+        self.config = config
         self._physics = asyncio.create_task(self._run_physics(), name="physics")
-        if isinstance(self.io, SimMcuBoard):
-            await self.io.start()
-        await self.controller.start()
+        return config, Wires(io_board_port=self.io.host_port(board.baudrate))
+
+    async def _central_system(self, config: ChargerConfig) -> ChargerConfig:
+        section = dict(config.extra["ocpp"])
+        if self.state_dir is not None:
+            section["state_dir"] = self.state_dir
+        elif "state_dir" not in section:  # a fresh station for every simulated run
+            self._tmp = tempfile.TemporaryDirectory(prefix="chargebay-ocpp-")
+            section["state_dir"] = self._tmp.name
+        if self.csms_url is None:
+            tokens = {}
+            for entry in self.section.get("tokens", []):
+                token, _, group = str(entry).partition(":")
+                tokens[token] = Token("Accepted", group or None)
+            self.csms = LocalCsms(self.clock, tokens)
+            self.csms.boot_status = self.csms_boot_status
+            await self.csms.up()
+            section["csms_url"] = self.csms.url
+        else:
+            section["csms_url"] = self.csms_url
+        return replace(config, extra={**config.extra, "ocpp": section})
+
+    def attach(self, charger: Charger) -> None:
+        self.charger = charger
+        charger.controller.observers.append(self._observe)
 
     async def close(self) -> None:
         for bay in self.bays.values():
             if bay.truck_task is not None and not bay.truck_task.done():
                 bay.truck_task.cancel()
-        await self.controller.stop()
-        if isinstance(self.io, SimMcuBoard):
-            await self.io.close()
+        tasks = [b.truck_task for b in self.bays.values() if b.truck_task is not None]
         if self._physics is not None:
             self._physics.cancel()
-            await asyncio.gather(self._physics, return_exceptions=True)
+            tasks.append(self._physics)  # type: ignore[arg-type]
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.io.close()
+        if self.csms is not None:
+            await self.csms.down()
         self.sim_bus.shutdown()
-        self.ctrl_bus.shutdown()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
-    # --- what a scenario does --------------------------------------------------------------
+    # --- read-outs ---------------------------------------------------------------------
+
+    @property
+    def controller(self) -> Any:
+        assert self.charger is not None, "the charger is not running"
+        return self.charger.controller
+
+    @property
+    def station(self) -> Any:
+        return self.charger.station if self.charger is not None else None
+
+    async def until_online(self, seconds: float = 60.0) -> bool:
+        station = self.station
+        if station is None:
+            return True
+        return await self._until(lambda: bool(station.online.is_set()), seconds)
+
+    async def settle(self) -> None:
+        """Give the queue a chance to drain before the report (if the CSMS is up)."""
+        station = self.station
+        if station is None or (self.csms is not None and self.csms._server is None):
+            return
+        await self._until(lambda: station.online.is_set() and len(station.queue) == 0, 120.0)
+
+    async def _until(self, done: Callable[[], bool], seconds: float) -> bool:
+        end = self.clock.now() + seconds
+        while not done():
+            if self.clock.now() >= end:
+                return False
+            await self.clock.sleep(0.1)
+        return True
+
+    # --- what a driver, a truck and the operator do ---------------------------------------
 
     def plug(self, evse_id: int, preset: str, soc: float, target: float = 100.0) -> Truck:
         bay = self.bays[evse_id]
-        channel = VehicleChannel(f"bay{evse_id}")
-        truck = Truck.from_preset(preset, soc, channel, self.io.port(evse_id),
+        link = connect(f"{self.channel}/{evse_id}")  # the vehicle's link comes up
+        truck = Truck.from_preset(preset, soc, link, self.io.port(evse_id),
                                   target_soc=target)
         bay.truck = truck
         bay.record = SessionRecord(evse_id, preset, soc, wall_started=time.perf_counter())
         self.sessions.append(bay.record)
-        self.controller.attach_vehicle(evse_id, channel.charger_end)
         bay.truck_task = asyncio.create_task(truck.run(self.clock), name=f"truck-{evse_id}")
         return truck
 
     def unplug(self, evse_id: int) -> None:
         bay = self.bays[evse_id]
-        if bay.truck is not None and isinstance(self.io, SimMcuBoard):
+        if bay.truck is not None:
             # The pilot sees the plug go at once; the vehicle link notices only later (the
             # PLC modem's timeout), so the board's report reaches the controller first.
             self.io.set_vehicle_state(evse_id, "A")
-            asyncio.get_running_loop().call_later(UNPLUG_LINK_LAG_S / self.clock.speed,
-                                                  bay.truck.unplug)
-        elif bay.truck is not None:
-            bay.truck.unplug()
+            self.clock.call_later(UNPLUG_LINK_LAG_S, bay.truck.unplug)
         if bay.record is not None and bay.record.started_at is None:
             self._close_record(bay)  # never authorized: no session will end it
+
+    async def authorize(self, evse_id: int, source: str, token: str) -> None:
+        """The driver starts: a card at the bay's reader (rfid, payment), or the app
+        (the CSMS sends RequestStartTransaction). Without OCPP the controller is told."""
+        station = self.station
+        if station is None:
+            self.controller.authorize(evse_id, token, source)
+            return
+        if source == "app" and self.csms is not None:
+            self._remote_ids += 1
+            result = await self.csms.send(station.station_id, "RequestStartTransaction", {
+                "idToken": {"idToken": token, "type": "Central"},
+                "remoteStartId": self._remote_ids, "evseId": evse_id})
+            self._say(f"CSMS: RequestStartTransaction {token} -> {result.get('status')}")
+            return
+        text = await station.present_card(evse_id, token)
+        self._say(f"bay {evse_id} card reader: {text}")
+
+    def request_stop(self, evse_id: int, reason: str = "Local") -> None:
+        """The stop button on the bay's screen (or the operator, by reason)."""
+        self.controller.request_stop(evse_id, reason)
+
+    async def csms_switch(self, up: bool) -> None:
+        if self.csms is None:
+            return
+        await (self.csms.up() if up else self.csms.down())
+        self._say(f"CSMS {'back' if up else 'down'}")
 
     def inject(self, evse_id: int, kind: str, args: tuple[str, ...], active: bool) -> None:
         now = self.clock.now()
@@ -195,10 +320,11 @@ class SimWorld:
             return
         self.io.inject(evse_id, kind, active)
         if active:
-            code = {"estop": "emergency_stop", "isolation": "isolation_fault",
-                    "welded": "welded_contactor", "lock_jam": "lock_failure",
-                    "pilot_short": "pilot_fault", "diode": "diode_fault"}[kind]
-            self._note_fault(evse_id, code, now, injected=True)
+            self._note_fault(evse_id, FAULT_CODES[kind], now)
+
+    def _say(self, text: str) -> None:
+        if self.say is not None:
+            self.say(text)
 
     # --- observation -----------------------------------------------------------------------
 
@@ -216,9 +342,9 @@ class SimWorld:
                     record.duration_s = at - (record.started_at or at)
                     self._close_record(bay)
             case ev.FaultReported(code, at):
-                self._note_fault(evse_id, code, at, injected=False)
+                self._note_fault(evse_id, code, at)
 
-    def _note_fault(self, evse_id: int, code: str, at: float, injected: bool) -> None:
+    def _note_fault(self, evse_id: int, code: str, at: float) -> None:
         record = self.bays[evse_id].record
         if record is None or not record.open:
             return
@@ -251,10 +377,15 @@ class SimWorld:
             record.end_soc = battery.soc_percent
             record.battery_gain_kwh = (battery.stored_wh + battery.loss_wh) / 1000.0
         record.wall_s = time.perf_counter() - record.wall_started
-        status = self.controller.status(bay.evse_id)
-        if record.stop_reason is None:
+        if record.stop_reason is None and self.charger is not None:
+            status = self.controller.status(bay.evse_id)
             record.stop_reason = status.stop_reason
             record.energy_kwh = status.energy_wh / 1000.0
+
+    def close_records(self) -> None:
+        for bay in self.bays.values():
+            if bay.record is not None and bay.record.open:
+                self._close_record(bay)
 
     # --- physics -------------------------------------------------------------------------
 
@@ -274,32 +405,48 @@ class SimWorld:
             truck = bay.truck
             battery = truck.battery if truck is not None and truck.contactor_closed else None
             bay.plant.step(modules, board.contactors, battery, dt)
-            self._account(bay, now)
-            session = self.controller.connectors[evse_id].session
+            self._account(bay)
+            plugged = board.vehicle_state != "A"
             limit = self.cable_max_a[evse_id]
+            test_v = None
             if truck is not None:
                 b = truck.battery
                 limit = min(limit, b.max_charge_current_a(),
                             b.max_power_w / max(b.terminal_voltage(0.0), 1.0) * 1.05)
+                test_v = cable_check_voltage(b.max_voltage_v, self.evse_max_v[evse_id])
+            bay.cable_check.step(now, plugged, test_v, bay.plant.voltage_v, board.lock,
+                                 board.isolation_fault)
+            faulted = (self.charger is not None
+                       and self.controller.status(evse_id).phase is Phase.FAULTED)
             self.monitor.check(now, BaySnapshot(
-                connector=evse_id, plugged=board.vehicle_state != "A",
+                connector=evse_id, plugged=plugged,
                 lock_locked=board.lock, contactors_closed=board.contactors,
-                contactor_welded=board.welded, cable_check_passed=session.cable_check_passed,
-                faulted=session.phase is Phase.FAULTED, voltage_v=bay.plant.voltage_v,
+                contactor_welded=board.welded, cable_check_passed=bay.cable_check.passed,
+                faulted=faulted, voltage_v=bay.plant.voltage_v,
                 current_a=bay.plant.current_a, limit_a=limit))
 
-    def _account(self, bay: Bay, now: float) -> None:
+    def _account(self, bay: Bay) -> None:
         record = bay.record
-        if record is None:
-            return
-        contactors = self.io.bays[bay.evse_id].contactors
-        for f in record.faults:  # also after the session record closed
-            # (the pty board reports the exact instant itself: _contactors_opened)
-            if f.pending and not contactors and isinstance(self.io, InProcessIoBoard):
-                f.pending = False
-                f.safe_state_ms = (now - f.at_s) * 1000.0
-        if record.open:
+        if record is not None and record.open:
             plant = bay.plant
             record.max_current_a = max(record.max_current_a, plant.current_a)
             record.peak_power_kw = max(record.peak_power_kw,
                                        plant.current_a * plant.voltage_v / 1000.0)
+
+    # --- the report's OCPP part -------------------------------------------------------------
+
+    def ocpp_report(self) -> dict[str, Any] | None:
+        station = self.station
+        if station is None and self.csms is None:
+            return None
+        out: dict[str, Any] = {}
+        if station is not None:
+            out["queued"] = len(station.queue)
+            out["bad_frames"] = station.link.bad_frames if station.link else 0
+        if self.csms is not None:
+            events = self.csms.messages("TransactionEvent")
+            out["transaction_events"] = len(events)
+            out["event_types"] = {t: sum(e["eventType"] == t for e in events)
+                                  for t in ("Started", "Updated", "Ended")}
+            out["status_notifications"] = len(self.csms.messages("StatusNotification"))
+        return out

@@ -9,7 +9,7 @@ from typing import TypeVar
 
 import looptime
 
-from firmware.clock import Clock
+from hal.clock import Clock
 from hal.io_board_serial import SerialIoBoard
 from sim.mcu_board import SimMcuBoard
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random as _random
 
-from firmware.clock import Clock
+from hal.clock import Clock
 from hal.io_board_serial import SerialIoBoard
 from hal.mcu import frame
 

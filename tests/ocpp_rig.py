@@ -24,10 +24,10 @@ from typing import Any
 import looptime
 
 from firmware import config as cfg
-from firmware.clock import Clock
 from firmware.core.transitions import Phase
+from firmware.service import running
+from hal.clock import Clock
 from sim.scenario import parse
-from sim.sim_ocpp import SimOcpp
 from sim.world import SimWorld
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "sim.toml"
@@ -43,12 +43,14 @@ def subset(want: Any, got: Any) -> bool:
 
 
 class OcppRig:
-    def __init__(self, world: SimWorld, ocpp: SimOcpp) -> None:
+    """The charger as ``chargebay run`` builds it (firmware.service.running), on the
+    simulated world, with the local CSMS as the test system."""
+
+    def __init__(self, world: SimWorld) -> None:
         self.world = world
-        self.ocpp = ocpp
-        assert ocpp.csms is not None and ocpp.station is not None
-        self.csms = ocpp.csms
-        self.station = ocpp.station
+        assert world.csms is not None and world.station is not None
+        self.csms = world.csms
+        self.station = world.station
         self.clock = world.clock
 
     async def expect(self, action: str, want: dict[str, Any] | None = None,
@@ -79,7 +81,7 @@ class OcppRig:
     async def play(self, script: str) -> None:
         from sim.runner import play
 
-        await play(self.world, parse(script), None, None, self.ocpp)
+        await play(self.world, parse(script), None, None)
 
     def phase(self, evse: int = 1) -> Phase:
         return self.world.controller.status(evse).phase
@@ -90,49 +92,37 @@ class OcppRig:
 
 def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | None = None,
             variables: dict[str, str] | None = None, boot_status: str = "Accepted",
-            tokens: list[str] | None = None, start: bool = True) -> None:
+            tokens: list[str] | None = None, power_cut: bool = False) -> None:
+    """``power_cut``: end with the power going (no ordered stop, no Ended sent), as a
+    restart test needs; else the charger stops in order as on SIGTERM."""
     config = cfg.load(CONFIG)
     section = dict(config.extra["ocpp"])
     if state_dir is not None:
         section["state_dir"] = str(state_dir)
     if variables:
         section["variables"] = variables
+    extra = {**config.extra, "ocpp": section}
     if tokens is not None:
-        section["local_csms"] = {"tokens": tokens}
-    config = replace(config, extra={**config.extra, "ocpp": section})
+        extra["simulator"] = {**extra.get("simulator", {}), "tokens": tokens}
+    config = replace(config, extra=extra)
 
     async def main() -> None:
-        world = SimWorld(config, Clock(1.0, virtual=True))
-        await world.start()
-        ocpp = SimOcpp(world, config, None, None)
-        assert ocpp.csms is not None
-        ocpp.csms.boot_status = boot_status
-        try:
-            if start:
-                await ocpp.start()
-            else:
-                await ocpp.csms.up()
-            await body(OcppRig(world, ocpp) if start else _Unstarted(world, ocpp))
-        finally:
-            await ocpp.stop()
-            await world.close()
-            # Follow-ups the package started with ensure_future (after-handlers) die here.
-            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in rest:
-                task.cancel()
-            await asyncio.gather(*rest, return_exceptions=True)
+        clock = Clock(1.0, virtual=True)
+        world = SimWorld(config, clock, csms_boot_status=boot_status)
+        async with running(config, clock, world) as charger:
+            if boot_status == "Accepted":
+                assert await world.until_online()
+            await body(OcppRig(world))
+            if power_cut:
+                await charger.cut_power()
+        # Follow-ups the package started with ensure_future (after-handlers) die here.
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
 
     loop = looptime.new_event_loop(start=0.0, noop_cycles=1)
     try:
         loop.run_until_complete(main())
     finally:
         loop.close()
-
-
-class _Unstarted(OcppRig):
-    """For boot tests: the CSMS is up, the station not yet."""
-
-    def __init__(self, world: SimWorld, ocpp: SimOcpp) -> None:
-        self.world, self.ocpp, self.clock = world, ocpp, world.clock
-        assert ocpp.csms is not None
-        self.csms = ocpp.csms

@@ -68,7 +68,7 @@ async def _child(config: Path, scenario: Path, url: str) -> asyncio.subprocess.P
 
 
 async def _cycles(kills: int, seed: int, work: Path) -> Findings:
-    from firmware.clock import Clock
+    from hal.clock import Clock
     from sim.csms import LocalCsms, Token
 
     rng = random.Random(seed)
@@ -86,7 +86,10 @@ async def _cycles(kills: int, seed: int, work: Path) -> Findings:
         for _ in range(kills):
             boots.append(len(csms.received))
             child = await _child(config, scenario, csms.url)
-            await asyncio.sleep(rng.uniform(0.8, 3.5))
+            # Kill at a random moment after this run's first transaction has started, so
+            # a slow start (a loaded machine) does not turn a kill into a no-op.
+            await _first_started(csms, boots[-1], child, limit_s=20.0)
+            await asyncio.sleep(rng.uniform(0.0, 2.7))
             if child.returncode is None:
                 child.send_signal(signal.SIGKILL)
                 found.kills += 1
@@ -104,6 +107,17 @@ async def _cycles(kills: int, seed: int, work: Path) -> Findings:
         await csms.down()
     _check(csms.received, boots, found)
     return found
+
+
+async def _first_started(csms: Any, since: int, child: asyncio.subprocess.Process,
+                         limit_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + limit_s
+    while loop.time() < end and child.returncode is None:
+        if any(r.action == "TransactionEvent" and r.payload["eventType"] == "Started"
+               for r in csms.received[since:]):
+            return
+        await asyncio.sleep(0.01)
 
 
 def energy_register(event: dict[str, Any]) -> float | None:

@@ -41,7 +41,7 @@ def test_examples_load() -> None:
     (lambda d: d["power_stage"].update(can_interface="pcan"), "power_stage.can_interface",
      "one of"),
     (lambda d: d["power_stage"].update(modul_count=3), "power_stage.modul_count", "unknown"),
-    (lambda d: d["io_board"].update(driver="serial"), "io_board.port", "required"),
+    (lambda d: d["io_board"].pop("port"), "io_board.port", "required"),
     (lambda d: d["control"].update(ramp_a_per_s=0), "control.ramp_a_per_s", "greater"),
     (lambda d: d.update(connector=[]), "connector", "needs one"),
 ])
@@ -50,6 +50,30 @@ def test_bad_config_names_key(mutate: Any, key: str, reason: str) -> None:
     mutate(data)
     with pytest.raises(cfg.ConfigError) as err:
         cfg.parse(data)
+    assert err.value.key == key
+    assert reason in err.value.reason
+
+
+@pytest.mark.parametrize("mutate,key,reason", [
+    (lambda d: d["power_stage"].update(driver="delta"), "power_stage.driver",
+     "no power_stage driver 'delta' (known: infypower)"),
+    (lambda d: d["io_board"].update(driver="inprocess"), "io_board.driver",
+     "no io_board driver 'inprocess' (known: serial)"),
+    (lambda d: d["vehicle_link"].update(driver="iso15118"), "vehicle_link.driver",
+     "no vehicle_link driver 'iso15118'"),
+    (lambda d: d.update(screen={"driver": "hdmi"}), "screen.driver", "known: none yet"),
+    (lambda d: d["ocpp"].update(security_profile=4), "ocpp.security_profile", "1, 2 or 3"),
+    (lambda d: d["simulator"].update(speeed=3), "simulator.speeed", "unknown key"),
+])
+def test_whole_config_check_names_key(mutate: Any, key: str, reason: str) -> None:
+    """What the composition root would refuse, found by check-config before a start:
+    driver names against the registry, and the sections other parts own."""
+    from firmware.service import check
+
+    data = sim_data()
+    mutate(data)
+    with pytest.raises(cfg.ConfigError) as err:
+        check(cfg.parse(data))
     assert err.value.key == key
     assert reason in err.value.reason
 

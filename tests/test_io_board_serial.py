@@ -12,7 +12,7 @@ import pytest
 from board_rig import Rig, virtual
 
 from firmware import config as cfg
-from firmware.clock import Clock
+from hal.clock import Clock
 from hal.io_board_serial import IoBoardError, SerialIoBoard
 from hal.mcu import frame
 from sim import scenario as sc
@@ -21,7 +21,7 @@ from sim.runner import run
 
 def test_whole_session_over_the_pty() -> None:
     config = cfg.load(Path(__file__).parent.parent / "examples" / "sim.toml")
-    assert config.io_board.driver == "sim-serial"
+    assert config.io_board.driver == "serial"  # the real driver, on the simulator's pty
     outcome = run(config, sc.parse(
         "plug 1 scania-bev soc=30\nauthorize 1 rfid 04A1\nwait 1 Charging timeout=2m\n"
         "sleep 2m\nstop 1 Local\nwait 1 Finished timeout=1m\nunplug 1\n"
@@ -29,8 +29,8 @@ def test_whole_session_over_the_pty() -> None:
     report = outcome.report()
     assert "error" not in report and report["safety_violations"] == 0
     world = outcome.world
-    assert isinstance(world.driver, SerialIoBoard)
-    stats = world.driver.stats
+    assert world.charger is not None and isinstance(world.charger.io, SerialIoBoard)
+    stats = world.charger.io.stats
     assert stats.frames_in > 100 and stats.frames_dropped == 0 and stats.link_losses == 0
     assert world.io.board.decoder.frames > 100 and world.io.board.decoder.dropped == 0
     session = report["sessions"][0]  # type: ignore[index]
@@ -170,14 +170,3 @@ def test_board_end_closed_is_link_lost_without_spinning() -> None:
     faults, frames = virtual(body)
     assert faults == ["io_board_link_lost"]
     assert frames > 0
-
-
-def test_service_builds_the_serial_driver_but_refuses_without_a_vehicle_link() -> None:
-    from firmware import service
-
-    config = cfg.load(Path(__file__).parent.parent / "examples" / "cabinet-400kw.toml")
-    board = service.build_io_board(config, Clock())
-    assert isinstance(board, SerialIoBoard)
-    assert board.connectors == tuple(c.evse_id for c in config.connectors)
-    assert board.heartbeat_timeout_ms == config.io_board.heartbeat_timeout_ms
-    assert service.run_service(config) == 2  # vehicle_link.driver is the simulator's

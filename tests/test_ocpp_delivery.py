@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 
 import looptime
 
-from firmware.clock import Clock
 from firmware.core import events as ev
 from firmware.core.session import Status
 from firmware.core.transitions import Phase
 from firmware.ocpp.delivery import Delivery
 from firmware.ocpp.queue import MessageQueue
 from firmware.ocpp.transactions import DEFAULTS, Transactions
+from hal.clock import Clock
 
 T = TypeVar("T")
 

@@ -167,7 +167,7 @@ def test_open_transaction_after_restart_ends_with_power_loss(tmp_path: Path) -> 
 
     async def charging(r: OcppRig) -> None:
         await r.play(SESSION + "sleep 2m\n")
-        # the process "dies" here: no stop, no Ended; the rig tears it down
+        # the power goes here: no stop, no Ended
 
     async def after(r: OcppRig) -> None:
         ended = await r.expect("TransactionEvent", {"eventType": "Ended"})
@@ -176,7 +176,7 @@ def test_open_transaction_after_restart_ends_with_power_loss(tmp_path: Path) -> 
         energy = ended["meterValue"][0]["sampledValue"][0]
         assert energy["measurand"] == "Energy.Active.Import.Register" and energy["value"] > 0
         assert ended["seqNo"] >= 5
-    run_rig(charging, state_dir=state)
+    run_rig(charging, state_dir=state, power_cut=True)
     queue_rows = json.dumps(str(list(state.iterdir())))
     assert "queue.db" in queue_rows
     run_rig(after, state_dir=state)

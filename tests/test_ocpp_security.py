@@ -7,10 +7,11 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import ssl
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import looptime
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,9 +19,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ocpp_rig import CONFIG
 
 from firmware import config as cfg
-from firmware.clock import Clock
 from firmware.ocpp.settings import OcppSettings
-from firmware.ocpp.station import Station
+from firmware.service import running
+from hal.clock import Clock
 from sim.csms import LocalCsms
 from sim.world import SimWorld
 
@@ -66,26 +67,26 @@ def make_pki(d: Path) -> None:
 
 
 def _connect(settings: OcppSettings, csms: LocalCsms, seconds: float = 30.0) -> bool:
-    """Whether the station gets its BootNotification accepted within ``seconds``."""
+    """Whether the station, built by the composition root with these settings, gets its
+    BootNotification accepted within ``seconds``."""
     config = cfg.load(CONFIG)
+    section = {k: v for k, v in asdict(settings).items()
+               if v is not None and k not in ("variables", "csms_url")}
+    config = replace(config, extra={**config.extra, "ocpp": section})
 
     async def main() -> bool:
-        world = SimWorld(config, Clock(1.0, virtual=True))
-        await world.start()
-        csms.clock = world.clock
+        clock = Clock(1.0, virtual=True)
+        csms.clock = clock
         await csms.up()
-        station = Station(world.controller, replace(settings, csms_url=csms.url),
-                          world.clock, ping_interval=None)
-        await station.start()
+        world = SimWorld(config, clock, csms_url=csms.url)
         try:
-            end = world.clock.now() + seconds
-            while not station.online.is_set() and world.clock.now() < end:
-                await world.clock.sleep(0.2)
-            return station.online.is_set()
+            async with running(config, clock, world) as charger:
+                end = clock.now() + seconds
+                while not charger.station.online.is_set() and clock.now() < end:
+                    await clock.sleep(0.2)
+                return bool(charger.station.online.is_set())
         finally:
-            await station.stop()
             await csms.down()
-            await world.close()
 
     loop = looptime.new_event_loop(start=0.0, noop_cycles=1)
     try:
@@ -137,11 +138,15 @@ def test_profile_3_client_certificate(tmp_path: Path) -> None:
                             state_dir=str(tmp_path / "s3"))
     csms = LocalCsms(Clock(), ssl_context=_server_tls(tmp_path, True))
     assert _connect(settings, csms)
-    # Without a client certificate the CSMS refuses the TLS handshake.
-    no_cert = replace(settings, client_cert=None, client_key=None,
-                      state_dir=str(tmp_path / "s3b"))
+    # Without a client certificate (a station on profile 2: TLS, no certificate) the
+    # CSMS refuses the TLS handshake.
+    no_cert = replace(settings, security_profile=2, client_cert=None, client_key=None,
+                      basic_auth_password="s3cret-s3cret-16", state_dir=str(tmp_path / "s3b"))
     csms2 = LocalCsms(Clock(), ssl_context=_server_tls(tmp_path, True))
     assert not _connect(no_cert, csms2, seconds=5)
+    # A profile-3 config without one never gets that far: the config check names it.
+    with pytest.raises(cfg.ConfigError, match="client_cert"):
+        _connect(replace(settings, client_cert=None, client_key=None), csms2, seconds=5)
 
 
 

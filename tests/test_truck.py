@@ -27,9 +27,9 @@ from hal.vehicle_link import (
     VehicleResponse,
     WeldingDetectionReq,
 )
+from hal.vehicle_link_virtual import LinkClosed, VehicleChannel, VehicleTimeout
 from sim.battery import BatteryModel
 from sim.truck import LoopClock, Truck
-from sim.vehicle_channel import LinkClosed, VehicleChannel, VehicleTimeout
 
 T = TypeVar("T")
 

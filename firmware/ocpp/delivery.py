@@ -32,7 +32,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from firmware.clock import Clock
+from hal.clock import Clock
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from ocpp.routing import create_route_map
 from ocpp.v201 import ChargePoint
 from ocpp.v201.enums import Action
 
-from firmware.clock import Clock
+from hal.clock import Clock
 
 log = logging.getLogger("chargebay.ocpp")
 

@@ -21,7 +21,6 @@ from typing import Any
 
 import websockets
 
-from firmware.clock import Clock
 from firmware.core import events as ev
 from firmware.loop import Controller
 from firmware.ocpp import mapping
@@ -33,6 +32,7 @@ from firmware.ocpp.link import CallFailed, Link
 from firmware.ocpp.queue import MessageQueue
 from firmware.ocpp.settings import OcppSettings
 from firmware.ocpp.transactions import Transactions, iso
+from hal.clock import Clock
 
 log = logging.getLogger("chargebay.ocpp")
 FIRMWARE_VERSION = "0.1.0"
@@ -114,6 +114,16 @@ class Station:
                        asyncio.create_task(self.delivery.run(self._call, self.online),
                                            name="ocpp-delivery"),
                        asyncio.create_task(self._ticker(), name="ocpp-tick")]
+
+    async def flush(self, seconds: float) -> int:
+        """Give delivery up to ``seconds`` to empty the queue while online (the Ended
+        events of a shutdown). What is left stays queued on disk for the next start;
+        returns how many."""
+        self.delivery.wake()
+        end = self.clock.now() + seconds
+        while len(self.queue) and self.online.is_set() and self.clock.now() < end:
+            await self.clock.sleep(0.05)
+        return len(self.queue)
 
     async def stop(self) -> None:
         for task in self._tasks:

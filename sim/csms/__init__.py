@@ -25,8 +25,8 @@ from ocpp.routing import on
 from ocpp.v201 import ChargePoint, call_result
 from websockets.typing import Subprotocol
 
-from firmware.clock import Clock
 from firmware.ocpp.link import raw_call
+from hal.clock import Clock
 
 log = logging.getLogger("chargebay.csms")
 

@@ -1,16 +1,21 @@
-"""The controller's clock: seconds as a float, and a way to wait.
+"""The one time contract of the whole charger: seconds as a float, and ways to wait.
+
+The core takes ``now`` as a value; the shell, the drivers and the simulator read and wait
+on this clock and nothing else (no ``asyncio.sleep``, ``loop.call_later`` or
+``wait_for`` with their own seconds), so one object decides what a second is.
 
 On a cabinet it is the event loop's monotonic time (speed 1). The simulator runs the same
 code faster: speed N divides every wait by N; "max" runs on a looptime event loop whose
-virtual time jumps ahead whenever nothing is runnable (speed 1 on that loop).
+virtual time jumps ahead whenever nothing is runnable (speed 1 on that loop). Code using
+the clock never sees the speed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -44,6 +49,16 @@ class Clock:
 
     async def sleep_until(self, at: float) -> None:
         await self.sleep(at - self.now())
+
+    def call_later(self, seconds: float, callback: Callable[..., Any],
+                   *args: Any) -> asyncio.TimerHandle:
+        """Run ``callback(*args)`` after ``seconds`` of this clock's time."""
+        return asyncio.get_running_loop().call_later(max(seconds, 0.0) / self.speed,
+                                                     callback, *args)
+
+    async def wait_for(self, awaitable: Awaitable[T], seconds: float) -> T:
+        """``asyncio.wait_for`` in this clock's seconds (raises TimeoutError)."""
+        return await asyncio.wait_for(awaitable, max(seconds, 0.0) / self.speed)
 
     async def hold(self, awaitable: Awaitable[T]) -> T:
         """Await a reply from a real socket without letting virtual time jump past it.

@@ -1,4 +1,10 @@
-"""In-process wire between the charger's VehicleLink and a simulated truck.
+"""The ``virtual`` vehicle-link driver: an in-process wire between the charger and a
+vehicle in the same process, found by name, as python-can's ``virtual`` bus is.
+
+The charger's side listens on one name per connector (``VirtualVehicleLinks``: like an
+ISO 15118 SECC that answers SDP and accepts a TCP connection); a simulated truck
+``connect(name)``s when it plugs in and gets a ``VehicleChannel``. Neither side imports
+the other: they meet at the name. The ISO 15118 driver will sit beside this one.
 
 The truck end asks (``request``), the charger end receives and answers, exactly as the
 ISO 15118-2 / DIN 70121 request/response exchange does over TCP (hal/vehicle_link.py).
@@ -18,10 +24,11 @@ clock), so the channel works on a normal loop and on a looptime virtual-time loo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
-from hal.vehicle_link import LinkLost, VehicleRequest, VehicleResponse
+from hal.vehicle_link import LinkLost, VehicleLink, VehicleRequest, VehicleResponse
 
 
 class VehicleTimeout(asyncio.TimeoutError):
@@ -172,3 +179,38 @@ class VehicleChannel:
             self._pending.set_exception(LinkClosed(reason))
             # The truck may already be gone (cancelled); don't warn about an unread exception.
             self._pending.exception()
+
+
+# --- meeting by name -------------------------------------------------------------------
+
+OnLink = Callable[[int, VehicleLink], None]
+_LISTENING: dict[str, tuple[int, OnLink]] = {}  # name -> (connector, callback)
+
+
+def connect(name: str) -> VehicleChannel:
+    """The vehicle's side: plug into the connector listening on ``name``."""
+    try:
+        connector, on_link = _LISTENING[name]
+    except KeyError:
+        raise ConnectionRefusedError(f"no charger listens on virtual link {name!r}") from None
+    channel = VehicleChannel(name)
+    on_link(connector, channel.charger_end)
+    return channel
+
+
+class VirtualVehicleLinks:
+    """Driver: listens on ``{prefix}/{connector}`` for every connector."""
+
+    def __init__(self, prefix: str, connectors: tuple[int, ...]) -> None:
+        self.names = {c: f"{prefix}/{c}" for c in connectors}
+
+    async def start(self, on_link: OnLink) -> None:
+        for name in self.names.values():
+            if name in _LISTENING:
+                raise OSError(f"virtual vehicle link {name!r} is already in use")
+        for connector, name in self.names.items():
+            _LISTENING[name] = (connector, on_link)
+
+    async def close(self) -> None:
+        for name in self.names.values():
+            _LISTENING.pop(name, None)

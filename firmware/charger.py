@@ -1,0 +1,164 @@
+"""The composition root: the whole charger, built from its config, in one place.
+
+Nothing else wires drivers. ``Charger.build`` picks each hardware role's driver by name
+from the registry (firmware/drivers.py), builds the controller (the control loop around
+the core's machines) and, with an ``[ocpp]`` section, the OCPP station; the roles later
+issues fill (screen, card reader, payment terminal, meter, console) keep an empty slot.
+``chargebay run`` and the simulator's scenario player both build it this way; the
+simulator only hands in the far ends of the wires (firmware/drivers.py ``Wires``).
+
+Start order: IO board first (it holds the contactors open and the pilot at F until the
+controller speaks), then the power stage, the control tick, the vehicle links, OCPP.
+Stop order (``stop``), bounded in time (docs/architecture.md "Stopping"):
+1. every running session ends in order (StopRequested "Reboot": ramp down, contactors
+   open, output below 60 V, lock released), up to SESSIONS_STOP_S;
+2. the OCPP station gets up to OCPP_FLUSH_S to deliver what is queued (the Ended events);
+   what it cannot deliver stays in its SQLite queue and goes out after the next start;
+3. the station, the vehicle links and the drivers close (IO board: contactors open,
+   pilot F; power stage: modules off).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import serial
+
+from firmware import drivers
+from firmware.config import ChargerConfig
+from firmware.drivers import HardwareMissing, Wires
+from firmware.loop import Controller
+from hal.clock import Clock
+from hal.io_board import IoBoard
+from hal.power_stage import PowerStage
+from hal.vehicle_link import VehicleLinks
+
+log = logging.getLogger("chargebay.charger")
+
+SESSIONS_STOP_S = 12.0  # ramp-down 2 s + contactor drop-out + discharge < 60 V + unlock 2 s
+OCPP_FLUSH_S = 5.0
+STOP_BOUND_S = SESSIONS_STOP_S + OCPP_FLUSH_S + 3.0  # what docs/architecture.md promises
+SHUTDOWN_REASON = "Reboot"  # OCPP ReasonEnumType for a controller that is being stopped
+
+Say = Callable[[str], None]
+
+
+def check(config: ChargerConfig) -> None:
+    """Everything ``build`` would refuse, as a ConfigError naming the key: driver names
+    and the sections other parts own."""
+    drivers.check(config)
+    if "ocpp" in config.extra:
+        from firmware.ocpp.settings import parse as parse_ocpp
+
+        parse_ocpp(_ocpp_section(config))
+
+
+def _ocpp_section(config: ChargerConfig) -> dict[str, Any]:
+    return dict(config.extra["ocpp"])
+
+
+@dataclass
+class Charger:
+    config: ChargerConfig
+    clock: Clock
+    power: PowerStage
+    io: IoBoard
+    vehicle_links: VehicleLinks
+    controller: Controller
+    station: Any = None  # firmware.ocpp.station.Station with an [ocpp] section
+    # Slots that later issues fill; None until their driver exists.
+    slots: dict[str, Any] = field(default_factory=lambda: {
+        "screen": None, "card_reader": None, "payment": None, "meter": None,
+        "console": None})
+    _started: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, config: ChargerConfig, clock: Clock, wires: Wires | None = None,
+              say: Say | None = None) -> Charger:
+        check(config)
+        wires = wires or Wires()
+        power = drivers.build("power_stage", config, clock, wires)
+        io = drivers.build("io_board", config, clock, wires)
+        links = drivers.build("vehicle_link", config, clock, wires)
+        controller = Controller(config, clock, power, io)
+        charger = cls(config, clock, power, io, links, controller)
+        if "ocpp" in config.extra:
+            from firmware.ocpp import settings as ocpp_settings
+            from firmware.ocpp.station import Station
+
+            settings = ocpp_settings.parse(_ocpp_section(config))
+            charger.station = Station(controller, settings, clock, say=say,
+                                      ping_interval=None if clock.virtual else 30.0)
+        return charger
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the hardware and start every part. HardwareMissing if a device is not
+        there (everything opened so far is closed again)."""
+        try:
+            await self._start_controller()
+            self._started.append("controller")
+            await self.vehicle_links.start(self.controller.attach_vehicle)
+            self._started.append("vehicle_links")
+            if self.station is not None:
+                await self.station.start()
+                self._started.append("station")
+        except BaseException:
+            await self._close_started()
+            raise
+
+    async def _start_controller(self) -> None:
+        """The controller opens the IO board (the only driver that opens a device in
+        ``start``: the CAN bus opened in its factory); a missing device becomes one
+        HardwareMissing naming it and its config key."""
+        board = self.config.io_board
+        try:
+            await self.controller.start()
+        except (OSError, serial.SerialException) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise HardwareMissing("io_board.port", f"serial device {board.port}",
+                                  reason) from None
+
+    async def stop(self) -> dict[str, Any]:
+        """Ordered, bounded shutdown (module docstring). Returns what it found, for the
+        log and the tests: which connectors were not safe in time, what stayed queued."""
+        report: dict[str, Any] = {"unsafe": [], "queued": 0}
+        if "controller" in self._started:
+            report["unsafe"] = await self.controller.shutdown_sessions(SHUTDOWN_REASON,
+                                                                       SESSIONS_STOP_S)
+            for evse_id, why in report["unsafe"]:
+                log.error("connector %d not safe after %.0f s: %s", evse_id,
+                          SESSIONS_STOP_S, why)
+        if self.station is not None and "station" in self._started:
+            report["queued"] = await self.station.flush(OCPP_FLUSH_S)
+        await self._close_started()
+        return report
+
+    async def cut_power(self) -> None:
+        """What a power cut leaves behind: every part closed where it stands, no session
+        ended, nothing flushed (the OCPP queue holds what was written before). For the
+        power-loss tests in one process; on a cabinet it is SIGKILL or the mains."""
+        await self._close_started()
+
+    async def _close_started(self) -> None:
+        if "station" in self._started:
+            await self.station.stop()
+        if "vehicle_links" in self._started:
+            await self.vehicle_links.close()
+        if "controller" in self._started:
+            await self.controller.stop()  # outputs off, IO board safe, drivers closed
+        else:
+            await self.power.close()  # the CAN bus its factory opened
+        self._started.clear()
+
+
+def with_state_dir(config: ChargerConfig, state_dir: str) -> ChargerConfig:
+    """The same config with the OCPP state (queue, device model) in ``state_dir``."""
+    if "ocpp" not in config.extra:
+        return config
+    section = {**config.extra["ocpp"], "state_dir": state_dir}
+    return replace(config, extra={**config.extra, "ocpp": section})
