@@ -74,6 +74,7 @@ class Charger:
         "screen": None, "card_reader": None, "payment": None, "meter": None,
         "console": None})
     _started: list[str] = field(default_factory=list)
+    _closed: bool = False  # stop() and cut_power() close once; later calls do nothing
 
     @classmethod
     def build(cls, config: ChargerConfig, clock: Clock, wires: Wires | None = None,
@@ -145,6 +146,9 @@ class Charger:
         await self._close_started()
 
     async def _close_started(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
         if "station" in self._started:
             await self.station.stop()
         if "vehicle_links" in self._started:

@@ -250,6 +250,10 @@ class Controller:
             if s.faults & {"module_lost", "module_fault"} and self.power.available_modules() \
                     >= self.config.power_stage.module_count:
                 events.extend(ev.FaultCleared(c) for c in ("module_lost", "module_fault"))
+            if "io_board_link_lost" in s.faults and self.io.link_up:
+                # The board answers again (it shook hands anew): its own link-loss rule
+                # kept the output safe meanwhile; inputs are fresh from its reports.
+                events.append(ev.FaultCleared("io_board_link_lost"))
             # The measurement already advances the machine's timers; no separate Tick.
             for event in events:
                 self._execute(conn, s.handle(event, now), now)

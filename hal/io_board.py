@@ -13,7 +13,9 @@ Behaviour every driver must keep:
 - ``inputs()`` returns what the board last reported; a driver never invents a reading.
 - Link loss with the board is reported once through ``take_faults()`` as
   ``io_board_link_lost`` (emergency severity in the error catalogue); the board's own
-  heartbeat rule has already made the output safe by then.
+  heartbeat rule has already made the output safe by then. ``link_up`` says whether the
+  board answers now (handshake done, not silent for the timeout), which is how the
+  controller knows the fault has cleared.
 """
 
 from __future__ import annotations
@@ -36,6 +38,10 @@ class ConnectorInputs:
 
 class IoBoard(Protocol):
     connectors: tuple[int, ...]
+
+    @property
+    def link_up(self) -> bool:
+        """The board answers now (handshake done, not silent for the timeout)."""
 
     async def start(self, now: float) -> None:
         """Open the link and do the version handshake."""

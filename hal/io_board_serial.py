@@ -185,6 +185,10 @@ class SerialIoBoard:
         if self._lost:
             self._hello()  # keep asking; a rebooted board needs the handshake again
 
+    @property
+    def link_up(self) -> bool:
+        return self._hello_done.is_set() and not self._lost and self.version_error is None
+
     def inputs(self, connector: int) -> ConnectorInputs:
         return self._status.get(connector) or ConnectorInputs(
             "F", False, False, False, False, 0.0)  # only before start() succeeded

@@ -71,6 +71,8 @@ class ControlServer:
 
     async def execute(self, line: str) -> str:
         text = line.strip()
+        if self.world.charger is None:
+            return "error: the charger is not running yet"
         if text == "status":
             return json.dumps(self.status())
         try:
@@ -82,6 +84,9 @@ class ControlServer:
             await do(self.world, step)
         except (ValueError, ScenarioFailed, ConnectionError) as exc:
             return f"error: {exc}"
+        except Exception as exc:  # a bad command must not take the simulator down
+            log.exception("control command %r failed", text)
+            return f"error: {type(exc).__name__}: {exc}"
         return "ok"
 
     def status(self) -> dict[str, Any]:
@@ -95,6 +100,8 @@ class ControlServer:
                 "energy_kwh": round(st.energy_wh / 1000.0, 3),
                 "soc": None if truck is None else round(truck.battery.soc_percent, 1),
                 "faults": list(st.faults), "stop_reason": st.stop_reason}
+        station = self.world.station
+        out["ocpp_online"] = None if station is None else station.online.is_set()
         out["safety_violations"] = len(self.world.monitor.violations)
         return out
 
@@ -108,7 +115,7 @@ class ControlledWorld(SimWorld):
     async def start(self) -> tuple[ChargerConfig, Wires]:
         wired = await super().start()
         address = self.section.get("control")
-        if address:
+        if address:  # bound now, so a busy port fails the start; served once attached
             self.control = ControlServer(self, str(address))
             await self.control.start()
         return wired

@@ -18,6 +18,7 @@ Physics advances every ``PHYSICS_DT_S`` of simulated time.
 ``[simulator]`` section (all optional):
     tokens = ["TOKEN", "TOKEN:GROUP"]   # the local CSMS's customers
     control = "127.0.0.1:7781"          # chargebay run: the control interface (sim/control.py)
+    csms = "local"                      # or "external": keep ocpp.csms_url as written
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from sim.truck import Truck
 PHYSICS_DT_S = 0.2  # physics step (simulated seconds)
 UNPLUG_LINK_LAG_S = 0.1  # pilot A first, vehicle link gone this much later
 WALL_JITTER_S = 0.05  # event-loop stall the IO board link must ride out at --speed N
-SIMULATOR_KEYS = ("tokens", "control")
+SIMULATOR_KEYS = ("tokens", "control", "csms")
 FAULT_CODES = {"estop": "emergency_stop", "isolation": "isolation_fault",
                "welded": "welded_contactor", "lock_jam": "lock_failure",
                "pilot_short": "pilot_fault", "diode": "diode_fault"}
@@ -113,6 +114,9 @@ def simulator_section(config: ChargerConfig) -> dict[str, Any]:
         if key not in SIMULATOR_KEYS:
             raise ConfigError(f"simulator.{key}",
                               f"unknown key; known: {', '.join(SIMULATOR_KEYS)}")
+    if section.get("csms", "local") not in ("local", "external"):
+        raise ConfigError("simulator.csms", "must be local (the simulator's own CSMS) or "
+                          "external (ocpp.csms_url as written)")
     tokens = section.get("tokens", [])
     if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
         raise ConfigError("simulator.tokens", "must be a list of \"TOKEN\" or \"TOKEN:GROUP\"")
@@ -191,7 +195,9 @@ class SimWorld:
         elif "state_dir" not in section:  # a fresh station for every simulated run
             self._tmp = tempfile.TemporaryDirectory(prefix="chargebay-ocpp-")
             section["state_dir"] = self._tmp.name
-        if self.csms_url is None:
+        if self.csms_url is None and self.section.get("csms") == "external":
+            pass  # ocpp.csms_url as the file says
+        elif self.csms_url is None:
             tokens = {}
             for entry in self.section.get("tokens", []):
                 token, _, group = str(entry).partition(":")
