@@ -19,7 +19,7 @@ from typing import Any
 from firmware import config as cfg
 from firmware.clock import Clock
 from firmware.ocpp import settings as ocpp_settings
-from firmware.ocpp.station import Station
+from firmware.ocpp.v201.station import Station
 from sim.csms import LocalCsms
 from sim.world import SimWorld
 

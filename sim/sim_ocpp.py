@@ -16,7 +16,7 @@ from typing import Any
 
 from firmware.config import ChargerConfig
 from firmware.ocpp import settings as ocpp_settings
-from firmware.ocpp.station import Station
+from firmware.ocpp.v201.station import Station
 from sim.csms import LocalCsms, Token
 from sim.world import SimWorld
 

@@ -20,7 +20,7 @@ from ocpp_rig import CONFIG
 from firmware import config as cfg
 from firmware.clock import Clock
 from firmware.ocpp.settings import OcppSettings
-from firmware.ocpp.station import Station
+from firmware.ocpp.v201.station import Station
 from sim.csms import LocalCsms
 from sim.world import SimWorld
 

@@ -13,7 +13,7 @@ The package frames and validates; this class adds what it gets wrong or leaves o
 - while a CALL is in flight on a virtual-time loop, the clock is held (Clock.hold) so
   virtual time cannot jump past the reply.
 
-Handlers for CSMS-initiated messages are the station's (firmware/ocpp/handlers.py).
+Handlers for CSMS-initiated messages are the station's (firmware/ocpp/v201/handlers.py).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from ocpp.v201 import call_result
 from firmware.core.transitions import ENERGIZING, Phase
 
 if TYPE_CHECKING:
-    from firmware.ocpp.station import Station
+    from firmware.ocpp.v201.station import Station
 
 log = logging.getLogger("chargebay.ocpp")
 

@@ -41,7 +41,7 @@ from typing import Any, Protocol
 from firmware.core import events as ev
 from firmware.core.session import Status
 from firmware.core.transitions import Phase
-from firmware.ocpp import mapping
+from firmware.ocpp.v201 import mapping
 
 _CONNECTED = frozenset(Phase) - {Phase.AVAILABLE, Phase.UNAVAILABLE}
 _ID_TOKEN_TYPE = {"rfid": "ISO14443", "app": "Central", "payment": "DirectPayment",

@@ -24,15 +24,15 @@ import websockets
 from firmware.clock import Clock
 from firmware.core import events as ev
 from firmware.loop import Controller
-from firmware.ocpp import mapping
-from firmware.ocpp.auth import Authorization, Decision, same_holder
 from firmware.ocpp.delivery import Delivery
-from firmware.ocpp.device_model import DeviceModel
-from firmware.ocpp.handlers import Handlers
 from firmware.ocpp.link import CallFailed, Link
 from firmware.ocpp.queue import MessageQueue
 from firmware.ocpp.settings import OcppSettings
-from firmware.ocpp.transactions import Transactions, iso
+from firmware.ocpp.v201 import mapping
+from firmware.ocpp.v201.auth import Authorization, Decision, same_holder
+from firmware.ocpp.v201.device_model import DeviceModel
+from firmware.ocpp.v201.handlers import Handlers
+from firmware.ocpp.v201.transactions import Transactions, iso
 
 log = logging.getLogger("chargebay.ocpp")
 FIRMWARE_VERSION = "0.1.0"
