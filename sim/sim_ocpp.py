@@ -84,9 +84,9 @@ class SimOcpp:
             if self.say:
                 self.say(f"CSMS: RequestStartTransaction {token} -> {result.get('status')}")
             return
-        text = await self.station.present_card(evse_id, token)
+        decision = await self.station.authorization.present_card(evse_id, token)
         if self.say:
-            self.say(f"bay {evse_id} card reader: {text}")
+            self.say(f"bay {evse_id} card reader: {decision.message}")
 
     async def csms_switch(self, up: bool) -> None:
         if self.csms is None:
