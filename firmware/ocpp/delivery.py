@@ -12,7 +12,7 @@ unchanged, once back online.
 API (the station calls these)::
 
     delivery = Delivery(queue, settings, clock, on_response=None)
-    task = asyncio.create_task(delivery.run(call, online))
+    tasks.spawn(delivery.run(call, online), "ocpp-delivery")   # an owned task
     delivery.wake()          # after anything was appended to the queue (or use notify)
 
 - ``call(action, payload) -> dict``: sends one CALL and returns the CALLRESULT payload;
@@ -87,14 +87,18 @@ class Delivery:
     async def _idle(self, online: asyncio.Event, seconds: float | None) -> None:
         """Sleep until woken, or ``seconds`` pass (None: until woken)."""
         self._wake.clear()
-        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
+        # Both waits are this call's own: cancelled and awaited before it returns.
+        waits: list[asyncio.Task[Any]] = [
+            asyncio.create_task(self._wake.wait(), name="ocpp-delivery-wake")]
         if seconds is not None:
-            waits.append(asyncio.ensure_future(self.clock.sleep(seconds)))
+            waits.append(asyncio.create_task(self.clock.sleep(seconds),
+                                             name="ocpp-delivery-backoff"))
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waits:
                 w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     async def run(self, call: Call, online: asyncio.Event) -> None:
         """Deliver forever (cancel the task to stop). Never reorders: the head blocks

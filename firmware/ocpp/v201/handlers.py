@@ -18,11 +18,13 @@ from collections.abc import Coroutine, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
+import websockets
 from ocpp.routing import after, on
 from ocpp.v201 import call_result
 
 from firmware.core.transitions import ENERGIZING, Phase
 from firmware.loop import Controller
+from firmware.ocpp.link import CallFailed
 from firmware.ocpp.queue import MessageQueue
 from firmware.ocpp.v201.auth import AuthStore
 from firmware.ocpp.v201.authorizer import Authorizer, RemoteStart
@@ -119,7 +121,8 @@ class Handlers:
 
     @after("GetBaseReport")
     def after_get_base_report(self, request_id: int, report_base: str, **_: Any) -> None:
-        self.st.spawn(self._notify_report(request_id, report_base), "ocpp-notify-report")
+        self.st.spawn(self._follow_up("NotifyReport", self._notify_report(
+            request_id, report_base)), "ocpp-notify-report")
 
     async def _notify_report(self, request_id: int, report_base: str) -> None:
         data = self.st.model.report(report_base)
@@ -132,6 +135,15 @@ class Handlers:
             await link.call_raw("NotifyReport", {
                 "requestId": request_id, "generatedAt": self._iso_now(), "seqNo": seq,
                 "tbc": seq < len(chunks) - 1, "reportData": chunk})
+
+    async def _follow_up(self, what: str, coro: Coroutine[Any, Any, None]) -> None:
+        """A follow-up CALL the CSMS refused or a connection lost under it is the
+        CSMS's business, not a failure of ours (anything else is, and is logged by the
+        station's task owner)."""
+        try:
+            await coro
+        except (CallFailed, websockets.ConnectionClosed) as exc:
+            log.warning("%s not delivered: %r", what, exc)
 
     def _iso_now(self) -> str:
         return self.st.utc().isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -252,7 +264,8 @@ class Handlers:
         link = self.st.link
         if pending is None or link is None:
             return
-        self.st.spawn(self._triggered_message(link, *pending), "ocpp-trigger")
+        self.st.spawn(self._follow_up(pending[0], self._triggered_message(link, *pending)),
+                      "ocpp-trigger")
 
     async def _triggered_message(self, link: Link, message: str, evse_id: int | None) -> None:
         targets = [evse_id] if evse_id else list(self.st.evse_ids)

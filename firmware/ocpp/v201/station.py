@@ -253,6 +253,8 @@ class Station:
                 self._status_sent[evse_id] = status
             except CallFailed as exc:
                 log.warning("StatusNotification failed: %s", exc)
+            except websockets.ConnectionClosed:
+                return  # sent again after the reconnect (B04 / the boot)
 
     def _observe(self, evse_id: int, cmd: ev.Command, now: float) -> None:
         status = self.controller.status(evse_id)
