@@ -88,6 +88,20 @@ class OcppRig:
         await self.clock.sleep(seconds)
 
 
+_STATION_PARTS = {"Station", "Handlers", "Authorizer", "Delivery", "ConnectionLoop"}
+
+
+def station_tasks() -> list[str]:
+    """Pending tasks running the station's code (by the coroutine's class, or an
+    ``ocpp-`` task name): none may be left once Station.stop() has returned."""
+    out = []
+    for task in asyncio.all_tasks():
+        name = getattr(task.get_coro(), "__qualname__", "")
+        if name.split(".")[0] in _STATION_PARTS or task.get_name().startswith("ocpp"):
+            out.append(f"{task.get_name()} {name}")
+    return out
+
+
 def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | None = None,
             variables: dict[str, str] | None = None, boot_status: str = "Accepted",
             tokens: list[str] | None = None, start: bool = True) -> None:
@@ -100,6 +114,7 @@ def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | Non
     if tokens is not None:
         section["local_csms"] = {"tokens": tokens}
     config = replace(config, extra={**config.extra, "ocpp": section})
+    left: list[str] = []
 
     async def main() -> None:
         world = SimWorld(config, Clock(1.0, virtual=True))
@@ -115,8 +130,9 @@ def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | Non
             await body(OcppRig(world, ocpp) if start else _Unstarted(world, ocpp))
         finally:
             await ocpp.stop()
+            left.extend(station_tasks())  # Station.stop() cancelled and awaited its own
             await world.close()
-            # Follow-ups the package started with ensure_future (after-handlers) die here.
+            # What is left is the simulated world's and the local CSMS's.
             rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
             for task in rest:
                 task.cancel()
@@ -127,6 +143,7 @@ def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | Non
         loop.run_until_complete(main())
     finally:
         loop.close()
+    assert not left, f"station tasks left after stop(): {left}"
 
 
 class _Unstarted(OcppRig):

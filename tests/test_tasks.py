@@ -13,7 +13,7 @@ from pathlib import Path
 
 import looptime
 import pytest
-from ocpp_rig import CONFIG, CP_ID
+from ocpp_rig import CONFIG, CP_ID, station_tasks
 
 from firmware import config as cfg
 from firmware.clock import Clock
@@ -22,19 +22,6 @@ from firmware.ocpp.v201.station import Station
 from firmware.tasks import TaskOwner
 from sim.csms import LocalCsms
 from sim.world import SimWorld
-
-_STATION_PARTS = {"Station", "Handlers", "Authorizer", "Delivery", "ConnectionLoop"}
-
-
-def _station_tasks() -> list[str]:
-    """Pending tasks running the station's code (by the coroutine's class)."""
-    out = []
-    for task in asyncio.all_tasks():
-        coro = task.get_coro()
-        name = getattr(coro, "__qualname__", "")
-        if name.split(".")[0] in _STATION_PARTS or task.get_name().startswith("ocpp"):
-            out.append(f"{task.get_name()} {name}")
-    return out
 
 
 async def _boom() -> None:
@@ -113,7 +100,7 @@ def test_station_stop_leaves_no_task_after_reset_and_trigger(tmp_path: Path,
         await csms.send(CP_ID, "GetBaseReport", {"requestId": 1,
                                                  "reportBase": "FullInventory"})
         await station.stop()  # the follow-ups of these requests are under way
-        left = _station_tasks()
+        left = station_tasks()
         await csms.down()
         await world.close()
         await asyncio.sleep(0)
