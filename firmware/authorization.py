@@ -44,6 +44,7 @@ SESSION_PHASES = frozenset({Phase.AUTHORIZED, Phase.CABLE_CHECK, Phase.PRE_CHARG
 NOT_HOLDER = "NotHolder"  # a card that neither started the session nor shares its group
 BACKEND_FAILED = "BackendFailed"  # the backend raised: refused (fail closed)
 NO_BACKEND = "NoBackend"  # nobody to ask: refused
+OCCUPIED = "Occupied"  # a start for an EVSE whose session runs: refused, session goes on
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +68,8 @@ class AuthDecision:
     token: str
     source: str  # rfid, app, payment (the core's words)
     accepted: bool
-    reason: str  # the backend's status word, or NOT_HOLDER / BACKEND_FAILED / NO_BACKEND
+    reason: str  # the backend's status word, or NOT_HOLDER / BACKEND_FAILED / NO_BACKEND /
+    #              OCCUPIED
     at: float  # the controller's clock
     action: str = "start"  # start: a session may begin; stop: the running one ends
     basis: str = "csms"  # csms, local_list, cache, offline_policy, or who vouched
@@ -97,6 +99,8 @@ class Backend(Protocol):
 
 class ControllerPort(Protocol):
     """What this module needs of firmware.loop.Controller."""
+
+    observers: list[Callable[[int, ev.Command, float], None]]
 
     def authorize(self, evse_id: int, token: str, source: str) -> None: ...
     def request_stop(self, evse_id: int, reason: str) -> None: ...
@@ -133,6 +137,22 @@ class Authorization:
         self._listeners: list[Listener] = []
         self._holders: dict[int, Holder] = {}
         self._last: dict[int, AuthDecision] = {}
+        controller.observers.append(self._observe)
+
+    def close(self) -> None:
+        """Stop watching the controller."""
+        if self._observe in self.controller.observers:
+            self.controller.observers.remove(self._observe)
+
+    def _observe(self, evse_id: int, cmd: ev.Command, now: float) -> None:
+        """A session that began without us (e.g. a start the vehicle authorized) still
+        has a holder: its token, no group. The holder goes with the session."""
+        if isinstance(cmd, ev.SessionStarted):
+            held = self._holders.get(evse_id)
+            if held is None or held.token != cmd.token:
+                self._holders[evse_id] = Holder(cmd.token, None, cmd.source)
+        elif isinstance(cmd, ev.SessionEnded):
+            self._holders.pop(evse_id, None)
 
     def use_backend(self, backend: Backend) -> None:
         self.backend = backend
@@ -163,30 +183,28 @@ class Authorization:
     async def present_card(self, evse_id: int, token: str) -> AuthDecision:
         """A card at the bay's reader: start a session, or stop the one it (or its
         group) started."""
-        return await self.request_start(evse_id, token, "rfid")
+        verdict = await self._check(evse_id, token, "rfid")
+        holder = self.holder(evse_id)  # after the check: the session may have ended
+        if holder is not None:
+            return self._stop(evse_id, token, "rfid", verdict, holder)
+        return self._start(evse_id, token, "rfid", verdict)
 
     async def request_start(self, evse_id: int, token: str, source: str, *,
                             vouched_by: str | None = None) -> AuthDecision:
-        """A token for ``evse_id`` from ``source``. ``vouched_by`` names a source that
-        has authorized the token itself (the CSMS's RequestStartTransaction when
-        AuthCtrlr.AuthorizeRemoteStart is false, F01; an approved payment): no
-        backend check then. At an EVSE with a running session it is a stop request."""
+        """A start for ``evse_id`` from ``source`` (the app through the CSMS, later the
+        payment terminal). ``vouched_by`` names a source that has authorized the token
+        itself (the CSMS's RequestStartTransaction when AuthCtrlr.AuthorizeRemoteStart
+        is false, F01; an approved payment): no backend check then. Never a stop: at an
+        EVSE with a running session it is refused (OCCUPIED) and the session goes on."""
         if vouched_by is not None:
             verdict = Verdict("Accepted", None, vouched_by)
         else:
             verdict = await self._check(evse_id, token, source)
-        holder = self.holder(evse_id)
-        if holder is not None:
-            return self._stop(evse_id, token, source, verdict, holder)
-        decision = self._decision(evse_id, token, source, verdict, "start")
-        if decision.accepted:
-            self._holders[evse_id] = Holder(token, verdict.group, source)
+        if self.holder(evse_id) is not None:
+            decision = self._decision(evse_id, token, source, verdict, "start", OCCUPIED)
             self._publish(decision)
-            self.controller.authorize(evse_id, token, source)
-        else:
-            self._publish(decision)
-            self.controller.dispatch(evse_id, ev.AuthorizeRejected(token, decision.reason))
-        return decision
+            return decision
+        return self._start(evse_id, token, source, verdict)
 
     # --- decisions -----------------------------------------------------------------------
 
@@ -198,6 +216,17 @@ class Authorization:
         except Exception:  # noqa: BLE001 - any failure of the backend refuses the token
             log.exception("authorization backend failed for %s at EVSE %d", token, evse_id)
             return Verdict(BACKEND_FAILED, None, "none")
+
+    def _start(self, evse_id: int, token: str, source: str, verdict: Verdict
+               ) -> AuthDecision:
+        decision = self._decision(evse_id, token, source, verdict, "start")
+        self._publish(decision)  # first: the transaction notes the idToken
+        if decision.accepted:
+            self._holders[evse_id] = Holder(token, verdict.group, source)
+            self.controller.authorize(evse_id, token, source)
+        else:
+            self.controller.dispatch(evse_id, ev.AuthorizeRejected(token, decision.reason))
+        return decision
 
     def _stop(self, evse_id: int, token: str, source: str, verdict: Verdict,
               holder: Holder) -> AuthDecision:

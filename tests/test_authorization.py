@@ -16,6 +16,7 @@ from firmware.authorization import (
     BACKEND_FAILED,
     NO_BACKEND,
     NOT_HOLDER,
+    OCCUPIED,
     AuthDecision,
     Authorization,
     Verdict,
@@ -34,10 +35,16 @@ class FakeController:
     phases: dict[int, Phase] = field(default_factory=lambda: {1: Phase.PREPARING,
                                                               2: Phase.PREPARING})
     calls: list[tuple[Any, ...]] = field(default_factory=list)
+    observers: list[Any] = field(default_factory=list)
+
+    def emit(self, evse_id: int, cmd: ev.Command) -> None:
+        for observer in self.observers:
+            observer(evse_id, cmd, 0.0)
 
     def authorize(self, evse_id: int, token: str, source: str) -> None:
         self.calls.append(("authorize", evse_id, token, source))
         self.phases[evse_id] = Phase.CHARGING  # as if the session went straight on
+        self.emit(evse_id, ev.SessionStarted(token, source, 0.0))
 
     def request_stop(self, evse_id: int, reason: str) -> None:
         self.calls.append(("stop", evse_id, reason))
@@ -173,6 +180,20 @@ def test_a_holder_counts_only_while_a_session_runs() -> None:
     assert (again.action, again.accepted) == ("start", True)
 
 
+def test_a_session_started_elsewhere_has_its_token_as_holder() -> None:
+    """A session the core began for a token that did not come through here (the vehicle,
+    a scenario): its own card stops it, others do not; the holder ends with it."""
+    auth, controller, _, _ = _rig(FLEET)
+    controller.phases[1] = Phase.CHARGING
+    controller.emit(1, ev.SessionStarted("LONER", "rfid", 0.0))
+    assert (asyncio.run(auth.present_card(1, "DRIVER-A"))).reason == NOT_HOLDER
+    assert (asyncio.run(auth.present_card(1, "LONER"))).accepted
+    controller.emit(1, ev.SessionEnded("Local", 1.0, 500.0))
+    assert auth.holder(1) is None
+    auth.close()
+    assert controller.observers == []
+
+
 def test_vouched_start_skips_the_backend() -> None:
     """A remote start the CSMS vouches for (AuthorizeRemoteStart false) is not checked."""
     auth, controller, backend, seen = _rig()
@@ -180,6 +201,18 @@ def test_vouched_start_skips_the_backend() -> None:
     assert decision.accepted and decision.basis == "csms" and backend.asked == []
     assert controller.calls == [("authorize", 2, "APP-USER", "app")]
     assert decision.message == "Token accepted."
+
+
+def test_a_start_at_a_running_session_is_refused_and_stops_nothing() -> None:
+    """Only a card at the reader toggles; an app or terminal start never stops."""
+    auth, controller, _, seen = _rig(FLEET)
+    asyncio.run(auth.present_card(1, "LONER"))
+    calls = len(controller.calls)
+    again = asyncio.run(auth.request_start(1, "LONER", "app", vouched_by="csms"))
+    assert (again.action, again.accepted, again.reason) == ("start", False, OCCUPIED)
+    assert len(controller.calls) == calls and seen[-1] == again
+    holder = auth.holder(1)
+    assert holder is not None and (holder.token, holder.source) == ("LONER", "rfid")
 
 
 def test_subscribers_hear_before_the_controller_and_a_failing_one_is_contained(

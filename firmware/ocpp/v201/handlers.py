@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -121,7 +121,7 @@ class Handlers:
 
     @after("GetBaseReport")
     def after_get_base_report(self, request_id: int, report_base: str, **_: Any) -> None:
-        self.st.spawn(self._follow_up("NotifyReport", self._notify_report(
+        self.st.spawn(self._follow_up("NotifyReport", lambda: self._notify_report(
             request_id, report_base)), "ocpp-notify-report")
 
     async def _notify_report(self, request_id: int, report_base: str) -> None:
@@ -136,12 +136,13 @@ class Handlers:
                 "requestId": request_id, "generatedAt": self._iso_now(), "seqNo": seq,
                 "tbc": seq < len(chunks) - 1, "reportData": chunk})
 
-    async def _follow_up(self, what: str, coro: Coroutine[Any, Any, None]) -> None:
+    async def _follow_up(self, what: str,
+                         make: Callable[[], Coroutine[Any, Any, None]]) -> None:
         """A follow-up CALL the CSMS refused or a connection lost under it is the
         CSMS's business, not a failure of ours (anything else is, and is logged by the
         station's task owner)."""
         try:
-            await coro
+            await make()  # made here: a follow-up never started leaves no coroutine
         except (CallFailed, websockets.ConnectionClosed) as exc:
             log.warning("%s not delivered: %r", what, exc)
 
@@ -264,8 +265,8 @@ class Handlers:
         link = self.st.link
         if pending is None or link is None:
             return
-        self.st.spawn(self._follow_up(pending[0], self._triggered_message(link, *pending)),
-                      "ocpp-trigger")
+        self.st.spawn(self._follow_up(pending[0], lambda: self._triggered_message(
+            link, *pending)), "ocpp-trigger")
 
     async def _triggered_message(self, link: Link, message: str, evse_id: int | None) -> None:
         targets = [evse_id] if evse_id else list(self.st.evse_ids)

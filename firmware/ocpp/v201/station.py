@@ -82,6 +82,7 @@ class Station:
         self.delivered = 0
         # Authorization is the controller's, not ours: we are one of its sources (remote
         # start), its backend (Authorize, cache, local list) and a sink (idToken).
+        self._own_authorization = authorization is None
         self.authorization = authorization or Authorization(controller, clock.now)
         self.authorizer = Authorizer(self.authorization, self.auth, self.model, self.tx,
                                      clock.now, self._online_link, self.note)
@@ -136,6 +137,8 @@ class Station:
         if self._observe in self.controller.observers:
             self.controller.observers.remove(self._observe)
         self.authorizer.unsubscribe()
+        if self._own_authorization:
+            self.authorization.close()
         await self.tasks.stop()
         if self.link is not None:
             await self.link._connection.close()
