@@ -28,7 +28,8 @@ from typing import Any
 import serial
 
 from firmware import drivers
-from firmware.config import ChargerConfig
+from firmware.authorization import Authorization
+from firmware.config import ChargerConfig, ConfigError
 from firmware.drivers import HardwareMissing, Wires
 from firmware.loop import Controller
 from hal.clock import Clock
@@ -51,9 +52,13 @@ def check(config: ChargerConfig) -> None:
     and the sections other parts own."""
     drivers.check(config)
     if "ocpp" in config.extra:
+        from firmware.ocpp.settings import OcppSettingsError
         from firmware.ocpp.settings import parse as parse_ocpp
 
-        parse_ocpp(_ocpp_section(config))
+        try:
+            parse_ocpp(_ocpp_section(config))
+        except OcppSettingsError as exc:
+            raise ConfigError(exc.key, exc.reason) from None
 
 
 def _ocpp_section(config: ChargerConfig) -> dict[str, Any]:
@@ -68,7 +73,8 @@ class Charger:
     io: IoBoard
     vehicle_links: VehicleLinks
     controller: Controller
-    station: Any = None  # firmware.ocpp.station.Station with an [ocpp] section
+    authorization: Authorization  # every token source feeds it (card reader, app, payment)
+    station: Any = None  # firmware.ocpp.v201.station.Station with an [ocpp] section
     # Slots that later issues fill; None until their driver exists.
     slots: dict[str, Any] = field(default_factory=lambda: {
         "screen": None, "card_reader": None, "payment": None, "meter": None,
@@ -85,14 +91,18 @@ class Charger:
         io = drivers.build("io_board", config, clock, wires)
         links = drivers.build("vehicle_link", config, clock, wires)
         controller = Controller(config, clock, power, io)
-        charger = cls(config, clock, power, io, links, controller)
+        authorization = Authorization(controller, clock.now)
+        charger = cls(config, clock, power, io, links, controller, authorization)
         if "ocpp" in config.extra:
             from firmware.ocpp import settings as ocpp_settings
-            from firmware.ocpp.station import Station
+            from firmware.ocpp.v201.station import Station
 
+            # The station is one of the authorization's sources (remote start) and its
+            # backend (Authorize, local list, cache, offline policy).
             settings = ocpp_settings.parse(_ocpp_section(config))
             charger.station = Station(controller, settings, clock, say=say,
-                                      ping_interval=None if clock.virtual else 30.0)
+                                      ping_interval=None if clock.virtual else 30.0,
+                                      authorization=authorization)
         return charger
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -151,6 +161,7 @@ class Charger:
         self._closed = True
         if "station" in self._started:
             await self.station.stop()
+        self.authorization.close()
         if "vehicle_links" in self._started:
             await self.vehicle_links.close()
         if "controller" in self._started:

@@ -299,8 +299,9 @@ class SimWorld:
                 "remoteStartId": self._remote_ids, "evseId": evse_id})
             self._say(f"CSMS: RequestStartTransaction {token} -> {result.get('status')}")
             return
-        text = await station.present_card(evse_id, token)
-        self._say(f"bay {evse_id} card reader: {text}")
+        assert self.charger is not None
+        decision = await self.charger.authorization.present_card(evse_id, token)
+        self._say(f"bay {evse_id} card reader: {decision.message}")
 
     def request_stop(self, evse_id: int, reason: str = "Local") -> None:
         """The stop button on the bay's screen (or the operator, by reason)."""

@@ -88,7 +88,7 @@ class _OneHandler:
 async def _fuzz_ocpp(n: int, rng: _random.Random) -> int:
     import json
 
-    from firmware.ocpp.link import Link
+    from firmware.ocpp.v201.link import Link
 
     wire = _Wire()
     link = Link("FUZZ", wire, Clock(1.0), _OneHandler())

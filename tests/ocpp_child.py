@@ -17,7 +17,7 @@ from firmware.core import events as ev
 from firmware.core.session import Status
 from firmware.core.transitions import Phase
 from firmware.ocpp.queue import MessageQueue
-from firmware.ocpp.transactions import DEFAULTS, Transactions
+from firmware.ocpp.v201.transactions import DEFAULTS, Transactions
 
 
 class PrintingQueue(MessageQueue):

@@ -1,6 +1,6 @@
 """The OCPP side of the safety bench: billing data under the same random events.
 
-The bench's commands feed the real ``Transactions`` (firmware/ocpp/transactions.py) over
+The bench's commands feed the real ``Transactions`` (firmware/ocpp/v201/transactions.py) over
 the real persistent queue, as the station's observer does; the CSMS link comes and goes;
 the controller may die at any step (a new ``Transactions`` on the same queue file, as a
 restarted process would open it, ends what was open with PowerLoss). Everything the
@@ -31,7 +31,7 @@ from safety_rig import Bench
 
 from firmware.core import events as ev
 from firmware.ocpp.queue import MessageQueue
-from firmware.ocpp.transactions import PERSIST_REGISTER_S, Transactions, default_settings
+from firmware.ocpp.v201.transactions import PERSIST_REGISTER_S, Transactions, default_settings
 
 EPOCH = datetime(2026, 11, 23, 6, 0, tzinfo=UTC)
 BILLING_TOLERANCE = 0.005  # relative, plus BILLING_SLACK_WH: the rectangle rule's edges

@@ -90,6 +90,20 @@ class OcppRig:
         await self.clock.sleep(seconds)
 
 
+_STATION_PARTS = {"Station", "Handlers", "Authorizer", "Delivery", "ConnectionLoop"}
+
+
+def station_tasks() -> list[str]:
+    """Pending tasks running the station's code (by the coroutine's class, or an
+    ``ocpp-`` task name): none may be left once Station.stop() has returned."""
+    out = []
+    for task in asyncio.all_tasks():
+        name = getattr(task.get_coro(), "__qualname__", "")
+        if name.split(".")[0] in _STATION_PARTS or task.get_name().startswith("ocpp"):
+            out.append(f"{task.get_name()} {name}")
+    return out
+
+
 def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | None = None,
             variables: dict[str, str] | None = None, boot_status: str = "Accepted",
             tokens: list[str] | None = None, power_cut: bool = False) -> None:
@@ -105,6 +119,7 @@ def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | Non
     if tokens is not None:
         extra["simulator"] = {**extra.get("simulator", {}), "tokens": tokens}
     config = replace(config, extra=extra)
+    left: list[str] = []
 
     async def main() -> None:
         clock = Clock(1.0, virtual=True)
@@ -115,6 +130,7 @@ def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | Non
             await body(OcppRig(world))
             if power_cut:
                 await charger.cut_power()
+        left.extend(station_tasks())  # the stop cancelled and awaited the station's own
         # Follow-ups the package started with ensure_future (after-handlers) die here.
         rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
         for task in rest:
@@ -126,3 +142,4 @@ def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | Non
         loop.run_until_complete(main())
     finally:
         loop.close()
+    assert not left, f"station tasks left after stop(): {left}"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ocpp_rig import OcppRig, run_rig
 
-from firmware.ocpp.device_model import VARIABLES
+from firmware.ocpp.v201.device_model import VARIABLES
 
 SESSION = "plug 1 eactros600 soc=20\nauthorize 1 rfid 04A1B2C3D4E5F6\nwait 1 Charging timeout=2m\n"
 

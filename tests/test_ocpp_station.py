@@ -128,11 +128,15 @@ def test_card_of_same_group_stops_other_card_does_not() -> None:
     """TC_C_xx (GroupId): a card of the same group stops the session; a stranger cannot."""
     async def body(r: OcppRig) -> None:
         await r.play(SESSION)
-        text = await r.station.present_card(1, "04C0FFEE000001")  # no group
-        assert "did not start" in text
+        cards = r.station.authorization
+        stranger = await cards.present_card(1, "04C0FFEE000001")  # no group
+        assert "did not start" in stranger.message
+        assert (stranger.action, stranger.accepted, stranger.reason) == ("stop", False,
+                                                                         "NotHolder")
         assert r.phase().value == "Charging"
-        text = await r.station.present_card(1, "04DRIVER00002")  # FLEET-7, as the starter
-        assert text.startswith("Stopping")
+        member = await cards.present_card(1, "04DRIVER00002")  # FLEET-7, as the starter
+        assert member.message.startswith("Stopping")
+        assert (member.action, member.accepted, member.group) == ("stop", True, "FLEET-7")
         ended = await r.expect("TransactionEvent", {"eventType": "Ended"})
         assert ended["transactionInfo"]["stoppedReason"] == "Local"
     run_rig(body)
@@ -142,8 +146,9 @@ def test_unknown_card_refused_and_shown() -> None:
     """TC_C_02_CS: Authorize answered Unknown: no transaction, the screen says so."""
     async def body(r: OcppRig) -> None:
         await r.play("plug 1 etgx soc=40\nwait 1 Preparing timeout=5s\n")
-        text = await r.station.present_card(1, "DEADBEEF")
-        assert "not accepted" in text and r.phase().value == "Preparing"
+        decision = await r.station.authorization.present_card(1, "DEADBEEF")
+        assert "not accepted" in decision.message and r.phase().value == "Preparing"
+        assert not decision.accepted and decision.basis == "csms"
         await r.expect("Authorize", {"idToken": {"idToken": "DEADBEEF"}})
         screen = r.world.controller.connectors[1].screen
         assert screen is not None and "not accepted" in screen.headline.lower()
@@ -165,11 +170,14 @@ def test_offline_authorization_by_local_list_and_cache() -> None:
         stale = await r.command("SendLocalList", {"versionNumber": 2,
                                                   "updateType": "Differential"})
         assert stale["status"] == "VersionMismatch"
-        await r.station.present_card(2, "04C0FFEE000001")  # online: goes to the cache
+        cards = r.station.authorization
+        await cards.present_card(2, "04C0FFEE000001")  # online: goes to the cache
         await r.play("csms down\nsleep 1m\nplug 1 etgx soc=40\nwait 1 Preparing timeout=5s\n")
-        assert "not accepted" in await r.station.present_card(1, "NOBODY")
-        assert (await r.station.present_card(1, "LISTED-1")) == "Card accepted."
-        assert (await r.station.authorize_token("04C0FFEE000001")).source == "cache"
+        assert "not accepted" in (await cards.present_card(1, "NOBODY")).message
+        listed = await cards.present_card(1, "LISTED-1")
+        assert listed.message == "Card accepted."
+        assert listed.accepted and listed.offline and listed.basis == "local_list"
+        assert (await r.station.authorizer.authorize_token("04C0FFEE000001")).source == "cache"
         await r.play("wait 1 Charging timeout=2m\n")
     run_rig(body)
 

@@ -16,7 +16,7 @@ from firmware.core import events as ev
 from firmware.core.session import Status
 from firmware.core.transitions import Phase
 from firmware.ocpp.queue import MessageQueue
-from firmware.ocpp.transactions import DEFAULTS, PERSIST_REGISTER_S, Transactions
+from firmware.ocpp.v201.transactions import DEFAULTS, PERSIST_REGISTER_S, Transactions
 
 T0 = datetime(2026, 11, 23, 8, 0, 5, tzinfo=UTC)
 CARD = {"idToken": "04A1B2C3", "type": "ISO14443"}

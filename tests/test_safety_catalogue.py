@@ -20,9 +20,9 @@ from safety_rig import Bench
 from firmware.core import events as ev
 from firmware.core.transitions import Phase
 from firmware.errors import CATALOGUE, Clearing, Severity, spec
-from firmware.ocpp import mapping
-from firmware.ocpp.device_model import VARIABLES
-from firmware.ocpp.transactions import Transactions
+from firmware.ocpp.v201 import mapping
+from firmware.ocpp.v201.device_model import VARIABLES
+from firmware.ocpp.v201.transactions import Transactions
 from hal import vehicle_link as vl
 from hal.power_stage import Mode
 

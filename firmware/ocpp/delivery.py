@@ -7,12 +7,15 @@ answered. A CALLERROR or no answer within the caller's timeout is a failed attem
 the next attempt waits OCPPCommCtrlr.MessageAttemptInterval x the attempts so far, and
 after OCPPCommCtrlr.MessageAttempts attempts the message is discarded (counted by the
 queue). Losing the connection mid-call is not an attempt: the message is sent again,
-unchanged, once back online.
+unchanged, once back online. OCPP 1.6 section 3.7 is the same arithmetic under other
+names (TransactionMessageAttempts / TransactionMessageRetryInterval): the names are
+the ``retry_settings`` a version passes, 2.0.1's by default.
 
 API (the station calls these)::
 
-    delivery = Delivery(queue, settings, clock, on_response=None)
-    task = asyncio.create_task(delivery.run(call, online))
+    delivery = Delivery(queue, settings, clock, on_response=None,
+                        retry_settings=V201_RETRY_SETTINGS)
+    tasks.spawn(delivery.run(call, online), "ocpp-delivery")   # an owned task
     delivery.wake()          # after anything was appended to the queue (or use notify)
 
 - ``call(action, payload) -> dict``: sends one CALL and returns the CALLRESULT payload;
@@ -39,6 +42,10 @@ log = logging.getLogger(__name__)
 Settings = Callable[[str, str], str]
 Call = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 OnResponse = Callable[[str, dict[str, Any], dict[str, Any]], None]
+# (component, variable) of the attempts and of the attempt interval, for ``settings``.
+RetrySettings = tuple[tuple[str, str], tuple[str, str]]
+V201_RETRY_SETTINGS: RetrySettings = (("OCPPCommCtrlr", "MessageAttempts"),
+                                      ("OCPPCommCtrlr", "MessageAttemptInterval"))
 
 
 class _Queued(Protocol):
@@ -59,7 +66,9 @@ class _Queue(Protocol):
 
 class Delivery:
     def __init__(self, queue: _Queue, settings: Settings, clock: Clock,
-                 on_response: OnResponse | None = None) -> None:
+                 on_response: OnResponse | None = None,
+                 retry_settings: RetrySettings = V201_RETRY_SETTINGS) -> None:
+        self.retry_settings = retry_settings
         self.queue = queue
         self.settings = settings
         self.clock = clock
@@ -74,9 +83,9 @@ class Delivery:
         not at the next sample (an event leaves at once when online)."""
         self._wake.set()
 
-    def _int(self, variable: str, default: int) -> int:
+    def _int(self, key: tuple[str, str], default: int) -> int:
         try:
-            return int(self.settings("OCPPCommCtrlr", variable))
+            return int(self.settings(*key))
         except (KeyError, ValueError):
             return default
 
@@ -87,14 +96,18 @@ class Delivery:
     async def _idle(self, online: asyncio.Event, seconds: float | None) -> None:
         """Sleep until woken, or ``seconds`` pass (None: until woken)."""
         self._wake.clear()
-        waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
+        # Both waits are this call's own: cancelled and awaited before it returns.
+        waits: list[asyncio.Task[Any]] = [
+            asyncio.create_task(self._wake.wait(), name="ocpp-delivery-wake")]
         if seconds is not None:
-            waits.append(asyncio.ensure_future(self.clock.sleep(seconds)))
+            waits.append(asyncio.create_task(self.clock.sleep(seconds),
+                                             name="ocpp-delivery-backoff"))
         try:
             await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         finally:
             for w in waits:
                 w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     async def run(self, call: Call, online: asyncio.Event) -> None:
         """Deliver forever (cancel the task to stop). Never reorders: the head blocks
@@ -117,8 +130,8 @@ class Delivery:
                 if not online.is_set():
                     continue  # connection lost: not an attempt (resent unchanged)
                 self.failures += 1
-                attempts = self._int("MessageAttempts", 3)
-                interval = self._int("MessageAttemptInterval", 60)
+                attempts = self._int(self.retry_settings[0], 3)
+                interval = self._int(self.retry_settings[1], 60)
                 if not self.queue.failed(head.id, self.clock.now(), attempts, interval):
                     self.dropped += 1
                     log.error("%s seqNo %s discarded after %d attempts: %s", head.action,

@@ -1,19 +1,22 @@
-"""One websocket connection to the CSMS, on the ``ocpp`` package's ChargePoint.
+"""One websocket connection to the CSMS, on the ``ocpp`` package's ChargePoint, for any
+OCPP-J version (a version's subclass names its actions and schema error codes:
+firmware/ocpp/v201/link.py).
 
 The package frames and validates; this class adds what it gets wrong or leaves out:
-- frame hygiene before its router (OCPP-J 2.0.1, Part 4 section 4.2-4.3): invalid JSON
-  or an unreadable message id -> RpcFrameworkError with message id "-1"; an unknown
-  message type number -> MessageTypeNotSupported; an action 2.0.1 does not define ->
-  NotImplemented; an action 2.0.1 defines but this station does not handle ->
-  NotSupported (the package swaps these two); schema violations keep the package's
-  FormatViolation / TypeConstraintViolation / OccurrenceConstraintViolation.
+- frame hygiene before its router (OCPP-J 2.0.1 Part 4 sections 4.2-4.3; OCPP-J 1.6
+  section 4): invalid JSON or an unreadable message id -> RpcFrameworkError with
+  message id "-1"; an unknown message type number -> MessageTypeNotSupported; an action
+  the version does not define -> NotImplemented; an action it defines but this station
+  does not handle -> NotSupported (the package swaps these two); schema violations get
+  the version's codes (``SCHEMA_CODES``).
   Every bad frame is counted; none crashes the link or is dropped silently.
 - ``call_raw(action, payload)``: a CALL with a plain dict payload (the queue stores
   dicts) that raises on CALLERROR and timeout, so the caller can count attempts.
 - while a CALL is in flight on a virtual-time loop, the clock is held (Clock.hold) so
   virtual time cannot jump past the reply.
 
-Handlers for CSMS-initiated messages are the station's (firmware/ocpp/handlers.py).
+Handlers for CSMS-initiated messages are the version's station's (e.g.
+firmware/ocpp/v201/handlers.py).
 """
 
 from __future__ import annotations
@@ -23,16 +26,13 @@ import logging
 from typing import Any
 
 from jsonschema.exceptions import ValidationError as SchemaError
+from ocpp.charge_point import ChargePoint
 from ocpp.messages import Call, CallError, MessageType, get_validator, validate_payload
 from ocpp.routing import create_route_map
-from ocpp.v201 import ChargePoint
-from ocpp.v201.enums import Action
 
 from hal.clock import Clock
 
 log = logging.getLogger("chargebay.ocpp")
-
-V201_ACTIONS = frozenset(a.value for a in Action)
 
 
 class CallFailed(Exception):
@@ -44,7 +44,13 @@ class CallFailed(Exception):
         self.reason = reason
 
 
-class Link(ChargePoint):  # type: ignore[misc]
+class FramedLink(ChargePoint):  # type: ignore[misc]
+    """Subclasses set the package's ``_call``, ``_call_result``, ``_ocpp_version`` (as
+    ``ocpp.v201.ChargePoint`` does) and ``ACTIONS`` / ``SCHEMA_CODES``."""
+
+    ACTIONS: frozenset[str] = frozenset()  # every action the version defines
+    SCHEMA_CODES: dict[str, str] = {}  # jsonschema keyword -> the version's error code
+
     def __init__(self, station_id: str, connection: Any, clock: Clock, handlers: object,
                  response_timeout: float = 30.0) -> None:
         super().__init__(station_id, connection, response_timeout=response_timeout)
@@ -86,13 +92,23 @@ class Link(ChargePoint):  # type: ignore[misc]
         if len(msg) != 4 or not isinstance(msg[2], str):
             return message_id, "RpcFrameworkError", "a CALL is [2, id, action, payload]"
         action, payload = msg[2], msg[3]
-        if action not in V201_ACTIONS:
-            return message_id, "NotImplemented", f"{action[:50]} is not an OCPP 2.0.1 action"
+        if action not in self.ACTIONS:
+            return message_id, "NotImplemented", (f"{action[:50]} is not an OCPP "
+                                                   f"{self._ocpp_version} action")
         if action not in self.route_map or "_on_action" not in self.route_map[action]:
             return message_id, "NotSupported", f"{action} is not supported by this station"
         if not isinstance(payload, dict):
             return message_id, "FormatViolation", "payload is not a JSON object"
-        return _schema_error(message_id, action, payload)
+        return self._schema_error(message_id, action, payload)
+
+    def _schema_error(self, message_id: str, action: str, payload: dict[str, Any]
+                      ) -> tuple[str, str, str] | None:
+        try:
+            get_validator(MessageType.Call, action, self._ocpp_version).validate(payload)
+        except SchemaError as exc:
+            code = self.SCHEMA_CODES.get(str(exc.validator), "FormatViolation")
+            return message_id, code, exc.message[:200]
+        return None
 
     # --- sending -----------------------------------------------------------------------
 
@@ -105,7 +121,6 @@ class Link(ChargePoint):  # type: ignore[misc]
         while True:
             raw = await self._connection.recv()
             await self.route_message(raw)
-
 
 
 async def raw_call(cp: Any, clock: Clock, action: str, payload: dict[str, Any]
@@ -126,28 +141,3 @@ async def raw_call(cp: Any, clock: Clock, action: str, payload: dict[str, Any]
         raise CallFailed(action, f"{response.error_code}: {response.error_description}")
     result: dict[str, Any] = response.payload
     return result
-
-
-# jsonschema keyword -> OCPP-J 2.0.1 error code (Part 4 section 4.3). The package maps a
-# missing required field to ProtocolError (1.6 wording); 2.0.1 calls a field that must
-# occur and does not an occurrence constraint violation.
-_SCHEMA_CODES = {"required": "OccurrenceConstraintViolation",
-                 "minItems": "OccurrenceConstraintViolation",
-                 "maxItems": "OccurrenceConstraintViolation",
-                 "type": "TypeConstraintViolation",
-                 "maxLength": "PropertyConstraintViolation",
-                 "minLength": "PropertyConstraintViolation",
-                 "enum": "PropertyConstraintViolation",
-                 "minimum": "PropertyConstraintViolation",
-                 "maximum": "PropertyConstraintViolation",
-                 "additionalProperties": "FormatViolation"}
-
-
-def _schema_error(message_id: str, action: str, payload: dict[str, Any]
-                  ) -> tuple[str, str, str] | None:
-    try:
-        get_validator(MessageType.Call, action, "2.0.1").validate(payload)
-    except SchemaError as exc:
-        code = _SCHEMA_CODES.get(str(exc.validator), "FormatViolation")
-        return message_id, code, exc.message[:200]
-    return None

@@ -1,5 +1,5 @@
-"""The persistent, ordered queue of transaction messages (OCPP 2.0.1 Part 2, E
-"offline behaviour"; Part 4 section 4.1.4 message retries).
+"""The persistent, ordered queue of transaction messages, for any OCPP version (2.0.1
+Part 2, E "offline behaviour", Part 4 section 4.1.4 message retries; 1.6 section 3.7).
 
 Every TransactionEvent is written here before any attempt to send it and leaves only
 when the CSMS has answered it (or after the last allowed attempt). SQLite in WAL mode
@@ -11,11 +11,14 @@ A small key/value table in the same file holds the state that numbers the messag
 after a crash the seqNo neither skips nor repeats.
 
 When the queue grows past ``max_len`` (days offline), the oldest periodic meter updates
-are thinned; Started, Ended and every other event are never dropped.
+are thinned; Started, Ended and every other event are never dropped. Which messages are
+periodic meter updates is the version's word: ``thinnable(action, payload)``, by
+default 2.0.1's (TransactionEvent Updated, MeterValuePeriodic / MeterValueClock); a 1.6
+station would pass its own (MeterValues of a transaction).
 
 API::
 
-    q = MessageQueue(path, max_len=20_000)
+    q = MessageQueue(path, max_len=20_000, thinnable=v201_thinnable)
     q.append(action, payload) -> int        # durable (fsynced) when it returns
     q.append_with_state(action, payload, key, value) -> int   # event + its state, atomic
     q.head() -> Queued | None               # oldest undelivered: id, action, payload,
@@ -34,11 +37,19 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 _THINNABLE = ("MeterValuePeriodic", "MeterValueClock")
+Thinnable = Callable[[str, dict[str, Any]], bool]
+
+
+def v201_thinnable(action: str, payload: dict[str, Any]) -> bool:
+    """2.0.1: only intermediate meter events may be dropped (never Started or Ended)."""
+    return (action == "TransactionEvent" and payload.get("eventType") == "Updated"
+            and payload.get("triggerReason") in _THINNABLE)
 
 
 @dataclass(frozen=True)
@@ -51,8 +62,10 @@ class Queued:
 
 
 class MessageQueue:
-    def __init__(self, path: str | Path, max_len: int = 20_000) -> None:
+    def __init__(self, path: str | Path, max_len: int = 20_000,
+                 thinnable: Thinnable = v201_thinnable) -> None:
         self.max_len = max_len
+        self.thinnable = thinnable
         self.discarded = 0
         self.thinned = 0
         # isolation_level=None: no implicit transactions; every write below either
@@ -86,8 +99,7 @@ class MessageQueue:
                 state: tuple[str, dict[str, Any]] | None) -> int:
         text = json.dumps(payload, separators=(",", ":"))  # fails before anything is written
         state_text = json.dumps(state[1], separators=(",", ":")) if state else None
-        thinnable = int(payload.get("eventType") == "Updated"
-                        and payload.get("triggerReason") in _THINNABLE)
+        thinnable = int(self.thinnable(action, payload))
         # One SQLite transaction for the message, its state and any thinning: a crash or
         # an error anywhere inside leaves none of them (the context manager rolls back).
         # The counters change only once the commit has succeeded.

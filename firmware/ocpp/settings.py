@@ -1,4 +1,4 @@
-"""The ``[ocpp]`` section of the charger config.
+"""The ``[ocpp]`` section of the charger config (any OCPP version).
 
     [ocpp]
     csms_url = "wss://csms.example.net/ocpp"   # the charge point id is appended (OCPP-J)
@@ -17,7 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from firmware.config import ConfigError
+
+class OcppSettingsError(ValueError):
+    """A bad ``[ocpp]`` key. Carries ``key`` and ``reason`` like firmware.config's
+    ConfigError, which the config loader turns it into; this module does not import the
+    loader (the loader imports this module)."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"config key '{key}': {reason}")
+        self.key = key
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -37,35 +46,36 @@ def parse(section: dict[str, Any]) -> OcppSettings:
              "client_key", "state_dir", "variables", "local_csms"}
     for key in section:
         if key not in known:
-            raise ConfigError(f"ocpp.{key}", f"unknown key; known: {', '.join(sorted(known))}")
+            raise OcppSettingsError(f"ocpp.{key}",
+                                    f"unknown key; known: {', '.join(sorted(known))}")
 
     def text(key: str, default: str | None) -> str | None:
         value = section.get(key, default)
         if value is not None and (not isinstance(value, str) or not value):
-            raise ConfigError(f"ocpp.{key}", "must be a non-empty string")
+            raise OcppSettingsError(f"ocpp.{key}", "must be a non-empty string")
         return value
 
     url = text("csms_url", OcppSettings.csms_url) or OcppSettings.csms_url
     if not url.startswith(("ws://", "wss://")):
-        raise ConfigError("ocpp.csms_url", "must start with ws:// or wss://")
+        raise OcppSettingsError("ocpp.csms_url", "must start with ws:// or wss://")
     profile = section.get("security_profile", 1)
     if profile not in (1, 2, 3) or isinstance(profile, bool):
-        raise ConfigError("ocpp.security_profile", "must be 1, 2 or 3")
+        raise OcppSettingsError("ocpp.security_profile", "must be 1, 2 or 3")
     if profile >= 2 and not url.startswith("wss://"):
-        raise ConfigError("ocpp.csms_url", f"security profile {profile} needs wss://")
+        raise OcppSettingsError("ocpp.csms_url", f"security profile {profile} needs wss://")
     if profile == 1 and url.startswith("wss://"):
-        raise ConfigError("ocpp.security_profile", "profile 1 is without TLS; use 2 for wss")
+        raise OcppSettingsError("ocpp.security_profile", "profile 1 is without TLS; use 2 for wss")
     if profile == 3 and not (section.get("client_cert") and section.get("client_key")):
-        raise ConfigError("ocpp.client_cert", "security profile 3 needs client_cert and "
+        raise OcppSettingsError("ocpp.client_cert", "security profile 3 needs client_cert and "
                           "client_key")
     variables: dict[tuple[str, str], str] = {}
     raw = section.get("variables", {})
     if not isinstance(raw, dict):
-        raise ConfigError("ocpp.variables", "must be a table")
+        raise OcppSettingsError("ocpp.variables", "must be a table")
     for name, value in raw.items():
         component, _, variable = name.partition(".")
         if not variable or not isinstance(value, str | int | bool):
-            raise ConfigError(f"ocpp.variables.{name}",
+            raise OcppSettingsError(f"ocpp.variables.{name}",
                               "use \"Component.Variable\" = value")
         variables[(component, variable)] = (str(value).lower() if isinstance(value, bool)
                                             else str(value))

@@ -1,27 +1,67 @@
-"""What the station answers to the CSMS (OCPP 2.0.1 Part 2: B provisioning, C/D
+"""What the CSMS may ask of the station (OCPP 2.0.1 Part 2: B provisioning, C/D
 authorization lists, F remote control, G availability). The ``ocpp`` package hands the
 payload over in snake_case; nested objects too.
 
 A handler never calls the CSMS itself (the package handles one message at a time, so a
-CALL from inside a handler would wait for its own answer): follow-ups run as tasks.
+CALL from inside a handler would wait for its own answer): follow-ups run as tasks the
+station owns (``@after`` handlers are plain functions that spawn them, so the package
+never starts a task of ours that nobody awaits).
+
+The handlers see the station only through ``StationPort`` (no import of station.py).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine, Iterable
+from datetime import datetime
+from typing import Any, Protocol
 
+import websockets
 from ocpp.routing import after, on
 from ocpp.v201 import call_result
 
 from firmware.core.transitions import ENERGIZING, Phase
-
-if TYPE_CHECKING:
-    from firmware.ocpp.station import Station
+from firmware.loop import Controller
+from firmware.ocpp.link import CallFailed
+from firmware.ocpp.queue import MessageQueue
+from firmware.ocpp.v201.auth import AuthStore
+from firmware.ocpp.v201.authorizer import Authorizer, RemoteStart
+from firmware.ocpp.v201.device_model import DeviceModel
+from firmware.ocpp.v201.link import Link
+from firmware.ocpp.v201.transactions import Transactions
 
 log = logging.getLogger("chargebay.ocpp")
+
+
+class StationPort(Protocol):
+    """What the handlers need of the station."""
+
+    @property
+    def controller(self) -> Controller: ...
+    @property
+    def model(self) -> DeviceModel: ...
+    @property
+    def tx(self) -> Transactions: ...
+    @property
+    def queue(self) -> MessageQueue: ...
+    @property
+    def auth(self) -> AuthStore: ...
+    @property
+    def authorizer(self) -> Authorizer: ...
+    @property
+    def evse_ids(self) -> tuple[int, ...]: ...
+    @property
+    def link(self) -> Link | None: ...
+    def utc(self) -> datetime: ...
+    def busy(self, evse_id: int) -> bool: ...
+    def note(self, text: str) -> None: ...
+    def store(self, key: str, value: str) -> None: ...
+    def wake_delivery(self) -> None: ...
+    def reset(self, kind: str, evse_id: int | None) -> str: ...
+    async def send_statuses(self, link: Link, again: Iterable[int] = ()) -> None: ...
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None: ...
 
 
 def _camel_token(token: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -34,9 +74,9 @@ class Handlers:
     """The CSMS's requests, answered for ``station`` (the route map is built from this
     object, see Link)."""
 
-    def __init__(self, station: Station) -> None:
+    def __init__(self, station: StationPort) -> None:
         self.st = station
-        self._remote_start: tuple[int, dict[str, Any], int, dict[str, Any] | None] | None = None
+        self._remote_start: tuple[int, RemoteStart] | None = None
         self._triggered: tuple[str, int | None] | None = None
 
     # --- device model (B05-B08) ----------------------------------------------------------
@@ -80,8 +120,11 @@ class Handlers:
         return call_result.GetBaseReport(status="Accepted")
 
     @after("GetBaseReport")
-    async def after_get_base_report(self, request_id: int, report_base: str,
-                                    **_: Any) -> None:
+    def after_get_base_report(self, request_id: int, report_base: str, **_: Any) -> None:
+        self.st.spawn(self._follow_up("NotifyReport", lambda: self._notify_report(
+            request_id, report_base)), "ocpp-notify-report")
+
+    async def _notify_report(self, request_id: int, report_base: str) -> None:
         data = self.st.model.report(report_base)
         per_message = self.st.model.get_int("DeviceDataCtrlr", "ItemsPerMessage", "GetReport")
         chunks = [data[i:i + per_message] for i in range(0, len(data), per_message)] or [[]]
@@ -93,6 +136,16 @@ class Handlers:
                 "requestId": request_id, "generatedAt": self._iso_now(), "seqNo": seq,
                 "tbc": seq < len(chunks) - 1, "reportData": chunk})
 
+    async def _follow_up(self, what: str,
+                         make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """A follow-up CALL the CSMS refused or a connection lost under it is the
+        CSMS's business, not a failure of ours (anything else is, and is logged by the
+        station's task owner)."""
+        try:
+            await make()  # made here: a follow-up never started leaves no coroutine
+        except (CallFailed, websockets.ConnectionClosed) as exc:
+            log.warning("%s not delivered: %r", what, exc)
+
     def _iso_now(self) -> str:
         return self.st.utc().isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -103,31 +156,23 @@ class Handlers:
                          evse_id: int | None = None, group_id_token: dict[str, Any] | None
                          = None, **_: Any) -> call_result.RequestStartTransaction:
         target = evse_id if evse_id is not None else next(
-            (e for e in self.st.evse_ids if not self.st._busy(e)), None)
-        if target is None or target not in self.st.evse_ids or self.st._busy(target) or (
+            (e for e in self.st.evse_ids if not self.st.busy(e)), None)
+        if target is None or target not in self.st.evse_ids or self.st.busy(target) or (
                 self.st.controller.status(target).phase in (Phase.FAULTED, Phase.UNAVAILABLE)):
             return call_result.RequestStartTransaction(status="Rejected")
-        self._remote_start = (target, id_token, remote_start_id, group_id_token)
+        self._remote_start = (target, RemoteStart(_camel_token(id_token) or {}, remote_start_id,
+                                                  _camel_token(group_id_token)))
         return call_result.RequestStartTransaction(
             status="Accepted", transaction_id=self.st.tx.transaction_id(target))
 
     @after("RequestStartTransaction")
-    async def after_request_start(self, **_: Any) -> None:
+    def after_request_start(self, **_: Any) -> None:
         pending = self._remote_start
         self._remote_start = None
         if pending is None:
             return
-        evse_id, id_token, remote_start_id, group = pending
-        token = id_token["id_token"]
-        if self.st.model.get_bool("AuthCtrlr", "AuthorizeRemoteStart"):
-            decision = await self.st.authorize_token(token, id_token.get("type", "Central"))
-            if decision.status != "Accepted":
-                self.st._note(f"OCPP: remote start for {token} not authorized")
-                return
-        self.st.tx.note_authorization(evse_id, _camel_token(id_token) or {}, "RemoteStart",
-                                   remote_start_id, _camel_token(group))
-        self.st.controller.authorize(evse_id, token, "app")
-        self.st._note(f"OCPP: remote start on EVSE {evse_id} for {token}")
+        evse_id, remote = pending  # through authorization (it may Authorize first, F01)
+        self.st.spawn(self.st.authorizer.remote_start(evse_id, remote), "ocpp-remote-start")
 
     @on("RequestStopTransaction")
     def on_request_stop(self, transaction_id: str,
@@ -166,25 +211,7 @@ class Handlers:
     @on("Reset")
     def on_reset(self, type: str, evse_id: int | None = None,
                  **_: Any) -> call_result.Reset:
-        evses = [evse_id] if evse_id is not None else list(self.st.evse_ids)
-        if any(e not in self.st.evse_ids for e in evses):
-            return call_result.Reset(status="Rejected")
-        busy = [e for e in evses if self.st._busy(e)]
-        if evse_id is not None:  # one EVSE: reset when idle (B11), stop it first (B12)
-            self.st.evse_resets.add(evse_id)
-            if busy and type == "Immediate":
-                self.st.controller.request_stop(evse_id, "ImmediateReset")
-            asyncio.get_running_loop().call_soon(self.st.reset_evses)
-            return call_result.Reset(
-                status="Scheduled" if busy and type == "OnIdle" else "Accepted")
-        if type == "OnIdle" and busy:
-            self.st._reset_pending = "idle"
-            return call_result.Reset(status="Scheduled")
-        for e in busy:  # Immediate: stop what runs, then reset (B12)
-            self.st.controller.request_stop(e, "ImmediateReset")
-        asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(
-            self.st._restart_link()))
-        return call_result.Reset(status="Accepted")
+        return call_result.Reset(status=self.st.reset(type, evse_id))
 
     @on("UnlockConnector")
     def on_unlock(self, evse_id: int, connector_id: int,
@@ -210,7 +237,7 @@ class Handlers:
         for e in evses:
             self.st.store(f"availability:{e}", operational_status)  # persisted (G03.FR.06)
             self.st.controller.set_availability(e, operative)
-            scheduled |= not operative and self.st._busy(e)
+            scheduled |= not operative and self.st.busy(e)
         return call_result.ChangeAvailability(status="Scheduled" if scheduled else "Accepted")
 
     # --- trigger, transaction status, data transfer, network profile ----------------------
@@ -223,7 +250,7 @@ class Handlers:
             targets = [evse_id] if evse_id else list(self.st.evse_ids)
             done = [self.st.tx.trigger(e, self.st.controller.status(e), self.st.utc())
                     for e in targets if e in self.st.evse_ids]
-            self.st.delivery.wake()
+            self.st.wake_delivery()
             return call_result.TriggerMessage(status="Accepted" if any(done) else "Rejected")
         if requested_message not in ("BootNotification", "Heartbeat", "StatusNotification",
                                      "MeterValues"):
@@ -232,13 +259,16 @@ class Handlers:
         return call_result.TriggerMessage(status="Accepted")
 
     @after("TriggerMessage")
-    async def after_trigger(self, **_: Any) -> None:
+    def after_trigger(self, **_: Any) -> None:
         pending = self._triggered
         self._triggered = None
         link = self.st.link
         if pending is None or link is None:
             return
-        message, evse_id = pending
+        self.st.spawn(self._follow_up(pending[0], lambda: self._triggered_message(
+            link, *pending)), "ocpp-trigger")
+
+    async def _triggered_message(self, link: Link, message: str, evse_id: int | None) -> None:
         targets = [evse_id] if evse_id else list(self.st.evse_ids)
         if message == "BootNotification":
             await link.call_raw("BootNotification", {"reason": "Triggered", "chargingStation": {
@@ -247,9 +277,7 @@ class Handlers:
         elif message == "Heartbeat":
             await link.call_raw("Heartbeat", {})
         elif message == "StatusNotification":
-            for e in targets:
-                self.st._status_sent.pop(e, None)
-            await self.st._send_statuses(link)
+            await self.st.send_statuses(link, again=targets)
         elif message == "MeterValues":
             for e in targets:
                 st = self.st.controller.status(e)

@@ -41,11 +41,9 @@ from typing import Any, Protocol
 from firmware.core import events as ev
 from firmware.core.session import Status
 from firmware.core.transitions import Phase
-from firmware.ocpp import mapping
+from firmware.ocpp.v201 import mapping
 
 _CONNECTED = frozenset(Phase) - {Phase.AVAILABLE, Phase.UNAVAILABLE}
-_ID_TOKEN_TYPE = {"rfid": "ISO14443", "app": "Central", "payment": "DirectPayment",
-                  "local": "Local"}
 Settings = Callable[[str, str], str]
 # How often the running register is written to disk between meter-value events: what a
 # power loss can leave unbilled is at most this long a stretch of charging (instead of a
@@ -187,7 +185,7 @@ class Transactions:
                 e.authorized = True
                 if e.pending_token is None or e.pending_token.get("idToken") != token:
                     e.pending_token = {"idToken": token,
-                                       "type": _ID_TOKEN_TYPE.get(source, "Local")}
+                                       "type": mapping.id_token_type(source)}
                     e.pending_trigger, e.pending_remote_id = "Authorized", None
             case ev.SessionEnded(reason, _, energy_wh):
                 e.authorized, e.stop_reason, e.energy_wh = False, reason, energy_wh

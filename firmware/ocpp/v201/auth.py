@@ -1,7 +1,9 @@
-"""Who may charge: the authorization cache, the local authorization list and the offline
-policy (OCPP 2.0.1 Part 2, C "Authorization": C01, C10-C14; D "Local authorization list").
+"""The 2.0.1 station's own knowledge of tokens: the authorization cache, the local
+authorization list and the offline policy (OCPP 2.0.1 Part 2, C "Authorization": C01,
+C10-C14; D "Local authorization list").
 
-Pure decisions over two SQLite tables; the station does the Authorize round trip.
+Pure decisions over two SQLite tables; authorizer.py does the Authorize round trip and
+answers firmware/authorization.py, which decides what a token means for an EVSE.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ class Decision:
     source: str = "csms"  # csms, cache, local_list, offline_policy
 
 
-class Authorization:
+class AuthStore:
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
         db.execute("CREATE TABLE IF NOT EXISTS auth_cache (token TEXT PRIMARY KEY, "
@@ -109,14 +111,3 @@ class Authorization:
             return Decision("Accepted", None, "offline_policy")
         return Decision("Unknown", None, "offline_policy")
 
-
-def same_holder(a: dict[str, Any] | None, b: dict[str, Any] | None,
-                group_a: dict[str, Any] | None, group_b: dict[str, Any] | None) -> bool:
-    """May token b stop a session started with token a? The same token, or one of the same
-    group (C01.FR.03 / C09 groupIdToken)."""
-    if a is None or b is None:
-        return False
-    if a.get("idToken") == b.get("idToken"):
-        return True
-    return group_a is not None and group_b is not None and (
-        group_a.get("idToken") == group_b.get("idToken"))

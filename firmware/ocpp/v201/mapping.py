@@ -1,14 +1,24 @@
 """The one place where the core's words become OCPP 2.0.1 words.
 
-Connector status (StatusNotification, OCPP 2.0.1 Part 2 G01), charging state and the
-stopped reason of a TransactionEvent (E01-E15), and the catalogue's error codes for
-NotifyEvent / 1.6 StatusNotification (read from firmware/errors.py, nowhere else).
+Token sources (IdTokenEnumType), connector status (StatusNotification, OCPP 2.0.1
+Part 2 G01), charging state and the stopped reason of a TransactionEvent (E01-E15), and
+the catalogue's error codes for NotifyEvent / 1.6 StatusNotification (read from
+firmware/errors.py, nowhere else).
 """
 
 from __future__ import annotations
 
 from firmware.core.transitions import Phase
 from firmware.errors import spec
+
+# The core's token sources -> IdTokenEnumType (IdTokenType.type).
+_ID_TOKEN_TYPE = {"rfid": "ISO14443", "app": "Central", "payment": "DirectPayment",
+                  "local": "Local"}
+
+
+def id_token_type(source: str) -> str:
+    return _ID_TOKEN_TYPE.get(source, "Local")
+
 
 # ConnectorStatusEnumType: Available, Occupied, Reserved, Unavailable, Faulted.
 CONNECTOR_STATUS: dict[Phase, str] = {

@@ -1,0 +1,81 @@
+"""Owned asyncio tasks: every task has an owner that keeps it, hears how it ended, and
+cancels it when the owner stops.
+
+A task started with ``asyncio.ensure_future`` and dropped can be garbage-collected
+mid-flight, and its exception surfaces only as "Task exception was never retrieved" at
+some later moment, without the task's purpose. ``TaskOwner.spawn`` keeps a reference
+until the task is done, logs a failure with the task's name as soon as it happens
+(which also retrieves the exception), and ``stop()`` cancels and awaits whatever is
+still running.
+
+    tasks = TaskOwner("ocpp")
+    tasks.spawn(send_statuses(link), "ocpp-status")
+    ...
+    await tasks.stop()   # nothing of ours is pending afterwards
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+log = logging.getLogger("chargebay.tasks")
+
+
+class TaskOwner:
+    def __init__(self, owner: str) -> None:
+        self.owner = owner
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._stopping = False
+        self.failures = 0  # tasks that ended with an exception (not cancellation)
+
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
+        """Run ``coro`` as a task named ``name``, owned until it ends."""
+        if self._stopping:
+            coro.close()  # never started: no "coroutine was never awaited" either
+            raise RuntimeError(f"{self.owner}: stopped, cannot start {name}")
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        return task
+
+    def _finished(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()  # retrieved here: never "was never retrieved"
+        if exc is not None:
+            self.failures += 1
+            log.error("%s: task %s failed: %r", self.owner, task.get_name(), exc,
+                      exc_info=exc)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping
+
+    @property
+    def running(self) -> list[asyncio.Task[Any]]:
+        return [t for t in self._tasks if not t.done()]
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    async def stop(self) -> None:
+        """Cancel every owned task and wait until each has ended. A task that spawns
+        another while being cancelled is refused (spawn raises), so this terminates."""
+        self._stopping = True
+        me = asyncio.current_task()
+        while tasks := [t for t in self._tasks if t is not me]:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for task in tasks:  # done callbacks run soon, not within gather
+                self._tasks.discard(task)
+
+    def restart(self) -> None:
+        """Accept new tasks again after stop() (a station started a second time)."""
+        self._stopping = False
