@@ -182,6 +182,10 @@ class Truck:
         self.channel.close("unplugged")
 
     @property
+    def unplugged(self) -> bool:
+        return self._unplugged
+
+    @property
     def finished(self) -> bool:
         return self.state == "done" or self.state.startswith("failed")
 

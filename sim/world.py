@@ -266,6 +266,8 @@ class SimWorld:
 
     def plug(self, evse_id: int, preset: str, soc: float, target: float = 100.0) -> Truck:
         bay = self.bays[evse_id]
+        if bay.truck is not None and not bay.truck.unplugged:
+            bay.truck.unplug()  # the last truck's plug is out before this one goes in
         link = connect(f"{self.channel}/{evse_id}")  # the vehicle's link comes up
         truck = Truck.from_preset(preset, soc, link, self.io.port(evse_id),
                                   target_soc=target)

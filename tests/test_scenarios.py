@@ -117,3 +117,28 @@ def test_report_has_the_promised_fields() -> None:
     for key in ("connector", "truck", "start_soc", "end_soc", "energy_kwh", "duration_s",
                 "wall_s", "stop_reason", "max_current_a", "peak_power_kw", "faults"):
         assert key in s
+
+
+def test_ten_sessions_in_a_row_on_each_bay_every_one_charges() -> None:
+    """As a hub runs: 20 sessions, both bays at once, the same and different trucks and
+    cards, card and app starts, driver, truck and unplug stops (the plan is in the
+    scenario's comments); every one charges and ends for the reason planned."""
+    text = sc.available()["ten-in-a-row"].read_text()
+    plan = [line for line in text.splitlines() if line.startswith("# round")]
+    expected = {"driver": "Local", "truck": "StoppedByEV", "unplug": "EVDisconnected"}
+    outcome = play("ten-in-a-row")
+    report = outcome.report()
+    assert "error" not in report, report.get("error")
+    assert report["safety_violations"] == 0, report.get("violations")
+    sessions = report["sessions"]
+    assert isinstance(sessions, list) and len(sessions) == len(plan) == 22
+    assert sum(s["connector"] == 1 for s in sessions) == 12  # the last two: plugged
+    assert sum(s["connector"] == 2 for s in sessions) == 10  # straight back in
+    for line, s in zip(plan, sessions, strict=True):
+        bay = int(line.split("bay ")[1].split(":")[0])
+        truck, _, rest = line.split(": ")[1].partition(", ")
+        stop = rest.split(" (")[0]
+        assert s["connector"] == bay and s["truck"] == truck, line
+        assert s["energy_kwh"] > 0.5, (line, s)
+        assert s["stop_reason"] == expected[stop.rsplit(" ", 1)[1]], (line, s)
+        assert s["faults"] == [], (line, s)
