@@ -11,7 +11,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
 import looptime
@@ -172,7 +172,7 @@ class Outcome:
             "sim_s": round(self.sim_s, 1), "wall_s": round(self.wall_s, 3),
         }
         if self.world.monitor.violations:
-            out["violations"] = [v.__dict__ for v in self.world.monitor.violations[:20]]
+            out["violations"] = [asdict(v) for v in self.world.monitor.violations[:20]]
         if self.ocpp is not None:
             out["ocpp"] = self.ocpp
         if self.error:
