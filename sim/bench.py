@@ -27,6 +27,7 @@ import resource
 import sqlite3
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,7 @@ from firmware.service import running
 from hal import infypower as ip
 from hal.clock import Clock
 from hal.vehicle_link import CurrentDemandReq, VehicleRequest, VehicleResponse
+from hal.vehicle_link_virtual import ChargerEnd
 from sim import scenario as sc
 from sim.bench_board import board_rtt_ms
 from sim.bench_ocpp import measure as ocpp_figures
@@ -86,22 +88,31 @@ class FastPathProbe:
             self.statements += 1
             self.commits += statement.lstrip().upper().startswith("COMMIT")
 
-    def wrap(self, link: Any) -> Any:
+    def install_on_links(self) -> Callable[[], None]:
+        """Time every charger-side virtual link (the controller's view of the truck):
+        from ``receive`` returning a request to ``answer`` being called."""
         probe = self
+        receive, answer = ChargerEnd.receive, ChargerEnd.answer
 
-        class Timed:
-            async def receive(self) -> VehicleRequest:
-                req: VehicleRequest = await link.receive()
-                probe.inside, probe._t0 = True, time.perf_counter()
-                return req
+        async def timed_receive(end: ChargerEnd) -> VehicleRequest:
+            req: VehicleRequest = await receive(end)
+            probe.inside, probe._t0 = True, time.perf_counter()
+            return req
 
-            def answer(self, response: VehicleResponse) -> None:
-                if probe.inside and response.request == "CurrentDemandReq":
-                    probe.samples_ms.append((time.perf_counter() - probe._t0) * 1000.0)
-                probe.inside = False
-                link.answer(response)
+        def timed_answer(end: ChargerEnd, response: VehicleResponse) -> None:
+            if probe.inside and response.request == "CurrentDemandReq":
+                probe.samples_ms.append((time.perf_counter() - probe._t0) * 1000.0)
+            probe.inside = False
+            answer(end, response)
 
-        return Timed()
+        ChargerEnd.receive = timed_receive  # type: ignore[method-assign,assignment]
+        ChargerEnd.answer = timed_answer  # type: ignore[method-assign,assignment]
+
+        def undo() -> None:
+            ChargerEnd.receive = receive  # type: ignore[method-assign]
+            ChargerEnd.answer = answer  # type: ignore[method-assign]
+
+        return undo
 
 
 async def _latency(config: cfg.ChargerConfig, seconds: float) -> dict[str, Any]:
@@ -109,6 +120,7 @@ async def _latency(config: cfg.ChargerConfig, seconds: float) -> dict[str, Any]:
     world = SimWorld(config, clock)
     probe = FastPathProbe()
     probe.install()
+    undo_links = probe.install_on_links()
     frames: list[tuple[float, int | None]] = []  # (perf_counter, output the module feeds)
     setpoint_ms: list[float] = []
     try:
@@ -124,9 +136,6 @@ async def _latency(config: cfg.ChargerConfig, seconds: float) -> dict[str, Any]:
                 original_send(msg, timeout)
 
             power.bus.send = send
-            attach = charger.controller.attach_vehicle
-            charger.controller.attach_vehicle = (  # type: ignore[method-assign]
-                lambda evse_id, link: attach(evse_id, probe.wrap(link)))
             await world.until_online()
             for evse, preset in ((1, "eactros600"), (2, "scania-bev")):
                 truck = world.plug(evse, preset, 30.0)
@@ -154,6 +163,7 @@ async def _latency(config: cfg.ChargerConfig, seconds: float) -> dict[str, Any]:
             events = len(world.csms.messages("TransactionEvent")) if world.csms else 0
     finally:
         probe.uninstall()
+        undo_links()
     if not both:
         raise RuntimeError("bench: both connectors should be charging")
     return {"setpoint": setpoint_ms, "fast_path": probe.samples_ms,

@@ -22,7 +22,7 @@ import logging
 from typing import Any
 
 from firmware.config import ChargerConfig
-from firmware.drivers import Wires
+from firmware.drivers import HardwareMissing, Wires
 from sim.runner import ScenarioFailed, do
 from sim.scenario import parse_line
 from sim.world import SimWorld
@@ -41,8 +41,12 @@ class ControlServer:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._client, self.host, self.port,
-                                                  limit=MAX_LINE)
+        try:
+            self._server = await asyncio.start_server(self._client, self.host, self.port,
+                                                      limit=MAX_LINE)
+        except OSError as exc:  # the port is taken (another simulated charger runs)
+            raise HardwareMissing("simulator.control", f"control port {self.host}:"
+                                  f"{self.port}", exc.strerror or str(exc)) from None
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("simulator control interface on %s:%d", self.host, self.port)
 
@@ -116,8 +120,13 @@ class ControlledWorld(SimWorld):
         wired = await super().start()
         address = self.section.get("control")
         if address:  # bound now, so a busy port fails the start; served once attached
-            self.control = ControlServer(self, str(address))
-            await self.control.start()
+            control = ControlServer(self, str(address))
+            try:
+                await control.start()
+            except BaseException:
+                await super().close()
+                raise
+            self.control = control
         return wired
 
     async def close(self) -> None:
