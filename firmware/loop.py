@@ -148,6 +148,8 @@ class Controller:
         while True:
             request = await link.receive()
             now = self.clock.now()
+            if conn.link is not link:
+                return  # a truck plugged straight back in: this link's truck has left
             if type(request).__name__ == "LinkLost":
                 # Was it the plug? Read the board first so an unplug counts as one.
                 self.io.poll(now)

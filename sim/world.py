@@ -173,9 +173,10 @@ class SimWorld:
         if bay.truck is not None and isinstance(self.io, SimMcuBoard):
             # The pilot sees the plug go at once; the vehicle link notices only later (the
             # PLC modem's timeout), so the board's report reaches the controller first.
-            self.io.set_vehicle_state(evse_id, "A")
+            # (The truck leaves at once, so a truck plugged straight back in keeps its pilot.)
+            bay.truck.unplug(close_link=False)
             asyncio.get_running_loop().call_later(UNPLUG_LINK_LAG_S / self.clock.speed,
-                                                  bay.truck.unplug)
+                                                  bay.truck.channel.close, "unplugged")
         elif bay.truck is not None:
             bay.truck.unplug()
         if bay.record is not None and bay.record.started_at is None:

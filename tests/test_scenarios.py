@@ -3,6 +3,7 @@ in virtual time (looptime)."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -115,3 +116,16 @@ def test_report_has_the_promised_fields() -> None:
     for key in ("connector", "truck", "start_soc", "end_soc", "energy_kwh", "duration_s",
                 "wall_s", "stop_reason", "max_current_a", "peak_power_kw", "faults"):
         assert key in s
+
+
+def test_same_truck_same_card_plugged_straight_back_in() -> None:
+    """Regression: the second session ended in Finished with SequenceError (the first
+    one's stop reason told the new set-up StopCharging) and never charged."""
+    board = dataclasses.replace(CONFIG.io_board, driver="inprocess")  # sees a 0-s replug
+    steps = sc.load("replug-same-card")[1]
+    report = run(dataclasses.replace(CONFIG, io_board=board), steps, None).report()
+    assert "error" not in report, report.get("error")
+    sessions = report["sessions"]
+    assert isinstance(sessions, list) and len(sessions) == 2
+    for s in sessions:
+        assert s["stop_reason"] == "Local" and s["energy_kwh"] > 1  # type: ignore[operator]

@@ -90,8 +90,10 @@ class ConnectorSession:
     conditions: set[str] = field(default_factory=set)  # reported present by an input
     operative: bool = True
     # authorization and session
-    auth: ev.Authorize | None = None
-    auth_at: float = 0.0
+    auth: ev.Authorize | None = None  # the running session's authorization
+    pre_auth: ev.Authorize | None = None  # a card presented with no vehicle plugged
+    pre_auth_at: float = 0.0
+    vehicle_left: bool = False  # unplugged while the shutdown ran (maybe plugged again)
     session_at: float | None = None
     energy_wh: float = 0.0
     last_measure_at: float | None = None
@@ -217,6 +219,7 @@ class ConnectorSession:
         return ev.Screen(self.phase.value, _HEADLINES[self.phase], detail)
 
     def _reset_vehicle_state(self) -> None:
+        self.vehicle_left = False
         self.pwm_at = None
         self.setup_seen = False
         self.last_request_at = None
@@ -250,11 +253,7 @@ class ConnectorSession:
         if state == "A":
             self._on_unplug(now, out)
         elif state in ("B", "C", "D") and previous in ("A", "E", "F"):
-            if self.fire(Trigger.PLUG_IN, now, out):
-                self.pwm_at = now
-                out.append(ev.SetPilot(5.0))  # 5 %: digital communication (61851-1 A.2)
-                if self.auth is not None and now - self.auth_at <= lim.CONNECTION_TIMEOUT_S:
-                    self._authorize_now(now, out)
+            self._on_plug_in(now, out)
         elif state == "B" and previous in ("C", "D") and self.phase in ENERGIZING:
             # The EV opened S2 while energized: contactors open within 100 ms (61851-23).
             self._open_now(out)
@@ -265,6 +264,18 @@ class ConnectorSession:
             self.raise_fault("pilot_fault", now, out)
         elif state == "F" and self.phase not in (Phase.UNAVAILABLE, Phase.FAULTED):
             self.raise_fault("diode_fault", now, out)
+
+    def _on_plug_in(self, now: float, out: list[ev.Command]) -> None:
+        if self.fire(Trigger.PLUG_IN, now, out):
+            # A new vehicle: nothing of the last session's ending may reach it (its stop
+            # reason in a response would read as StopCharging during the new set-up).
+            self.stop_reason = None
+            self.pwm_at = now
+            out.append(ev.SetPilot(5.0))  # 5 %: digital communication (61851-1 A.2)
+            pre, self.pre_auth = self.pre_auth, None
+            if pre is not None and now - self.pre_auth_at <= lim.CONNECTION_TIMEOUT_S:
+                self.auth = pre
+                self._authorize_now(now, out)
 
     def _on_unplug(self, now: float, out: list[ev.Command]) -> None:
         # The vehicle left: what it caused is cleared, unless an input still reports it.
@@ -282,6 +293,8 @@ class ConnectorSession:
             self.fire(Trigger.UNPLUG, now, out)
         if self.phase is not Phase.AVAILABLE:
             self.pwm_at = None
+        if self.phase in (Phase.STOPPING, Phase.FAULTED):
+            self.vehicle_left = True  # a plug-in before the shutdown ends is a new vehicle
 
     def _on_measurement(self, volts: float, amps: float, now: float) -> None:
         # Energy delivered on this output since the session started (rectangle rule on
@@ -298,11 +311,13 @@ class ConnectorSession:
             self.fire(Trigger.EVSE_RESUME, now, out)
 
     def _on_authorize(self, auth: ev.Authorize, now: float, out: list[ev.Command]) -> None:
-        if self.phase is Phase.AVAILABLE:
-            self.auth, self.auth_at = auth, now  # card before plug-in: remember it a while
-        elif self.phase is Phase.PREPARING:
-            self.auth, self.auth_at = auth, now
+        if self.phase is Phase.PREPARING:
+            self.auth = auth
             self._authorize_now(now, out)
+        elif self.pilot == "A" and self.phase not in (Phase.FAULTED, Phase.UNAVAILABLE):
+            # Card before plug-in (also while the last truck's shutdown finishes after it
+            # left): remembered a while, apart from any session's own authorization.
+            self.pre_auth, self.pre_auth_at = auth, now
 
     def _authorize_now(self, now: float, out: list[ev.Command]) -> None:
         if self.fire(Trigger.AUTHORIZED, now, out):
@@ -315,7 +330,7 @@ class ConnectorSession:
             self.fire(Trigger.STOP, now, out)
             self._start_shutdown(now, out, already_open=not energized)
         elif self.phase in (Phase.PREPARING, Phase.AVAILABLE):
-            self.auth = None
+            self.auth = self.pre_auth = None
             if self.phase is Phase.PREPARING:
                 self.stop_reason = reason
                 self.fire(Trigger.STOP, now, out)
@@ -426,8 +441,10 @@ class ConnectorSession:
             self.stop_stage = None
             done = Trigger.SHUTDOWN_DONE_FAULTED if self.blocking_faults else Trigger.SHUTDOWN_DONE
             self.fire(done, now, out)
-            if self.pilot == "A":  # vehicle already gone: Finished -> Available
+            if self.pilot == "A" or self.vehicle_left:  # gone: Finished -> Available
                 self.fire(Trigger.UNPLUG, now, out)
+                if self.pilot != "A":  # and already plugged straight back in
+                    self._on_plug_in(now, out)
 
     def _lock_gate(self, out: list[ev.Command]) -> None:
         if self.lock_wanted and not self.lock_commanded:
@@ -444,8 +461,11 @@ class ConnectorSession:
         if self.phase is Phase.FAULTED and not self.blocking_faults and (
                 not self.contactors_closed and self.below_safe_voltage):
             plugged = self.pilot not in ("A",)
-            self.fire(Trigger.RECOVERED_PLUGGED if plugged else Trigger.RECOVERED_UNPLUGGED,
-                       now, out)
+            new_vehicle = plugged and self.vehicle_left  # plugged again after it left
+            self.fire(Trigger.RECOVERED_PLUGGED if plugged and not new_vehicle
+                      else Trigger.RECOVERED_UNPLUGGED, now, out)
+            if new_vehicle:
+                self._on_plug_in(now, out)
         elif self.phase is Phase.AVAILABLE and not self.operative:
             self.fire(Trigger.DISABLE, now, out)
         elif self.phase is Phase.UNAVAILABLE and self.operative:
