@@ -18,8 +18,10 @@ from firmware.allocation import fair_share, split_modules
 from firmware.clock import Clock
 from firmware.config import ChargerConfig, ConnectorConfig
 from firmware.core import events as ev
+from firmware.core.events import StopReason
 from firmware.core.session import ConnectorLimits, ConnectorSession, Status
 from firmware.core.transitions import Phase
+from firmware.errors import ErrorCode, error_code
 from hal.io_board import ConnectorInputs, IoBoard
 from hal.power_stage import Mode, PowerStage
 from hal.vehicle_link import VehicleLink
@@ -101,7 +103,7 @@ class Controller:
     def authorize(self, evse_id: int, token: str, source: str) -> None:
         self.dispatch(evse_id, ev.Authorize(token, source))
 
-    def request_stop(self, evse_id: int, reason: str) -> None:
+    def request_stop(self, evse_id: int, reason: StopReason) -> None:
         self.dispatch(evse_id, ev.StopRequested(reason))
 
     def set_availability(self, evse_id: int, operative: bool) -> None:
@@ -177,11 +179,12 @@ class Controller:
             conn.last_measurement = measurement
             for fault in stage_faults:
                 if fault.output in (None, conn.config.output):
-                    events.append(ev.FaultRaised(fault.code))
-            events.extend(ev.FaultRaised(code) for code in board_faults)
+                    events.append(ev.FaultRaised(error_code(fault.code)))
+            events.extend(ev.FaultRaised(error_code(code)) for code in board_faults)
             if s.faults & {"module_lost", "module_fault"} and self.power.available_modules() \
                     >= self.config.power_stage.module_count:
-                events.extend(ev.FaultCleared(c) for c in ("module_lost", "module_fault"))
+                events.extend(ev.FaultCleared(c) for c in (ErrorCode.MODULE_LOST,
+                                                            ErrorCode.MODULE_FAULT))
             # The measurement already advances the machine's timers; no separate Tick.
             for event in events:
                 self._execute(conn, s.handle(event, now), now)
@@ -217,12 +220,13 @@ class Controller:
         # up through the trip level, cleared when it crosses down through the reset level.
         before_c = old.temperature_c if old is not None else 0.0
         if new.temperature_c >= OVER_TEMPERATURE_C > before_c:
-            out.append(ev.FaultRaised("over_temperature"))
+            out.append(ev.FaultRaised(ErrorCode.OVER_TEMPERATURE))
         elif new.temperature_c < CONNECTOR_COOLED_C <= before_c:
-            out.append(ev.FaultCleared("over_temperature"))
+            out.append(ev.FaultCleared(ErrorCode.OVER_TEMPERATURE))
         for code, now_on, was_on in (
-                ("emergency_stop", new.emergency_stop, old is not None and old.emergency_stop),
-                ("isolation_fault", new.isolation_fault,
+                (ErrorCode.EMERGENCY_STOP, new.emergency_stop,
+                 old is not None and old.emergency_stop),
+                (ErrorCode.ISOLATION_FAULT, new.isolation_fault,
                  old is not None and old.isolation_fault)):
             if now_on and not was_on:
                 out.append(ev.FaultRaised(code))

@@ -19,6 +19,7 @@ import looptime
 from firmware.clock import Clock
 from firmware.config import ChargerConfig
 from firmware.core import events as ev
+from firmware.core.events import StopReason
 from firmware.core.transitions import Phase
 from sim.scenario import Step
 from sim.sim_ocpp import SimOcpp
@@ -87,8 +88,8 @@ async def play(world: SimWorld, steps: list[Step], progress: Progress | None = N
                     raise ScenarioFailed(f"line {step.line}: no [ocpp] section in the config")
                 await ocpp.csms_switch(step.args[0] == "up")
             case "stop":
-                world.controller.request_stop(step.connector,
-                                              step.args[0] if step.args else "Local")
+                world.controller.request_stop(
+                    step.connector, StopReason(step.args[0]) if step.args else StopReason.LOCAL)
             case "unplug":
                 world.unplug(step.connector)
             case "fault" | "clear":

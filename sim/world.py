@@ -56,6 +56,7 @@ class SessionRecord:
     duration_s: float = 0.0
     wall_s: float = 0.0
     stop_reason: str | None = None
+    fault: str | None = None  # the fault behind stop_reason "Fault"
     max_current_a: float = 0.0
     peak_power_kw: float = 0.0
     faults: list[FaultRecord] = field(default_factory=list)
@@ -70,6 +71,7 @@ class SessionRecord:
             "start_soc": round(self.start_soc, 2), "end_soc": round(self.end_soc, 2),
             "energy_kwh": round(self.energy_kwh, 3), "duration_s": round(self.duration_s, 1),
             "wall_s": round(self.wall_s, 3), "stop_reason": self.stop_reason,
+            "fault": self.fault,
             "max_current_a": round(self.max_current_a, 1),
             "peak_power_kw": round(self.peak_power_kw, 1),
             "battery_gain_kwh": round(self.battery_gain_kwh, 3),
@@ -210,9 +212,10 @@ class SimWorld:
             case ev.SessionStarted(_, _, at):
                 if record is not None and record.started_at is None:
                     record.started_at = at
-            case ev.SessionEnded(reason, at, energy_wh):
+            case ev.SessionEnded(reason, at, energy_wh, fault):
                 if record is not None and record.open:
-                    record.stop_reason = reason
+                    record.stop_reason = reason.value
+                    record.fault = fault.value if fault is not None else None
                     record.energy_kwh = energy_wh / 1000.0
                     record.duration_s = at - (record.started_at or at)
                     self._close_record(bay)
@@ -254,7 +257,8 @@ class SimWorld:
         record.wall_s = time.perf_counter() - record.wall_started
         status = self.controller.status(bay.evse_id)
         if record.stop_reason is None:
-            record.stop_reason = status.stop_reason
+            record.stop_reason = status.stop_reason.value if status.stop_reason else None
+            record.fault = status.stop_fault.value if status.stop_fault else None
             record.energy_kwh = status.energy_wh / 1000.0
 
     # --- physics -------------------------------------------------------------------------

@@ -56,7 +56,7 @@ def main() -> None:
             now += timedelta(seconds=1)
             energy += rng.uniform(10.0, 100.0)
             tx.on_tick({1: status(Phase.CHARGING, energy)}, now)
-        tx.on_command(1, ev.SessionEnded("Local", 0.0, energy),
+        tx.on_command(1, ev.SessionEnded(ev.StopReason.LOCAL, 0.0, energy),
                       status(Phase.FINISHED, energy), now)
         tx.on_command(1, ev.Screen("Available", "", ""), status(Phase.AVAILABLE), now)
         now += timedelta(seconds=1)

@@ -193,7 +193,7 @@ def test_two_hours_offline_mid_session(tmp_path: Path) -> None:
                 d.wake()
             if second == 7000:  # the session ends while the CSMS is away
                 command(ev.SetContactors(False), _status(Phase.STOPPING, energy))
-                command(ev.SessionEnded("Local", clock.now(), energy),
+                command(ev.SessionEnded(ev.StopReason.LOCAL, clock.now(), energy),
                         _status(Phase.FINISHED, energy))
                 break
             await clock.sleep(1)

@@ -6,10 +6,32 @@ a clock; the shell passes ``now`` with every event and carries out the commands.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
+from firmware.errors import ErrorCode
 from hal.power_stage import Mode
 from hal.vehicle_link import VehicleRequest, VehicleResponse
+
+
+class StopReason(enum.StrEnum):
+    """Why a session ended, in OCPP 2.0.1 ReasonEnumType words where it has one (the OCPP
+    layer maps them, mapping.py). A fault says FAULT and carries its ErrorCode beside."""
+
+    LOCAL = "Local"  # the bay's screen or the driver
+    REMOTE = "Remote"  # the central system (RequestStopTransaction)
+    DEAUTHORIZED = "DeAuthorized"  # the token was found invalid after the start
+    EV_DISCONNECTED = "EVDisconnected"  # unplugged, or the EV opened S2 while energized
+    STOPPED_BY_EV = "StoppedByEV"  # PowerDelivery(stop) from the vehicle
+    SEQUENCE_ERROR = "SequenceError"  # a vehicle request out of order (ISO 15118-2)
+    IMMEDIATE_RESET = "ImmediateReset"
+    POWER_LOSS = "PowerLoss"
+    REBOOT = "Reboot"
+    ENERGY_LIMIT_REACHED = "EnergyLimitReached"
+    TIME_LIMIT_REACHED = "TimeLimitReached"
+    FAULT = "Fault"  # see the fault's ErrorCode
+    OTHER = "Other"
+
 
 # --- events ---------------------------------------------------------------------------
 
@@ -60,17 +82,17 @@ class AuthorizeRejected:
 
 @dataclass(frozen=True, slots=True)
 class StopRequested:
-    reason: str  # OCPP stoppedReason vocabulary: "Local", "Remote", "EVDisconnected", ...
+    reason: StopReason
 
 
 @dataclass(frozen=True, slots=True)
 class FaultRaised:
-    code: str  # firmware.errors catalogue code
+    code: ErrorCode
 
 
 @dataclass(frozen=True, slots=True)
 class FaultCleared:
-    code: str
+    code: ErrorCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,16 +163,17 @@ class SessionStarted:
 
 @dataclass(frozen=True, slots=True)
 class SessionEnded:
-    reason: str
+    reason: StopReason
     at_s: float
     energy_wh: float
+    fault: ErrorCode | None = None  # set when reason is FAULT
 
 
 @dataclass(frozen=True, slots=True)
 class FaultReported:
     """A fault the core acted on, for the record (reports, OCPP)."""
 
-    code: str
+    code: ErrorCode
     at_s: float
 
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from firmware.core import events as ev
 from firmware.core import limits as lim
 from firmware.core import supervision, vehicle
+from firmware.core.events import StopReason
 from firmware.core.transitions import ENERGIZING, Phase, Trigger, next_phase
-from firmware.errors import Clearing, Severity, spec
+from firmware.errors import Clearing, ErrorCode, Severity, error_code, spec
 from hal import vehicle_link as vl
 from hal.power_stage import Mode
 
@@ -48,8 +49,9 @@ class Status:
     elapsed_s: float
     setpoint_a: float
     limit_a: float
-    faults: tuple[str, ...]
-    stop_reason: str | None
+    faults: tuple[ErrorCode, ...]
+    stop_reason: StopReason | None
+    stop_fault: ErrorCode | None = None  # the fault behind stop_reason FAULT
 
 
 _HEADLINES = {
@@ -86,8 +88,8 @@ class ConnectorSession:
     voltage_v: float = 0.0
     current_a: float = 0.0
     capability: ev.Capability = ev.Capability(0.0, 0.0, 0.0)
-    faults: set[str] = field(default_factory=set)
-    conditions: set[str] = field(default_factory=set)  # reported present by an input
+    faults: set[ErrorCode] = field(default_factory=set)
+    conditions: set[ErrorCode] = field(default_factory=set)  # reported present by an input
     operative: bool = True
     # authorization and session
     auth: ev.Authorize | None = None  # the running session's authorization
@@ -97,7 +99,8 @@ class ConnectorSession:
     session_at: float | None = None
     energy_wh: float = 0.0
     last_measure_at: float | None = None
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
+    stop_fault: ErrorCode | None = None
     # vehicle link
     pwm_at: float | None = None
     setup_seen: bool = False
@@ -148,13 +151,13 @@ class ConnectorSession:
                 if self.phase is Phase.PREPARING:
                     out.append(ev.Screen(self.phase.value, "Card not accepted.", reason))
             case ev.StopRequested(reason):
-                self.request_stop(reason, now, out)
+                self.request_stop(StopReason(reason), now, out)
             case ev.FaultRaised(code):
-                self.conditions.add(code)
-                self.raise_fault(code, now, out)
+                self.conditions.add(error_code(code))
+                self.raise_fault(error_code(code), now, out)
             case ev.FaultCleared(code):
-                self.conditions.discard(code)
-                if self._clear(code):
+                self.conditions.discard(error_code(code))
+                if self._clear(error_code(code)):
                     out.append(self.screen())
             case ev.FromVehicle(request):
                 self.last_request_at = now
@@ -170,7 +173,7 @@ class ConnectorSession:
         elapsed = now - self.session_at if self.session_at is not None else 0.0
         return Status(self.phase, self.voltage_v, self.current_a, self.energy_wh, self.soc,
                       elapsed, self.setpoint_a, self.limit_a, tuple(sorted(self.faults)),
-                      self.stop_reason)
+                      self.stop_reason, self.stop_fault)
 
     @property
     def supervising(self) -> bool:
@@ -185,7 +188,7 @@ class ConnectorSession:
         return self.last_measure_at is not None and self.voltage_v < lim.SAFE_VOLTAGE_V
 
     @property
-    def blocking_faults(self) -> list[str]:
+    def blocking_faults(self) -> list[ErrorCode]:
         return [c for c in self.faults if spec(c).blocks_charging]
 
     # --- transitions -------------------------------------------------------------------
@@ -236,13 +239,13 @@ class ConnectorSession:
         assert self.auth is not None
         self.session_at = now
         self.energy_wh = 0.0
-        self.stop_reason = None
+        self.stop_reason = self.stop_fault = None
         out.append(ev.SessionStarted(self.auth.token, self.auth.source, now))
 
     def _end_session(self, now: float, out: list[ev.Command]) -> None:
         if self.session_at is not None:
-            reason = self.stop_reason or "Other"
-            out.append(ev.SessionEnded(reason, now, self.energy_wh))
+            reason = self.stop_reason or StopReason.OTHER
+            out.append(ev.SessionEnded(reason, now, self.energy_wh, self.stop_fault))
             self.session_at = None
             self.auth = None
 
@@ -257,19 +260,19 @@ class ConnectorSession:
         elif state == "B" and previous in ("C", "D") and self.phase in ENERGIZING:
             # The EV opened S2 while energized: contactors open within 100 ms (61851-23).
             self._open_now(out)
-            self.stop_reason = self.stop_reason or "EVDisconnected"
+            self.stop_reason = self.stop_reason or StopReason.EV_DISCONNECTED
             self.fire(Trigger.STOP, now, out)
             self._start_shutdown(now, out, already_open=True)
         elif state == "E":
-            self.raise_fault("pilot_fault", now, out)
+            self.raise_fault(ErrorCode.PILOT_FAULT, now, out)
         elif state == "F" and self.phase not in (Phase.UNAVAILABLE, Phase.FAULTED):
-            self.raise_fault("diode_fault", now, out)
+            self.raise_fault(ErrorCode.DIODE_FAULT, now, out)
 
     def _on_plug_in(self, now: float, out: list[ev.Command]) -> None:
         if self.fire(Trigger.PLUG_IN, now, out):
             # A new vehicle: nothing of the last session's ending may reach it (its stop
             # reason in a response would read as StopCharging during the new set-up).
-            self.stop_reason = None
+            self.stop_reason = self.stop_fault = None
             self.pwm_at = now
             out.append(ev.SetPilot(5.0))  # 5 %: digital communication (61851-1 A.2)
             pre, self.pre_auth = self.pre_auth, None
@@ -285,11 +288,11 @@ class ConnectorSession:
         self.lock_pending_since = None  # a new plug-in gets a fresh lock timer
         if self.phase in _SESSION_PHASES:
             self._open_now(out)  # vehicle gone: supply off at once
-            self.stop_reason = self.stop_reason or "EVDisconnected"
+            self.stop_reason = self.stop_reason or StopReason.EV_DISCONNECTED
             self.fire(Trigger.UNPLUG, now, out)
             self._start_shutdown(now, out, already_open=True)
         elif self.phase in (Phase.PREPARING, Phase.FINISHED):
-            self.stop_reason = self.stop_reason or "EVDisconnected"
+            self.stop_reason = self.stop_reason or StopReason.EV_DISCONNECTED
             self.fire(Trigger.UNPLUG, now, out)
         if self.phase is not Phase.AVAILABLE:
             self.pwm_at = None
@@ -323,19 +326,21 @@ class ConnectorSession:
         if self.fire(Trigger.AUTHORIZED, now, out):
             self._begin_session(now, out)
 
-    def request_stop(self, reason: str, now: float, out: list[ev.Command]) -> None:
+    def request_stop(self, reason: StopReason, now: float, out: list[ev.Command],
+                     fault: ErrorCode | None = None) -> None:
         if self.phase in _SESSION_PHASES:
-            self.stop_reason = self.stop_reason or reason
+            if self.stop_reason is None:
+                self.stop_reason, self.stop_fault = reason, fault
             energized = self.phase in ENERGIZING
             self.fire(Trigger.STOP, now, out)
             self._start_shutdown(now, out, already_open=not energized)
         elif self.phase in (Phase.PREPARING, Phase.AVAILABLE):
             self.auth = self.pre_auth = None
             if self.phase is Phase.PREPARING:
-                self.stop_reason = reason
+                self.stop_reason, self.stop_fault = reason, fault
                 self.fire(Trigger.STOP, now, out)
 
-    def raise_fault(self, code: str, now: float, out: list[ev.Command]) -> None:
+    def raise_fault(self, code: ErrorCode, now: float, out: list[ev.Command]) -> None:
         entry = spec(code)
         if code in self.faults:
             return
@@ -346,16 +351,17 @@ class ConnectorSession:
             return
         if entry.severity is Severity.EMERGENCY or self.phase not in _SESSION_PHASES | {
                 Phase.STOPPING}:
-            self.stop_reason = self.stop_reason or f"Fault:{code}"
+            if self.stop_reason is None:
+                self.stop_reason, self.stop_fault = StopReason.FAULT, code
             self._open_now(out)
             self.lock_wanted = False
             if self.phase is Phase.STOPPING:
                 self.stop_stage = None
             self.fire(Trigger.EMERGENCY, now, out)
         else:
-            self.request_stop(f"Fault:{code}", now, out)
+            self.request_stop(StopReason.FAULT, now, out, fault=code)
 
-    def _clear(self, code: str) -> bool:
+    def _clear(self, code: ErrorCode) -> bool:
         """The condition behind ``code`` is gone; returns whether the fault cleared."""
         if code not in self.faults:
             return False
@@ -370,11 +376,11 @@ class ConnectorSession:
         """Any lost link ends in a safe state: supply off at once, then the fault."""
         if self.phase in ENERGIZING:
             self._open_now(out)
-        self.raise_fault("vehicle_comm_lost", now, out)
+        self.raise_fault(ErrorCode.VEHICLE_COMM_LOST, now, out)
 
-    def service_reset(self, code: str) -> None:
+    def service_reset(self, code: ErrorCode) -> None:
         """A field engineer clears a latched fault (console / OCPP Reset)."""
-        self.faults.discard(code)
+        self.faults.discard(error_code(code))
 
     # --- vehicle requests (every request gets exactly one answer) ---------------------
 

@@ -11,7 +11,9 @@ from typing import TYPE_CHECKING
 
 from firmware.core import events as ev
 from firmware.core import limits as lim
+from firmware.core.events import StopReason
 from firmware.core.transitions import Phase, Trigger
+from firmware.errors import ErrorCode
 from hal import vehicle_link as vl
 from hal.power_stage import TEST_CURRENT_LIMIT_A, Mode
 
@@ -89,7 +91,7 @@ def _sequence_error(s: ConnectorSession, req: vl.VehicleRequest, now: float,
                     out: list[ev.Command]) -> vl.VehicleResponse:
     """A request out of order ends the session (ISO 15118-2: FAILED_SequenceError)."""
     if s.phase is not Phase.AVAILABLE:
-        s.request_stop("SequenceError", now, out)
+        s.request_stop(StopReason.SEQUENCE_ERROR, now, out)
     return _response(s, req, code=_SEQ)
 
 
@@ -122,7 +124,10 @@ def _precharge(s: ConnectorSession, req: vl.VehicleRequest, target_v: float, now
     first = s.phase is Phase.CABLE_CHECK
     if first and s.cable_check_passed:
         if not s.close_contactors(now, out):
-            s.request_stop("Fault:lock_failure" if not s.lock_locked else "Other", now, out)
+            if not s.lock_locked:
+                s.request_stop(StopReason.FAULT, now, out, fault=ErrorCode.LOCK_FAILURE)
+            else:
+                s.request_stop(StopReason.OTHER, now, out)
             return _response(s, req, code=_FAILED)
         s.fire(Trigger.PRECHARGE_START, now, out)
         s.pc_started, s.pc_matched = now, False
@@ -140,7 +145,7 @@ def _power_delivery(s: ConnectorSession, req: vl.VehicleRequest, start: bool, no
         if s.phase is not Phase.PRE_CHARGE:
             return _sequence_error(s, req, now, out)
         if not s.contactors_closed:  # commanded at the first PreChargeReq, still open
-            s.raise_fault("contactor_stuck_open", now, out)
+            s.raise_fault(ErrorCode.CONTACTOR_STUCK_OPEN, now, out)
             return _response(s, req, code=_FAILED)
         s.ev_target_v, s.ev_target_a = s.pc_target_v, 0.0
         s.setpoint_a, s.ramp_at = 0.0, now
@@ -148,7 +153,7 @@ def _power_delivery(s: ConnectorSession, req: vl.VehicleRequest, start: bool, no
         out.append(ev.SetPower(Mode.CHARGE, s.ev_target_v, 0.0))
         return _response(s, req)
     if s.phase in _DELIVERING or s.phase is Phase.PRE_CHARGE:
-        s.request_stop("StoppedByEV", now, out)
+        s.request_stop(StopReason.STOPPED_BY_EV, now, out)
     elif s.phase not in (Phase.STOPPING, Phase.FINISHED):
         return _sequence_error(s, req, now, out)
     return _response(s, req)
@@ -192,25 +197,25 @@ def progress(s: ConnectorSession, now: float, out: list[ev.Command]) -> None:
     """Timers and slow loops, run after every event."""
     if s.pwm_at is not None and not s.setup_seen and s.phase in _SETUP and (
             now - s.pwm_at > lim.COMM_SETUP_TIMEOUT_S):
-        s.raise_fault("comm_setup_timeout", now, out)
+        s.raise_fault(ErrorCode.COMM_SETUP_TIMEOUT, now, out)
     if s.last_request_at is not None and s.phase in (*_SETUP, *_DELIVERING, Phase.CABLE_CHECK,
                                                      Phase.PRE_CHARGE) and (
             now - s.last_request_at > lim.SEQUENCE_TIMEOUT_S):
-        s.raise_fault("vehicle_comm_timeout", now, out)
+        s.raise_fault(ErrorCode.VEHICLE_COMM_TIMEOUT, now, out)
     if s.phase is Phase.CABLE_CHECK and not s.cable_check_passed:
         _cable_check_progress(s, now, out)
     elif s.phase is Phase.PRE_CHARGE and not s.pc_matched:
         if abs(s.voltage_v - s.pc_target_v) <= lim.PRECHARGE_TOLERANCE_V:
             s.pc_matched = True
         elif now - s.pc_started > lim.PRECHARGE_TIMEOUT_S:
-            s.raise_fault("precharge_timeout", now, out)
+            s.raise_fault(ErrorCode.PRECHARGE_TIMEOUT, now, out)
     elif s.phase in _DELIVERING and now - s.ramp_at >= 0.05:
         update_setpoint(s, now, out)
 
 
 def _cable_check_progress(s: ConnectorSession, now: float, out: list[ev.Command]) -> None:
     if now - s.cc_started > lim.CABLE_CHECK_TIMEOUT_S:
-        s.raise_fault("cable_check_timeout", now, out)
+        s.raise_fault(ErrorCode.CABLE_CHECK_TIMEOUT, now, out)
         return
     if not s.cc_applied:
         if s.lock_locked:  # test voltage only behind a confirmed lock

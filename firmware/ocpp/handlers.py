@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from ocpp.routing import after, on
 from ocpp.v201 import call_result
 
+from firmware.core.events import StopReason
 from firmware.core.transitions import ENERGIZING, Phase
 
 if TYPE_CHECKING:
@@ -135,7 +136,7 @@ class Handlers:
         evse_id = self.st.tx.evse_of(transaction_id)
         if evse_id is None:
             return call_result.RequestStopTransaction(status="Rejected")
-        self.st.controller.request_stop(evse_id, "Remote")
+        self.st.controller.request_stop(evse_id, StopReason.REMOTE)
         return call_result.RequestStopTransaction(status="Accepted")
 
     # --- local list and cache (C11, D01, D02) ---------------------------------------------
@@ -173,7 +174,7 @@ class Handlers:
         if evse_id is not None:  # one EVSE: reset when idle (B11), stop it first (B12)
             self.st.evse_resets.add(evse_id)
             if busy and type == "Immediate":
-                self.st.controller.request_stop(evse_id, "ImmediateReset")
+                self.st.controller.request_stop(evse_id, StopReason.IMMEDIATE_RESET)
             asyncio.get_running_loop().call_soon(self.st.reset_evses)
             return call_result.Reset(
                 status="Scheduled" if busy and type == "OnIdle" else "Accepted")
@@ -181,7 +182,7 @@ class Handlers:
             self.st._reset_pending = "idle"
             return call_result.Reset(status="Scheduled")
         for e in busy:  # Immediate: stop what runs, then reset (B12)
-            self.st.controller.request_stop(e, "ImmediateReset")
+            self.st.controller.request_stop(e, StopReason.IMMEDIATE_RESET)
         asyncio.get_running_loop().call_later(0.5, lambda: asyncio.ensure_future(
             self.st._restart_link()))
         return call_result.Reset(status="Accepted")

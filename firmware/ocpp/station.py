@@ -23,6 +23,7 @@ import websockets
 
 from firmware.clock import Clock
 from firmware.core import events as ev
+from firmware.core.events import StopReason
 from firmware.loop import Controller
 from firmware.ocpp import mapping
 from firmware.ocpp.auth import Authorization, Decision, same_holder
@@ -334,7 +335,7 @@ class Station:
         tx_id = payload.get("transactionInfo", {}).get("transactionId")
         evse_id = self.tx.evse_of(tx_id) if tx_id else None
         if evse_id is not None and self.model.get_bool("TxCtrlr", "StopTxOnInvalidId"):
-            self.controller.request_stop(evse_id, "DeAuthorized")
+            self.controller.request_stop(evse_id, StopReason.DEAUTHORIZED)
 
     # --- cards and the app (C01, C10-C13, F01-F02) ------------------------------------------
 
@@ -376,7 +377,7 @@ class Station:
             if decision.status == "Accepted" and same_holder(
                     running, presented, self.tx.group_id_token(evse_id),
                     decision.group_id_token):
-                self.controller.request_stop(evse_id, "Local")
+                self.controller.request_stop(evse_id, StopReason.LOCAL)
                 return "Stopping: card accepted."
             return "This card did not start this session."
         if decision.status != "Accepted":
