@@ -20,19 +20,13 @@ from firmware.config import ChargerConfig, ConnectorConfig
 from firmware.core import events as ev
 from firmware.core.events import StopReason
 from firmware.core.session import ConnectorLimits, ConnectorSession, Status
-from firmware.core.transitions import Phase
+from firmware.core.transitions import IDLE, NEEDS_POWER
 from firmware.errors import ErrorCode, error_code
 from hal.io_board import ConnectorInputs, IoBoard
 from hal.power_stage import Mode, PowerStage
 from hal.vehicle_link import VehicleLink
 
 log = logging.getLogger("chargebay.loop")
-
-# Phases in which a connector holds power modules.
-_NEEDS_POWER = frozenset({Phase.AUTHORIZED, Phase.CABLE_CHECK, Phase.PRE_CHARGE,
-                          Phase.CHARGING, Phase.SUSPENDED_EV, Phase.STOPPING})
-
-_IDLE = frozenset({Phase.AVAILABLE, Phase.UNAVAILABLE})
 
 # Connector temperature trip and reset (approx.: IEC 62196-3 allows 50 K rise on the
 # contacts; with liquid-cooled HPC cables makers trip around 90 degC at the sensor).
@@ -196,7 +190,7 @@ class Controller:
         its timers). Skipped only on an idle bay with nothing new and no confirmation
         timer running: a contactor found closed at start-up must still turn into
         welded_contactor a second later."""
-        return s.phase not in _IDLE or s.supervising or new != last
+        return s.phase not in IDLE or s.supervising or new != last
 
     def _feed_inputs(self, conn: Connector, now: float) -> None:
         inputs = self.io.inputs(conn.config.evse_id)
@@ -272,7 +266,7 @@ class Controller:
         # Modules stay with an output until it is discharged: they are also what
         # measures its voltage for the < 60 V gates.
         s = conn.session
-        return s.phase in _NEEDS_POWER or s.voltage_v >= 60.0
+        return s.phase in NEEDS_POWER or s.voltage_v >= 60.0
 
     # --- commands --------------------------------------------------------------------------
 

@@ -14,13 +14,19 @@ from firmware.core import events as ev
 from firmware.core import limits as lim
 from firmware.core import supervision, vehicle
 from firmware.core.events import StopReason
-from firmware.core.transitions import ENERGIZING, Phase, Trigger, next_phase
+from firmware.core.transitions import (
+    ENERGIZING,
+    OUT_OF_SERVICE,
+    SESSION,
+    SESSION_OVER,
+    SHUTDOWN_CAN_RUN,
+    Phase,
+    Trigger,
+    next_phase,
+)
 from firmware.errors import Clearing, ErrorCode, Severity, error_code, spec
 from hal import vehicle_link as vl
 from hal.power_stage import Mode
-
-_SESSION_PHASES = frozenset({Phase.AUTHORIZED, Phase.CABLE_CHECK, Phase.PRE_CHARGE,
-                             Phase.CHARGING, Phase.SUSPENDED_EV, Phase.SUSPENDED_EVSE})
 
 
 class StopStage(enum.Enum):
@@ -198,15 +204,15 @@ class ConnectorSession:
         if target is None:
             return False
         previous, self.phase = self.phase, target
-        if target in (Phase.FINISHED, Phase.FAULTED, Phase.AVAILABLE):
+        if target in SESSION_OVER:
             self._end_session(now, out)
         if target is Phase.AVAILABLE:
             self._reset_vehicle_state()
             if not self.operative:
                 self.fire(Trigger.DISABLE, now, out)
-        if target in (Phase.FAULTED, Phase.UNAVAILABLE):
+        if target in OUT_OF_SERVICE:
             out.append(ev.SetPilot(100.0, not_available=True))
-        elif target is Phase.AVAILABLE or previous in (Phase.FAULTED, Phase.UNAVAILABLE):
+        elif target is Phase.AVAILABLE or previous in OUT_OF_SERVICE:
             out.append(ev.SetPilot(100.0))
         out.append(self.screen())
         return True
@@ -265,7 +271,7 @@ class ConnectorSession:
             self._start_shutdown(now, out, already_open=True)
         elif state == "E":
             self.raise_fault(ErrorCode.PILOT_FAULT, now, out)
-        elif state == "F" and self.phase not in (Phase.UNAVAILABLE, Phase.FAULTED):
+        elif state == "F" and self.phase not in OUT_OF_SERVICE:
             self.raise_fault(ErrorCode.DIODE_FAULT, now, out)
 
     def _on_plug_in(self, now: float, out: list[ev.Command]) -> None:
@@ -286,7 +292,7 @@ class ConnectorSession:
                      and c not in self.conditions]:
             self.faults.discard(code)
         self.lock_pending_since = None  # a new plug-in gets a fresh lock timer
-        if self.phase in _SESSION_PHASES:
+        if self.phase in SESSION:
             self._open_now(out)  # vehicle gone: supply off at once
             self.stop_reason = self.stop_reason or StopReason.EV_DISCONNECTED
             self.fire(Trigger.UNPLUG, now, out)
@@ -317,7 +323,7 @@ class ConnectorSession:
         if self.phase is Phase.PREPARING:
             self.auth = auth
             self._authorize_now(now, out)
-        elif self.pilot == "A" and self.phase not in (Phase.FAULTED, Phase.UNAVAILABLE):
+        elif self.pilot == "A" and self.phase not in OUT_OF_SERVICE:
             # Card before plug-in (also while the last truck's shutdown finishes after it
             # left): remembered a while, apart from any session's own authorization.
             self.pre_auth, self.pre_auth_at = auth, now
@@ -328,7 +334,7 @@ class ConnectorSession:
 
     def request_stop(self, reason: StopReason, now: float, out: list[ev.Command],
                      fault: ErrorCode | None = None) -> None:
-        if self.phase in _SESSION_PHASES:
+        if self.phase in SESSION:
             if self.stop_reason is None:
                 self.stop_reason, self.stop_fault = reason, fault
             energized = self.phase in ENERGIZING
@@ -349,8 +355,7 @@ class ConnectorSession:
         if entry.severity is Severity.WARNING or not entry.blocks_charging:
             out.append(self.screen())  # the driver reads why power is reduced
             return
-        if entry.severity is Severity.EMERGENCY or self.phase not in _SESSION_PHASES | {
-                Phase.STOPPING}:
+        if entry.severity is Severity.EMERGENCY or self.phase not in SHUTDOWN_CAN_RUN:
             if self.stop_reason is None:
                 self.stop_reason, self.stop_fault = StopReason.FAULT, code
             self._open_now(out)

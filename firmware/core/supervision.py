@@ -10,13 +10,11 @@ from typing import TYPE_CHECKING
 
 from firmware.core import events as ev
 from firmware.core import limits as lim
-from firmware.core.transitions import ENERGIZING, Phase
+from firmware.core.transitions import ENERGIZING, PACK_CONNECTED, Phase
 from firmware.errors import ErrorCode
 
 if TYPE_CHECKING:
     from firmware.core.session import ConnectorSession
-
-_DELIVERING = (Phase.PRE_CHARGE, Phase.CHARGING, Phase.SUSPENDED_EV, Phase.SUSPENDED_EVSE)
 
 
 def supervise(s: ConnectorSession, now: float, out: list[ev.Command]) -> None:
@@ -30,7 +28,7 @@ def output(s: ConnectorSession, now: float, out: list[ev.Command]) -> None:
     the cable's rating, and the EV's maxima once it has told them (ISO 15118-2
     EVMaximumVoltageLimit / EVMaximumCurrentLimit)."""
     max_v = s.limits.cable_max_voltage_v
-    if s.phase in _DELIVERING and s.ev_params is not None:
+    if s.phase in PACK_CONNECTED and s.ev_params is not None:
         max_v = min(max_v, s.ev_params.max_voltage_v)
     if s.voltage_v > max_v + lim.voltage_margin(max_v):
         s.raise_fault(ErrorCode.OVER_VOLTAGE, now, out)

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING
 from firmware.core import events as ev
 from firmware.core import limits as lim
 from firmware.core.events import StopReason
-from firmware.core.transitions import Phase, Trigger
+from firmware.core.transitions import (
+    DELIVERING,
+    ENDING,
+    SETUP,
+    TALKING,
+    WINDING_DOWN,
+    Phase,
+    Trigger,
+)
 from firmware.errors import ErrorCode
 from hal import vehicle_link as vl
 from hal.power_stage import TEST_CURRENT_LIMIT_A, Mode
@@ -23,8 +31,6 @@ if TYPE_CHECKING:
 _OK, _FAILED = vl.ResponseCode.OK, vl.ResponseCode.FAILED
 _SEQ = vl.ResponseCode.FAILED_SEQUENCE_ERROR
 _ONGOING, _DONE = vl.Processing.ONGOING, vl.Processing.FINISHED
-_SETUP = (Phase.PREPARING, Phase.AUTHORIZED)
-_DELIVERING = (Phase.CHARGING, Phase.SUSPENDED_EV, Phase.SUSPENDED_EVSE)
 
 
 def _evse_max(s: ConnectorSession) -> tuple[float, float, float]:
@@ -36,7 +42,7 @@ def _evse_max(s: ConnectorSession) -> tuple[float, float, float]:
 def _response(s: ConnectorSession, req: vl.VehicleRequest, code: vl.ResponseCode = _OK,
               processing: vl.Processing = _DONE) -> vl.VehicleResponse:
     max_v, max_a, max_w = _evse_max(s)
-    stopping = s.phase in (Phase.STOPPING, Phase.FINISHED) or s.stop_reason is not None
+    stopping = s.phase in ENDING or s.stop_reason is not None
     emergency = s.phase is Phase.FAULTED
     note = (vl.EvseNotification.EMERGENCY_SHUTDOWN if emergency
             else vl.EvseNotification.STOP_CHARGING if stopping else vl.EvseNotification.NONE)
@@ -51,12 +57,12 @@ def answer(s: ConnectorSession, req: vl.VehicleRequest, now: float,
            out: list[ev.Command]) -> vl.VehicleResponse:
     match req:
         case vl.SessionSetupReq() | vl.ServiceDiscoveryReq() | vl.PaymentServiceSelectionReq():
-            if s.phase not in _SETUP:
+            if s.phase not in SETUP:
                 return _sequence_error(s, req, now, out)
             s.setup_seen = True
             return _response(s, req)
         case vl.AuthorizationReq():
-            if s.phase not in _SETUP:
+            if s.phase not in SETUP:
                 return _sequence_error(s, req, now, out)
             done = s.phase is Phase.AUTHORIZED
             return _response(s, req, processing=_DONE if done else _ONGOING)
@@ -76,12 +82,11 @@ def answer(s: ConnectorSession, req: vl.VehicleRequest, now: float,
         case vl.CurrentDemandReq():
             return _current_demand(s, req, now, out)
         case vl.WeldingDetectionReq() | vl.SessionStopReq():
-            if s.phase in (Phase.STOPPING, Phase.FINISHED, Phase.FAULTED):
+            if s.phase in WINDING_DOWN:
                 return _response(s, req)
             return _sequence_error(s, req, now, out)
         case vl.LinkLost():
-            if s.phase in _SETUP or s.phase in _DELIVERING or s.phase in (
-                    Phase.CABLE_CHECK, Phase.PRE_CHARGE):
+            if s.phase in TALKING:
                 s.handle_link_lost(now, out)
             return _response(s, req, code=_FAILED)
     raise TypeError(f"not a vehicle request: {req!r}")  # pragma: no cover - typed union
@@ -152,18 +157,18 @@ def _power_delivery(s: ConnectorSession, req: vl.VehicleRequest, start: bool, no
         s.fire(Trigger.POWER_DELIVERY_START, now, out)
         out.append(ev.SetPower(Mode.CHARGE, s.ev_target_v, 0.0))
         return _response(s, req)
-    if s.phase in _DELIVERING or s.phase is Phase.PRE_CHARGE:
+    if s.phase in DELIVERING or s.phase is Phase.PRE_CHARGE:
         s.request_stop(StopReason.STOPPED_BY_EV, now, out)
-    elif s.phase not in (Phase.STOPPING, Phase.FINISHED):
+    elif s.phase not in ENDING:
         return _sequence_error(s, req, now, out)
     return _response(s, req)
 
 
 def _current_demand(s: ConnectorSession, req: vl.CurrentDemandReq, now: float,
                     out: list[ev.Command]) -> vl.VehicleResponse:
-    if s.phase in (Phase.STOPPING, Phase.FINISHED):
+    if s.phase in ENDING:
         return _response(s, req)  # notification already says StopCharging
-    if s.phase not in _DELIVERING:
+    if s.phase not in DELIVERING:
         return _sequence_error(s, req, now, out)
     s.soc = req.soc_percent
     s.ev_target_v, s.ev_target_a = req.target_voltage_v, req.target_current_a
@@ -195,11 +200,10 @@ def update_setpoint(s: ConnectorSession, now: float, out: list[ev.Command]) -> N
 
 def progress(s: ConnectorSession, now: float, out: list[ev.Command]) -> None:
     """Timers and slow loops, run after every event."""
-    if s.pwm_at is not None and not s.setup_seen and s.phase in _SETUP and (
+    if s.pwm_at is not None and not s.setup_seen and s.phase in SETUP and (
             now - s.pwm_at > lim.COMM_SETUP_TIMEOUT_S):
         s.raise_fault(ErrorCode.COMM_SETUP_TIMEOUT, now, out)
-    if s.last_request_at is not None and s.phase in (*_SETUP, *_DELIVERING, Phase.CABLE_CHECK,
-                                                     Phase.PRE_CHARGE) and (
+    if s.last_request_at is not None and s.phase in TALKING and (
             now - s.last_request_at > lim.SEQUENCE_TIMEOUT_S):
         s.raise_fault(ErrorCode.VEHICLE_COMM_TIMEOUT, now, out)
     if s.phase is Phase.CABLE_CHECK and not s.cable_check_passed:
@@ -209,7 +213,7 @@ def progress(s: ConnectorSession, now: float, out: list[ev.Command]) -> None:
             s.pc_matched = True
         elif now - s.pc_started > lim.PRECHARGE_TIMEOUT_S:
             s.raise_fault(ErrorCode.PRECHARGE_TIMEOUT, now, out)
-    elif s.phase in _DELIVERING and now - s.ramp_at >= 0.05:
+    elif s.phase in DELIVERING and now - s.ramp_at >= 0.05:
         update_setpoint(s, now, out)
 
 
