@@ -58,6 +58,7 @@ class Status:
     faults: tuple[ErrorCode, ...]
     stop_reason: StopReason | None
     stop_fault: ErrorCode | None = None  # the fault behind stop_reason FAULT
+    binding_limit: lim.BindingLimit | None = None  # which limit sets limit_a (charging)
 
 
 _HEADLINES = {
@@ -129,6 +130,7 @@ class ConnectorSession:
     ev_max_w: float = 0.0
     setpoint_a: float = 0.0
     limit_a: float = 0.0
+    binding_limit: lim.BindingLimit | None = None
     ramp_at: float = 0.0
     stop_stage: StopStage | None = None
     stop_at: float = 0.0
@@ -179,7 +181,7 @@ class ConnectorSession:
         elapsed = now - self.session_at if self.session_at is not None else 0.0
         return Status(self.phase, self.voltage_v, self.current_a, self.energy_wh, self.soc,
                       elapsed, self.setpoint_a, self.limit_a, tuple(sorted(self.faults)),
-                      self.stop_reason, self.stop_fault)
+                      self.stop_reason, self.stop_fault, self.binding_limit)
 
     @property
     def supervising(self) -> bool:
@@ -204,6 +206,8 @@ class ConnectorSession:
         if target is None:
             return False
         previous, self.phase = self.phase, target
+        if target is not Phase.CHARGING:
+            self.binding_limit = None  # a limit binds only while current is delivered
         if target in SESSION_OVER:
             self._end_session(now, out)
         if target is Phase.AVAILABLE:
@@ -239,6 +243,7 @@ class ConnectorSession:
         self.cc_reached_at = None
         self.pc_matched = False
         self.setpoint_a = 0.0
+        self.binding_limit = None
         self.stop_stage = None
 
     def _begin_session(self, now: float, out: list[ev.Command]) -> None:

@@ -183,13 +183,15 @@ def _current_demand(s: ConnectorSession, req: vl.CurrentDemandReq, now: float,
 
 def update_setpoint(s: ConnectorSession, now: float, out: list[ev.Command]) -> None:
     """The one place a charging current is chosen: lowest limit, then the ramp."""
-    max_v, max_a, max_w = _evse_max(s)
-    s.limit_a = lim.current_limit(
-        ev_target_a=s.ev_target_a, ev_max_a=s.ev_max_a, cable_max_a=max_a,
-        allocation_a=max_a, power_limits_w=(max_w, s.ev_max_w),
+    max_v, _, max_w = _evse_max(s)
+    limit = lim.current_limit(
+        ev_target_a=s.ev_target_a, ev_max_a=s.ev_max_a,
+        cable_max_a=s.limits.cable_max_current_a, allocation_a=s.capability.max_current_a,
+        evse_power_w=max_w, ev_power_w=s.ev_max_w,
         voltage_v=max(s.voltage_v, s.ev_target_v * 0.5))
+    s.limit_a, s.binding_limit = limit.amps, limit.binding
     if s.phase is not Phase.CHARGING:
-        s.limit_a = 0.0
+        s.limit_a, s.binding_limit = 0.0, None
     new = lim.ramp(s.setpoint_a, s.limit_a, s.limits.ramp_a_per_s, now - s.ramp_at)
     s.ramp_at = now
     volts = min(s.ev_target_v, max_v)
