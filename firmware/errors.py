@@ -57,7 +57,7 @@ class ErrorSpec:
     blocks_charging: bool
     clearing: Clearing
     ocpp_error_code: str  # OCPP 1.6 ChargePointErrorCode vocabulary
-    screen_text: str  # what the driver reads at the bay
+    # (what the driver reads about it is in firmware/words.py: the core has no sentences)
 
 
 _E, _R, _W = Severity.EMERGENCY, Severity.ERROR, Severity.WARNING
@@ -66,48 +66,27 @@ _U, _G, _S = Clearing.ON_UNPLUG, Clearing.WHEN_GONE, Clearing.NEEDS_SERVICE
 CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     spec.code: spec
     for spec in (
-        ErrorSpec(ErrorCode.EMERGENCY_STOP, _E, True, _G, "OtherError",
-                  "Emergency stop pressed. Release it, then call the operator."),
-        ErrorSpec(ErrorCode.ISOLATION_FAULT, _E, True, _U, "GroundFailure",
-                  "Insulation fault on the cable. Charging not started. Please unplug."),
-        ErrorSpec(ErrorCode.WELDED_CONTACTOR, _E, True, _S, "PowerSwitchFailure",
-                  "Charger fault. Do not unplug by force. Call the operator."),
-        ErrorSpec(ErrorCode.CONTACTOR_STUCK_OPEN, _R, True, _S, "PowerSwitchFailure",
-                  "Charger fault: output switch. Call the operator."),
-        ErrorSpec(ErrorCode.LOCK_FAILURE, _R, True, _U, "ConnectorLockFailure",
-                  "Connector could not be locked. Re-plug the cable."),
-        ErrorSpec(ErrorCode.OVER_VOLTAGE, _E, True, _U, "OverVoltage",
-                  "Output over-voltage. Charging stopped."),
-        ErrorSpec(ErrorCode.OVER_CURRENT, _E, True, _U, "OverCurrentFailure",
-                  "Output over-current. Charging stopped."),
-        ErrorSpec(ErrorCode.OVER_TEMPERATURE, _R, True, _G, "HighTemperature",
-                  "Charger too hot. Charging paused until it cools down."),
-        ErrorSpec(ErrorCode.PILOT_FAULT, _E, True, _U, "EVCommunicationError",
-                  "Vehicle signal fault (control pilot). Please unplug."),
-        ErrorSpec(ErrorCode.DIODE_FAULT, _E, True, _U, "EVCommunicationError",
-                  "Vehicle signal fault (pilot diode). Please unplug."),
-        ErrorSpec(ErrorCode.CABLE_CHECK_FAILED, _R, True, _U, "GroundFailure",
-                  "Cable test failed. Charging not started. Please unplug."),
-        ErrorSpec(ErrorCode.CABLE_CHECK_TIMEOUT, _R, True, _U, "OtherError",
-                  "Cable test took too long. Please unplug and try again."),
-        ErrorSpec(ErrorCode.PRECHARGE_TIMEOUT, _R, True, _U, "OtherError",
-                  "Vehicle voltage not matched. Please unplug and try again."),
-        ErrorSpec(ErrorCode.VEHICLE_COMM_TIMEOUT, _R, True, _U, "EVCommunicationError",
-                  "Lost contact with the vehicle. Please unplug and try again."),
-        ErrorSpec(ErrorCode.VEHICLE_COMM_LOST, _R, True, _U, "EVCommunicationError",
-                  "Lost contact with the vehicle. Please unplug and try again."),
-        ErrorSpec(ErrorCode.COMM_SETUP_TIMEOUT, _R, True, _U, "EVCommunicationError",
-                  "Vehicle did not start communication. Please re-plug."),
-        ErrorSpec(ErrorCode.MODULE_LOST, _W, False, _G, "OtherError",
-                  "Reduced power: a power module is offline."),
-        ErrorSpec(ErrorCode.MODULE_FAULT, _W, False, _G, "OtherError",
-                  "Reduced power: a power module reports a fault."),
-        ErrorSpec(ErrorCode.COMM_LOST, _R, True, _G, "InternalError",
-                  "Charger power stage not responding. Call the operator."),
-        ErrorSpec(ErrorCode.IO_BOARD_LINK_LOST, _E, True, _G, "InternalError",
-                  "Charger safety board not responding. Call the operator."),
-        ErrorSpec(ErrorCode.METER_FAILURE, _W, False, _G, "PowerMeterFailure",
-                  "Meter fault. Charging continues; the bill may be estimated."),
+        ErrorSpec(ErrorCode.EMERGENCY_STOP, _E, True, _G, "OtherError"),
+        ErrorSpec(ErrorCode.ISOLATION_FAULT, _E, True, _U, "GroundFailure"),
+        ErrorSpec(ErrorCode.WELDED_CONTACTOR, _E, True, _S, "PowerSwitchFailure"),
+        ErrorSpec(ErrorCode.CONTACTOR_STUCK_OPEN, _R, True, _S, "PowerSwitchFailure"),
+        ErrorSpec(ErrorCode.LOCK_FAILURE, _R, True, _U, "ConnectorLockFailure"),
+        ErrorSpec(ErrorCode.OVER_VOLTAGE, _E, True, _U, "OverVoltage"),
+        ErrorSpec(ErrorCode.OVER_CURRENT, _E, True, _U, "OverCurrentFailure"),
+        ErrorSpec(ErrorCode.OVER_TEMPERATURE, _R, True, _G, "HighTemperature"),
+        ErrorSpec(ErrorCode.PILOT_FAULT, _E, True, _U, "EVCommunicationError"),
+        ErrorSpec(ErrorCode.DIODE_FAULT, _E, True, _U, "EVCommunicationError"),
+        ErrorSpec(ErrorCode.CABLE_CHECK_FAILED, _R, True, _U, "GroundFailure"),
+        ErrorSpec(ErrorCode.CABLE_CHECK_TIMEOUT, _R, True, _U, "OtherError"),
+        ErrorSpec(ErrorCode.PRECHARGE_TIMEOUT, _R, True, _U, "OtherError"),
+        ErrorSpec(ErrorCode.VEHICLE_COMM_TIMEOUT, _R, True, _U, "EVCommunicationError"),
+        ErrorSpec(ErrorCode.VEHICLE_COMM_LOST, _R, True, _U, "EVCommunicationError"),
+        ErrorSpec(ErrorCode.COMM_SETUP_TIMEOUT, _R, True, _U, "EVCommunicationError"),
+        ErrorSpec(ErrorCode.MODULE_LOST, _W, False, _G, "OtherError"),
+        ErrorSpec(ErrorCode.MODULE_FAULT, _W, False, _G, "OtherError"),
+        ErrorSpec(ErrorCode.COMM_LOST, _R, True, _G, "InternalError"),
+        ErrorSpec(ErrorCode.IO_BOARD_LINK_LOST, _E, True, _G, "InternalError"),
+        ErrorSpec(ErrorCode.METER_FAILURE, _W, False, _G, "PowerMeterFailure"),
     )
 }
 

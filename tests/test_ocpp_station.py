@@ -7,6 +7,8 @@ from typing import Any
 
 from ocpp_rig import OcppRig, run_rig
 
+from firmware import words
+
 SESSION = """
 plug 1 eactros600 soc=20
 authorize 1 rfid 04A1B2C3D4E5F6
@@ -146,7 +148,7 @@ def test_unknown_card_refused_and_shown() -> None:
         assert "not accepted" in text and r.phase().value == "Preparing"
         await r.expect("Authorize", {"idToken": {"idToken": "DEADBEEF"}})
         screen = r.world.controller.connectors[1].screen
-        assert screen is not None and "not accepted" in screen.headline.lower()
+        assert screen is not None and "not accepted" in words.screen_text(screen)[0].lower()
         await r.sleep(5)
         assert not _events(r)
     run_rig(body)

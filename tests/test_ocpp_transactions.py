@@ -62,7 +62,7 @@ class Bench:
 
     def plug_and_card(self, trigger: str = "Authorized", remote_id: int | None = None,
                       token: dict[str, Any] = CARD) -> None:
-        self.cmd(ev.Screen("Preparing", "", ""), status(Phase.PREPARING))
+        self.cmd(ev.Screen(Phase.PREPARING), status(Phase.PREPARING))
         self.tx.note_authorization(1, token, trigger, remote_id, None)
         source = "remote" if remote_id is not None else "rfid"
         self.cmd(ev.SessionStarted(token["idToken"], source, self.t),
@@ -76,7 +76,7 @@ class Bench:
                  status(Phase.FINISHED, self.energy, reason=StopReason(reason)))
 
     def unplug(self) -> None:
-        self.cmd(ev.Screen("Available", "", ""), status(Phase.AVAILABLE))
+        self.cmd(ev.Screen(Phase.AVAILABLE), status(Phase.AVAILABLE))
 
     def events(self) -> list[dict[str, Any]]:
         return [m.payload for m in self.q.pending()]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from core_rig import EV, Rig
 
+from firmware import words
 from firmware.core import events as ev
 from firmware.core import limits as lim
 from firmware.core.transitions import TABLE, Phase, Trigger, next_phase
@@ -219,7 +220,7 @@ def test_lock_that_never_confirms_is_a_lock_failure_and_no_test_voltage() -> Non
     assert "lock_failure" in r.s.faults
     assert not any(isinstance(c, ev.SetPower) and c.mode is Mode.CABLE_CHECK for c in r.log)
     screens = [c for c in r.log if isinstance(c, ev.Screen)]
-    assert "could not be locked" in screens[-1].detail
+    assert "could not be locked" in words.screen_text(screens[-1])[1]
 
 
 def test_cable_check_voltage_breaking_down_fails_the_check() -> None:

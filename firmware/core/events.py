@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from firmware.core.transitions import Phase
 from firmware.errors import ErrorCode
 from hal.power_stage import Mode
 from hal.vehicle_link import VehicleRequest, VehicleResponse
@@ -149,9 +150,15 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Screen:
-    phase: str
-    headline: str
-    detail: str
+    """What the bay's screen shows, as facts only (firmware/words.py has the sentences):
+    the phase, why the last session stopped, the worst fault present, the energy."""
+
+    phase: Phase
+    stop_reason: StopReason | None = None
+    stop_fault: ErrorCode | None = None  # the fault behind stop_reason FAULT
+    worst_fault: ErrorCode | None = None  # the most severe fault present
+    energy_wh: float = 0.0
+    card_rejected: str | None = None  # a card was refused: the central system's status
 
 
 @dataclass(frozen=True, slots=True)

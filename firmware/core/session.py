@@ -61,22 +61,6 @@ class Status:
     binding_limit: lim.BindingLimit | None = None  # which limit sets limit_a (charging)
 
 
-_HEADLINES = {
-    Phase.AVAILABLE: "Ready. Plug in, then present your card or start in the app.",
-    Phase.PREPARING: "Connected. Present your card or start in the app.",
-    Phase.AUTHORIZED: "Authorized. Talking to the vehicle.",
-    Phase.CABLE_CHECK: "Testing the cable. Please wait.",
-    Phase.PRE_CHARGE: "Preparing to charge.",
-    Phase.CHARGING: "Charging.",
-    Phase.SUSPENDED_EV: "Paused by the vehicle.",
-    Phase.SUSPENDED_EVSE: "Paused: waiting for power.",
-    Phase.STOPPING: "Stopping. Do not unplug yet.",
-    Phase.FINISHED: "Finished. You may unplug.",
-    Phase.FAULTED: "Out of order.",
-    Phase.UNAVAILABLE: "Not available. Please use another bay.",
-}
-
-
 @dataclass
 class ConnectorSession:
     evse_id: int
@@ -157,7 +141,7 @@ class ConnectorSession:
                 self._on_authorize(event, now, out)
             case ev.AuthorizeRejected(_, reason):
                 if self.phase is Phase.PREPARING:
-                    out.append(ev.Screen(self.phase.value, "Card not accepted.", reason))
+                    out.append(ev.Screen(self.phase, card_rejected=reason))
             case ev.StopRequested(reason):
                 self.request_stop(StopReason(reason), now, out)
             case ev.FaultRaised(code):
@@ -222,14 +206,10 @@ class ConnectorSession:
         return True
 
     def screen(self) -> ev.Screen:
-        detail = ""
-        if self.phase is Phase.FINISHED and self.stop_reason:
-            detail = f"Stopped: {self.stop_reason}. {self.energy_wh / 1000:.1f} kWh."
-        elif self.faults:  # the worst fault says what went wrong (warnings too)
-            worst = sorted(self.faults, key=lambda c: (
-                list(Severity).index(spec(c).severity), c))
-            detail = spec(worst[0]).screen_text
-        return ev.Screen(self.phase.value, _HEADLINES[self.phase], detail)
+        """What the screen shows, as facts (firmware/words.py words them)."""
+        worst = min(self.faults, key=lambda c: (list(Severity).index(spec(c).severity), c),
+                    default=None)
+        return ev.Screen(self.phase, self.stop_reason, self.stop_fault, worst, self.energy_wh)
 
     def _reset_vehicle_state(self) -> None:
         self.vehicle_left = False
