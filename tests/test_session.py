@@ -229,7 +229,7 @@ def test_cable_check_voltage_breaking_down_fails_the_check() -> None:
     r.send(ev.PilotChanged("C"))
     r.ask(vl.CableCheckReq(20))
     r.advance(0.5)
-    assert r.s.cc_reached_at is not None
+    assert r.s.cable_check.reached_at is not None
     r.max_output_v = 100  # insulation breaks down under the test voltage
     r.advance(0.3)
     assert "cable_check_failed" in r.s.faults and not r.s.cable_check_passed

@@ -2,45 +2,42 @@
 
 ``ConnectorSession.handle(event, now)`` returns the commands the shell must carry out.
 Where a phase leads is decided by transitions.TABLE; this module holds the guards, the
-gates (< 60 V, passed cable check, confirmed lock), the timers and the current ramp.
+gates (< 60 V, passed cable check, confirmed lock), authorization, energy and faults, and
+composes the parts each owned by one module: the vehicle exchange and the charging
+current (vehicle.py), cable check and precharge (energize.py), the ordered shutdown
+(shutdown.py) and the hardware confirmation timers (supervision.py).
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
+from firmware.core import energize, shutdown, supervision, vehicle
 from firmware.core import events as ev
 from firmware.core import limits as lim
-from firmware.core import supervision, vehicle
+from firmware.core.bay import ConnectorLimits
+from firmware.core.energize import CableCheck, PreCharge
 from firmware.core.events import StopReason
+from firmware.core.shutdown import Shutdown, Step
+from firmware.core.supervision import Supervision
 from firmware.core.transitions import (
+    BEFORE_SESSION,
     ENERGIZING,
     OUT_OF_SERVICE,
+    PLUGGED_AT_REST,
     SESSION,
     SESSION_OVER,
     SHUTDOWN_CAN_RUN,
+    WINDING_DOWN,
     Phase,
     Trigger,
     next_phase,
 )
+from firmware.core.vehicle import CurrentControl, VehicleExchange
 from firmware.errors import Clearing, ErrorCode, Severity, error_code, spec
-from hal import vehicle_link as vl
 from hal.power_stage import Mode
 
-
-class StopStage(enum.Enum):
-    RAMP_DOWN = "ramp_down"
-    OPENING = "opening"
-    DISCHARGING = "discharging"
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectorLimits:
-    cable_max_current_a: float
-    cable_max_voltage_v: float
-    ramp_a_per_s: float = 25.0
-    cable_check_settle_s: float = 2.0
+__all__ = ["ConnectorLimits", "ConnectorSession", "Status"]
 
 
 @dataclass
@@ -73,8 +70,6 @@ class ConnectorSession:
     contactors_commanded: bool = False
     lock_commanded: bool = False
     lock_wanted: bool = False
-    mismatch_since: float | None = None
-    lock_pending_since: float | None = None
     lock_seen: bool = False  # a first lock feedback has arrived
     voltage_v: float = 0.0
     current_a: float = 0.0
@@ -92,32 +87,13 @@ class ConnectorSession:
     last_measure_at: float | None = None
     stop_reason: StopReason | None = None
     stop_fault: ErrorCode | None = None
-    # vehicle link
-    pwm_at: float | None = None
-    setup_seen: bool = False
-    last_request_at: float | None = None
-    ev_params: vl.EvParameters | None = None
-    soc: float | None = None
-    # cable check and precharge
-    cable_check_passed: bool = False
-    cc_voltage: float = 0.0
-    cc_started: float = 0.0
-    cc_applied: bool = False
-    cc_reached_at: float | None = None
-    pc_target_v: float = 0.0
-    pc_started: float = 0.0
-    pc_matched: bool = False
-    # charging
-    ev_target_v: float = 0.0
-    ev_target_a: float = 0.0
-    ev_max_a: float = 0.0
-    ev_max_w: float = 0.0
-    setpoint_a: float = 0.0
-    limit_a: float = 0.0
-    binding_limit: lim.BindingLimit | None = None
-    ramp_at: float = 0.0
-    stop_stage: StopStage | None = None
-    stop_at: float = 0.0
+    # the parts, each owned by its module (fresh for every vehicle)
+    vehicle: VehicleExchange = field(default_factory=VehicleExchange)
+    current: CurrentControl = field(default_factory=CurrentControl)
+    cable_check: CableCheck = field(default_factory=CableCheck)
+    precharge: PreCharge = field(default_factory=PreCharge)
+    shutdown: Shutdown = field(default_factory=Shutdown)
+    supervision: Supervision = field(default_factory=Supervision)
 
     # --- entry point -------------------------------------------------------------------
 
@@ -152,8 +128,8 @@ class ConnectorSession:
                 if self._clear(error_code(code)):
                     out.append(self.screen())
             case ev.FromVehicle(request):
-                self.last_request_at = now
-                out.append(ev.Answer(self._answer(request, now, out)))
+                out.append(ev.Answer(vehicle.answer(self, self.vehicle, self.current, request,
+                                                    now, out)))
             case ev.SetAvailability(operative):
                 self.operative = operative
             case ev.Tick():
@@ -163,15 +139,21 @@ class ConnectorSession:
 
     def status(self, now: float) -> Status:
         elapsed = now - self.session_at if self.session_at is not None else 0.0
-        return Status(self.phase, self.voltage_v, self.current_a, self.energy_wh, self.soc,
-                      elapsed, self.setpoint_a, self.limit_a, tuple(sorted(self.faults)),
-                      self.stop_reason, self.stop_fault, self.binding_limit)
+        c = self.current
+        return Status(self.phase, self.voltage_v, self.current_a, self.energy_wh,
+                      self.vehicle.soc, elapsed, c.setpoint_a, c.limit_a,
+                      tuple(sorted(self.faults)), self.stop_reason, self.stop_fault,
+                      c.binding)
 
     @property
     def supervising(self) -> bool:
         """A hardware confirmation timer runs (mirror contacts or lock not yet following
         the command): the machine needs the time even on an idle bay."""
-        return self.mismatch_since is not None or self.lock_pending_since is not None
+        return self.supervision.running
+
+    @property
+    def cable_check_passed(self) -> bool:
+        return self.cable_check.passed
 
     @property
     def below_safe_voltage(self) -> bool:
@@ -191,7 +173,7 @@ class ConnectorSession:
             return False
         previous, self.phase = self.phase, target
         if target is not Phase.CHARGING:
-            self.binding_limit = None  # a limit binds only while current is delivered
+            self.current.unbind()  # a limit binds only while current is delivered
         if target in SESSION_OVER:
             self._end_session(now, out)
         if target is Phase.AVAILABLE:
@@ -212,19 +194,10 @@ class ConnectorSession:
         return ev.Screen(self.phase, self.stop_reason, self.stop_fault, worst, self.energy_wh)
 
     def _reset_vehicle_state(self) -> None:
+        """The bay is free again: nothing of the last vehicle carries over."""
         self.vehicle_left = False
-        self.pwm_at = None
-        self.setup_seen = False
-        self.last_request_at = None
-        self.ev_params = None
-        self.soc = None
-        self.cable_check_passed = False
-        self.cc_applied = False
-        self.cc_reached_at = None
-        self.pc_matched = False
-        self.setpoint_a = 0.0
-        self.binding_limit = None
-        self.stop_stage = None
+        self.vehicle, self.current = VehicleExchange(), CurrentControl()
+        self.cable_check, self.precharge, self.shutdown = CableCheck(), PreCharge(), Shutdown()
 
     def _begin_session(self, now: float, out: list[ev.Command]) -> None:
         assert self.auth is not None
@@ -264,7 +237,7 @@ class ConnectorSession:
             # A new vehicle: nothing of the last session's ending may reach it (its stop
             # reason in a response would read as StopCharging during the new set-up).
             self.stop_reason = self.stop_fault = None
-            self.pwm_at = now
+            self.vehicle.pwm_started(now)
             out.append(ev.SetPilot(5.0))  # 5 %: digital communication (61851-1 A.2)
             pre, self.pre_auth = self.pre_auth, None
             if pre is not None and now - self.pre_auth_at <= lim.CONNECTION_TIMEOUT_S:
@@ -276,18 +249,18 @@ class ConnectorSession:
         for code in [c for c in self.faults if spec(c).clearing is Clearing.ON_UNPLUG
                      and c not in self.conditions]:
             self.faults.discard(code)
-        self.lock_pending_since = None  # a new plug-in gets a fresh lock timer
+        self.supervision.lock_timer_restart()
         if self.phase in SESSION:
             self._open_now(out)  # vehicle gone: supply off at once
             self.stop_reason = self.stop_reason or StopReason.EV_DISCONNECTED
             self.fire(Trigger.UNPLUG, now, out)
             self._start_shutdown(now, out, already_open=True)
-        elif self.phase in (Phase.PREPARING, Phase.FINISHED):
+        elif self.phase in PLUGGED_AT_REST:
             self.stop_reason = self.stop_reason or StopReason.EV_DISCONNECTED
             self.fire(Trigger.UNPLUG, now, out)
         if self.phase is not Phase.AVAILABLE:
-            self.pwm_at = None
-        if self.phase in (Phase.STOPPING, Phase.FAULTED):
+            self.vehicle.pwm_stopped()
+        if self.phase in WINDING_DOWN:
             self.vehicle_left = True  # a plug-in before the shutdown ends is a new vehicle
 
     def _on_measurement(self, volts: float, amps: float, now: float) -> None:
@@ -325,7 +298,7 @@ class ConnectorSession:
             energized = self.phase in ENERGIZING
             self.fire(Trigger.STOP, now, out)
             self._start_shutdown(now, out, already_open=not energized)
-        elif self.phase in (Phase.PREPARING, Phase.AVAILABLE):
+        elif self.phase in BEFORE_SESSION:
             self.auth = self.pre_auth = None
             if self.phase is Phase.PREPARING:
                 self.stop_reason, self.stop_fault = reason, fault
@@ -346,7 +319,7 @@ class ConnectorSession:
             self._open_now(out)
             self.lock_wanted = False
             if self.phase is Phase.STOPPING:
-                self.stop_stage = None
+                shutdown.abandon(self.shutdown)
             self.fire(Trigger.EMERGENCY, now, out)
         else:
             self.request_stop(StopReason.FAULT, now, out, fault=code)
@@ -372,69 +345,83 @@ class ConnectorSession:
         """A field engineer clears a latched fault (console / OCPP Reset)."""
         self.faults.discard(error_code(code))
 
-    # --- vehicle requests (every request gets exactly one answer) ---------------------
+    def drop_fault(self, code: ErrorCode, out: list[ev.Command]) -> None:
+        """Supervision found the condition gone with no vehicle left to clear it on."""
+        self.faults.discard(code)
+        out.append(self.screen())
 
-    def _answer(self, req: vl.VehicleRequest, now: float,
-                out: list[ev.Command]) -> vl.VehicleResponse:
-        return vehicle.answer(self, req, now, out)
+    def want_lock(self, locked: bool) -> None:
+        """The lock gate carries it out: locking at once, unlocking only when safe."""
+        self.lock_wanted = locked
 
     # --- gates and actions -------------------------------------------------------------
 
     def _open_now(self, out: list[ev.Command]) -> None:
         """Emergency opening: supply off and contactors open in one batch."""
-        self.setpoint_a = 0.0
+        self.current.zero()
         out.append(ev.SetPower(Mode.OFF, 0.0, 0.0))
         out.append(ev.SetContactors(False))
         if self.contactors_commanded:
-            self.mismatch_since = None
+            self.supervision.contactors_commanded()
         self.contactors_commanded = False
 
     def close_contactors(self, now: float, out: list[ev.Command]) -> bool:
         """Close only after a passed cable check, with the lock confirmed and no blocking
         fault (IEC 61851-23). Returns whether the command was given."""
-        if not (self.cable_check_passed and self.lock_locked and not self.blocking_faults):
+        if not (self.cable_check.passed and self.lock_locked and not self.blocking_faults):
             return False
         if not self.contactors_commanded:
             self.contactors_commanded = True
-            self.mismatch_since = None
+            self.supervision.contactors_commanded()
             out.append(ev.SetContactors(True))
         return True
 
     def _start_shutdown(self, now: float, out: list[ev.Command], already_open: bool) -> None:
-        self.stop_at = now
-        if already_open or not self.contactors_commanded:
+        ramp_down = not already_open and self.contactors_commanded
+        if ramp_down:  # current to ~0 first, at the voltage the EV asked for
+            self.current.zero()
+            out.append(ev.SetPower(Mode.CHARGE, self.vehicle.target_voltage_v, 0.0))
+        else:
             out.append(ev.SetPower(Mode.OFF, 0.0, 0.0))
-            self.stop_stage = StopStage.OPENING
             if self.contactors_commanded:
                 self._open_now(out)
-        else:
-            self.setpoint_a = 0.0
-            out.append(ev.SetPower(Mode.CHARGE, self.ev_target_v, 0.0))
-            self.stop_stage = StopStage.RAMP_DOWN
+        shutdown.begin(self.shutdown, now, ramp_down)
 
     # --- time ----------------------------------------------------------------------------
 
     def _housekeeping(self, now: float, out: list[ev.Command]) -> None:
-        vehicle.progress(self, now, out)  # cable check, precharge, ramp, timers
+        vehicle.progress(self, self.vehicle, self.current, now, out)  # timers, ramp
+        self._energize_progress(now, out)
         self._shutdown_progress(now, out)
-        supervision.supervise(self, now, out)
+        params = self.vehicle.params
+        supervision.supervise(self, self.supervision,
+                              params.max_voltage_v if params is not None else None,
+                              self.vehicle.max_current_a, now, out)
         self._lock_gate(out)
         self._recover(now, out)
 
+    def _energize_progress(self, now: float, out: list[ev.Command]) -> None:
+        fault = None
+        if self.phase is Phase.CABLE_CHECK and not self.cable_check.passed:
+            fault = energize.cable_check_progress(
+                self.cable_check, lock_locked=self.lock_locked, voltage_v=self.voltage_v,
+                settle_s=self.limits.cable_check_settle_s, now=now, out=out)
+        elif self.phase is Phase.PRE_CHARGE and not self.precharge.matched:
+            fault = energize.precharge_progress(self.precharge, self.voltage_v, now)
+        if fault is not None:
+            self.raise_fault(fault, now, out)
+
     def _shutdown_progress(self, now: float, out: list[ev.Command]) -> None:
-        if self.phase is not Phase.STOPPING or self.stop_stage is None:
+        if self.phase is not Phase.STOPPING or not self.shutdown.running:
             return
-        waited = now - self.stop_at
-        if self.stop_stage is StopStage.RAMP_DOWN:
-            if abs(self.current_a) < lim.SHUTDOWN_CURRENT_A or waited > lim.SHUTDOWN_CURRENT_WAIT_S:
-                self._open_now(out)
-                self.stop_stage, self.stop_at = StopStage.OPENING, now
-        elif self.stop_stage is StopStage.OPENING:
-            if not self.contactors_closed:
-                self.stop_stage, self.stop_at = StopStage.DISCHARGING, now
-                self.lock_wanted = False
-        elif self.stop_stage is StopStage.DISCHARGING and self.below_safe_voltage:
-            self.stop_stage = None
+        step = shutdown.progress(self.shutdown, now, current_a=self.current_a,
+                                 contactors_closed=self.contactors_closed,
+                                 below_safe_voltage=self.below_safe_voltage)
+        if step is Step.OPEN_CONTACTORS:
+            self._open_now(out)
+        elif step is Step.RELEASE_LOCK:
+            self.lock_wanted = False
+        elif step is Step.DONE:
             done = Trigger.SHUTDOWN_DONE_FAULTED if self.blocking_faults else Trigger.SHUTDOWN_DONE
             self.fire(done, now, out)
             if self.pilot == "A" or self.vehicle_left:  # gone: Finished -> Available

@@ -71,6 +71,10 @@ SHUTDOWN_CAN_RUN = SESSION | {P.STOPPING}
 ENDING = frozenset({P.STOPPING, P.FINISHED})
 # WeldingDetection and SessionStop belong here (after PowerDelivery(stop) or a fault).
 WINDING_DOWN = ENDING | {P.FAULTED}
+# Plugged with nothing energized and no shutdown owed: an unplug frees the bay at once.
+PLUGGED_AT_REST = frozenset({P.PREPARING, P.FINISHED})
+# No session yet: a stop only cancels the authorization given so far.
+BEFORE_SESSION = frozenset({P.AVAILABLE, P.PREPARING})
 # Arriving here ends the running session (SessionEnded).
 SESSION_OVER = frozenset({P.FINISHED, P.FAULTED, P.AVAILABLE})
 # The bay refuses vehicles: pilot state F (IEC 61851-1).
