@@ -18,7 +18,8 @@ from firmware.allocation import fair_share, split_modules
 from firmware.clock import Clock
 from firmware.config import ChargerConfig, ConnectorConfig
 from firmware.core import events as ev
-from firmware.core.events import StopReason
+from firmware.core import limits as lim
+from firmware.core.events import StopReason, UnlockOutcome
 from firmware.core.session import ConnectorLimits, ConnectorSession, Status
 from firmware.core.transitions import IDLE, NEEDS_POWER
 from firmware.errors import ErrorCode, error_code
@@ -34,6 +35,9 @@ OVER_TEMPERATURE_C = 90.0
 CONNECTOR_COOLED_C = 80.0
 
 Observer = Callable[[int, ev.Command, float], None]
+# How much longer than the lock confirmation time an unlock may wait for the machine's
+# answer (a few control ticks: the switch is read once per tick).
+UNLOCK_ANSWER_MARGIN_S = 1.0
 
 
 @dataclass
@@ -121,6 +125,27 @@ class Controller:
         now = self.clock.now()
         self._feed_inputs(conn, now)
         return True
+
+    async def unlock_connector(self, evse_id: int) -> UnlockOutcome:
+        """OCPP UnlockConnector (F05) through the core's gates: the machine refuses while
+        a session runs or the output may carry voltage, else commands the lock open and
+        answers once its position switch confirms it (UNLOCK_FAILED when it does not
+        follow: a jammed lock is never reported unlocked)."""
+        results: list[UnlockOutcome] = []
+
+        def watch(evse: int, cmd: ev.Command, _now: float) -> None:
+            if evse == evse_id and isinstance(cmd, ev.UnlockResult):
+                results.append(cmd.outcome)
+
+        self.observers.append(watch)
+        try:
+            self.dispatch(evse_id, ev.UnlockRequested())
+            deadline = self.clock.now() + lim.LOCK_CONFIRM_S + UNLOCK_ANSWER_MARGIN_S
+            while not results and self.clock.now() < deadline:
+                await self.clock.sleep(1.0 / self.config.control.loop_hz)
+        finally:
+            self.observers.remove(watch)
+        return results[0] if results else UnlockOutcome.UNLOCK_FAILED
 
     def status(self, evse_id: int) -> Status:
         return self.connectors[evse_id].session.status(self.clock.now())

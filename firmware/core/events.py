@@ -34,6 +34,16 @@ class StopReason(enum.StrEnum):
     OTHER = "Other"
 
 
+class UnlockOutcome(enum.StrEnum):
+    """How an unlock request ended (OCPP 2.0.1 UnlockStatusEnumType words, plus the
+    refusal the core adds: it never unlocks under voltage)."""
+
+    UNLOCKED = "Unlocked"  # the lock's position switch confirms it open
+    UNLOCK_FAILED = "UnlockFailed"  # commanded open, the switch did not follow in time
+    ONGOING_AUTHORIZED_TRANSACTION = "OngoingAuthorizedTransaction"  # a session runs
+    REFUSED_ENERGIZED = "RefusedEnergized"  # contactors not open or output >= 60 V
+
+
 # --- events ---------------------------------------------------------------------------
 
 
@@ -111,8 +121,15 @@ class SetAvailability:
     operative: bool
 
 
+@dataclass(frozen=True, slots=True)
+class UnlockRequested:
+    """Release the connector lock (OCPP UnlockConnector, F05): only when no session runs,
+    the contactors are commanded open and the output is below 60 V (IEC 61851-23)."""
+
+
 Event = (PilotChanged | Feedback | Measurement | Capability | Authorize | AuthorizeRejected
-         | StopRequested | FaultRaised | FaultCleared | FromVehicle | Tick | SetAvailability)
+         | StopRequested | FaultRaised | FaultCleared | FromVehicle | Tick | SetAvailability
+         | UnlockRequested)
 
 # --- commands -------------------------------------------------------------------------
 
@@ -184,5 +201,13 @@ class FaultReported:
     at_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class UnlockResult:
+    """The answer to UnlockRequested: at once when refused, else once the lock's position
+    switch confirms open, or UNLOCK_FAILED after the lock confirmation time."""
+
+    outcome: UnlockOutcome
+
+
 Command = (SetPilot | SetContactors | SetLock | SetPower | Answer | Screen | SessionStarted
-           | SessionEnded | FaultReported)
+           | SessionEnded | FaultReported | UnlockResult)

@@ -71,6 +71,7 @@ class ConnectorSession:
     lock_commanded: bool = False
     lock_wanted: bool = False
     lock_seen: bool = False  # a first lock feedback has arrived
+    unlock_requested_at: float | None = None  # waiting for the switch to confirm open
     voltage_v: float = 0.0
     current_a: float = 0.0
     capability: ev.Capability = ev.Capability(0.0, 0.0, 0.0)
@@ -132,6 +133,8 @@ class ConnectorSession:
                                                     now, out)))
             case ev.SetAvailability(operative):
                 self.operative = operative
+            case ev.UnlockRequested():
+                self._on_unlock_request(now, out)
             case ev.Tick():
                 pass
         self._housekeeping(now, out)
@@ -149,7 +152,7 @@ class ConnectorSession:
     def supervising(self) -> bool:
         """A hardware confirmation timer runs (mirror contacts or lock not yet following
         the command): the machine needs the time even on an idle bay."""
-        return self.supervision.running
+        return self.supervision.running or self.unlock_requested_at is not None
 
     @property
     def cable_check_passed(self) -> bool:
@@ -398,6 +401,7 @@ class ConnectorSession:
                               params.max_voltage_v if params is not None else None,
                               self.vehicle.max_current_a, now, out)
         self._lock_gate(out)
+        self._unlock_progress(now, out)
         self._recover(now, out)
 
     def _energize_progress(self, now: float, out: list[ev.Command]) -> None:
@@ -428,6 +432,30 @@ class ConnectorSession:
                 self.fire(Trigger.UNPLUG, now, out)
                 if self.pilot != "A":  # and already plugged straight back in
                     self._on_plug_in(now, out)
+
+    def _on_unlock_request(self, now: float, out: list[ev.Command]) -> None:
+        if self.session_at is not None or self.phase in SHUTDOWN_CAN_RUN:
+            out.append(ev.UnlockResult(ev.UnlockOutcome.ONGOING_AUTHORIZED_TRANSACTION))
+        elif (self.contactors_commanded or self.contactors_closed
+              or not self.below_safe_voltage):
+            # Never unlock under voltage or with a contactor (welded or not) closed.
+            out.append(ev.UnlockResult(ev.UnlockOutcome.REFUSED_ENERGIZED))
+        else:
+            # Commanded open even if it already is: this is how a stuck lock is retried.
+            self.lock_wanted = self.lock_commanded = False
+            out.append(ev.SetLock(False))
+            self.unlock_requested_at = now
+
+    def _unlock_progress(self, now: float, out: list[ev.Command]) -> None:
+        """The switch must confirm open within the lock confirmation time."""
+        if self.unlock_requested_at is None:
+            return
+        if not self.lock_locked:
+            self.unlock_requested_at = None
+            out.append(ev.UnlockResult(ev.UnlockOutcome.UNLOCKED))
+        elif now - self.unlock_requested_at > lim.LOCK_CONFIRM_S:
+            self.unlock_requested_at = None
+            out.append(ev.UnlockResult(ev.UnlockOutcome.UNLOCK_FAILED))
 
     def _lock_gate(self, out: list[ev.Command]) -> None:
         if self.lock_wanted and not self.lock_commanded:

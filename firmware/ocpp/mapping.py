@@ -7,7 +7,7 @@ NotifyEvent / 1.6 StatusNotification (read from firmware/errors.py, nowhere else
 
 from __future__ import annotations
 
-from firmware.core.events import StopReason
+from firmware.core.events import StopReason, UnlockOutcome
 from firmware.core.transitions import Phase
 from firmware.errors import ErrorCode, spec
 
@@ -89,6 +89,16 @@ def trigger_for_stop(reason: StopReason | None, fault: ErrorCode | None = None) 
         return "EVCommunicationLost"
     return _STOP_TRIGGERS.get(reason, "AbnormalCondition") if reason is not None \
         else "AbnormalCondition"
+
+
+# UnlockStatusEnumType of UnlockConnector (F05); the core's refusal under voltage is a
+# failed unlock to the CSMS.
+UNLOCK_STATUS: dict[UnlockOutcome, str] = {
+    UnlockOutcome.UNLOCKED: "Unlocked",
+    UnlockOutcome.UNLOCK_FAILED: "UnlockFailed",
+    UnlockOutcome.ONGOING_AUTHORIZED_TRANSACTION: "OngoingAuthorizedTransaction",
+    UnlockOutcome.REFUSED_ENERGIZED: "UnlockFailed",
+}
 
 
 def error_code(code: str) -> str:
