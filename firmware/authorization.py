@@ -30,15 +30,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from firmware.core import events as ev
+from firmware.core.events import StopReason
 from firmware.core.session import Status
-from firmware.core.transitions import Phase
+from firmware.core.transitions import SESSION
 
 log = logging.getLogger("chargebay.authorization")
 
-# The phases in which a session holds the EVSE: a card then means "stop", and the core
-# honours a stop request (its request_stop acts in exactly these).
-SESSION_PHASES = frozenset({Phase.AUTHORIZED, Phase.CABLE_CHECK, Phase.PRE_CHARGE,
-                            Phase.CHARGING, Phase.SUSPENDED_EV, Phase.SUSPENDED_EVSE})
 
 # Reasons this module gives on top of the backend's status words.
 NOT_HOLDER = "NotHolder"  # a card that neither started the session nor shares its group
@@ -103,7 +100,7 @@ class ControllerPort(Protocol):
     observers: list[Callable[[int, ev.Command, float], None]]
 
     def authorize(self, evse_id: int, token: str, source: str) -> None: ...
-    def request_stop(self, evse_id: int, reason: str) -> None: ...
+    def request_stop(self, evse_id: int, reason: StopReason) -> None: ...
     def dispatch(self, evse_id: int, event: ev.Event) -> None: ...
     def status(self, evse_id: int) -> Status: ...
 
@@ -171,7 +168,7 @@ class Authorization:
     def holder(self, evse_id: int) -> Holder | None:
         """Who holds the EVSE's running session (None when no session runs)."""
         holder = self._holders.get(evse_id)
-        if holder is None or self.controller.status(evse_id).phase not in SESSION_PHASES:
+        if holder is None or self.controller.status(evse_id).phase not in SESSION:
             return None
         return holder
 
@@ -236,7 +233,7 @@ class Authorization:
                                                     else verdict.status))
         self._publish(decision)
         if may:
-            self.controller.request_stop(evse_id, "Local")
+            self.controller.request_stop(evse_id, StopReason.LOCAL)
         return decision
 
     def _decision(self, evse_id: int, token: str, source: str, verdict: Verdict,

@@ -30,6 +30,7 @@ import serial
 from firmware import drivers
 from firmware.authorization import Authorization
 from firmware.config import ChargerConfig, ConfigError
+from firmware.core.events import StopReason
 from firmware.drivers import HardwareMissing, Wires
 from firmware.loop import Controller
 from hal.clock import Clock
@@ -42,7 +43,7 @@ log = logging.getLogger("chargebay.charger")
 SESSIONS_STOP_S = 12.0  # ramp-down 2 s + contactor drop-out + discharge < 60 V + unlock 2 s
 OCPP_FLUSH_S = 5.0
 STOP_BOUND_S = SESSIONS_STOP_S + OCPP_FLUSH_S + 3.0  # what docs/architecture.md promises
-SHUTDOWN_REASON = "Reboot"  # OCPP ReasonEnumType for a controller that is being stopped
+SHUTDOWN_REASON = StopReason.REBOOT  # OCPP ReasonEnumType for a controller being stopped
 
 Say = Callable[[str], None]
 

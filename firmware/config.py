@@ -168,7 +168,10 @@ def _connector(t: _Table) -> ConnectorConfig:
 
 
 def _power_stage(t: _Table) -> PowerStageConfig:
-    count = t.get("module_count", int, check=_positive)
+    # One bus holds at most 63 modules: the InfyPower address field is 0..62 (0x3F is
+    # the broadcast address).
+    count = t.get("module_count", int, check=lambda v: None if 0 < v <= 0x3F
+                  else "must be 1..63 (module addresses are 0..62)")
     outputs_raw = t.get("outputs", list, check=lambda v: None if v else "must not be empty")
     if not all(isinstance(o, int) and o > 0 for o in outputs_raw):
         raise ConfigError(t._key("outputs"), "must be a list of positive integers")

@@ -24,71 +24,82 @@ class Clearing(enum.Enum):
     NEEDS_SERVICE = "needs_service"  # a field engineer clears it (console / OCPP reset)
 
 
+class ErrorCode(enum.StrEnum):
+    """Every code the catalogue knows; a str, so logs and reports read it plainly."""
+
+    EMERGENCY_STOP = "emergency_stop"
+    ISOLATION_FAULT = "isolation_fault"
+    WELDED_CONTACTOR = "welded_contactor"
+    CONTACTOR_STUCK_OPEN = "contactor_stuck_open"
+    LOCK_FAILURE = "lock_failure"
+    OVER_VOLTAGE = "over_voltage"
+    OVER_CURRENT = "over_current"
+    OVER_TEMPERATURE = "over_temperature"
+    PILOT_FAULT = "pilot_fault"
+    DIODE_FAULT = "diode_fault"
+    CABLE_CHECK_FAILED = "cable_check_failed"
+    CABLE_CHECK_TIMEOUT = "cable_check_timeout"
+    PRECHARGE_TIMEOUT = "precharge_timeout"
+    VEHICLE_COMM_TIMEOUT = "vehicle_comm_timeout"
+    VEHICLE_COMM_LOST = "vehicle_comm_lost"
+    COMM_SETUP_TIMEOUT = "comm_setup_timeout"
+    MODULE_LOST = "module_lost"
+    MODULE_FAULT = "module_fault"
+    COMM_LOST = "comm_lost"
+    IO_BOARD_LINK_LOST = "io_board_link_lost"
+    METER_FAILURE = "meter_failure"
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorSpec:
-    code: str
+    code: ErrorCode
     severity: Severity
     blocks_charging: bool
     clearing: Clearing
     ocpp_error_code: str  # OCPP 1.6 ChargePointErrorCode vocabulary
-    screen_text: str  # what the driver reads at the bay
+    # (what the driver reads about it is in firmware/words.py: the core has no sentences)
 
 
 _E, _R, _W = Severity.EMERGENCY, Severity.ERROR, Severity.WARNING
 _U, _G, _S = Clearing.ON_UNPLUG, Clearing.WHEN_GONE, Clearing.NEEDS_SERVICE
 
-CATALOGUE: dict[str, ErrorSpec] = {
+CATALOGUE: dict[ErrorCode, ErrorSpec] = {
     spec.code: spec
     for spec in (
-        ErrorSpec("emergency_stop", _E, True, _G, "OtherError",
-                  "Emergency stop pressed. Release it, then call the operator."),
-        ErrorSpec("isolation_fault", _E, True, _U, "GroundFailure",
-                  "Insulation fault on the cable. Charging not started. Please unplug."),
-        ErrorSpec("welded_contactor", _E, True, _S, "PowerSwitchFailure",
-                  "Charger fault. Do not unplug by force. Call the operator."),
-        ErrorSpec("contactor_stuck_open", _R, True, _S, "PowerSwitchFailure",
-                  "Charger fault: output switch. Call the operator."),
-        ErrorSpec("lock_failure", _R, True, _U, "ConnectorLockFailure",
-                  "Connector could not be locked. Re-plug the cable."),
-        ErrorSpec("over_voltage", _E, True, _U, "OverVoltage",
-                  "Output over-voltage. Charging stopped."),
-        ErrorSpec("over_current", _E, True, _U, "OverCurrentFailure",
-                  "Output over-current. Charging stopped."),
-        ErrorSpec("over_temperature", _R, True, _G, "HighTemperature",
-                  "Charger too hot. Charging paused until it cools down."),
-        ErrorSpec("pilot_fault", _E, True, _U, "EVCommunicationError",
-                  "Vehicle signal fault (control pilot). Please unplug."),
-        ErrorSpec("diode_fault", _E, True, _U, "EVCommunicationError",
-                  "Vehicle signal fault (pilot diode). Please unplug."),
-        ErrorSpec("cable_check_failed", _R, True, _U, "GroundFailure",
-                  "Cable test failed. Charging not started. Please unplug."),
-        ErrorSpec("cable_check_timeout", _R, True, _U, "OtherError",
-                  "Cable test took too long. Please unplug and try again."),
-        ErrorSpec("precharge_timeout", _R, True, _U, "OtherError",
-                  "Vehicle voltage not matched. Please unplug and try again."),
-        ErrorSpec("vehicle_comm_timeout", _R, True, _U, "EVCommunicationError",
-                  "Lost contact with the vehicle. Please unplug and try again."),
-        ErrorSpec("vehicle_comm_lost", _R, True, _U, "EVCommunicationError",
-                  "Lost contact with the vehicle. Please unplug and try again."),
-        ErrorSpec("comm_setup_timeout", _R, True, _U, "EVCommunicationError",
-                  "Vehicle did not start communication. Please re-plug."),
-        ErrorSpec("module_lost", _W, False, _G, "OtherError",
-                  "Reduced power: a power module is offline."),
-        ErrorSpec("module_fault", _W, False, _G, "OtherError",
-                  "Reduced power: a power module reports a fault."),
-        ErrorSpec("comm_lost", _R, True, _G, "InternalError",
-                  "Charger power stage not responding. Call the operator."),
-        ErrorSpec("io_board_link_lost", _E, True, _G, "InternalError",
-                  "Charger safety board not responding. Call the operator."),
-        ErrorSpec("meter_failure", _W, False, _G, "PowerMeterFailure",
-                  "Meter fault. Charging continues; the bill may be estimated."),
+        ErrorSpec(ErrorCode.EMERGENCY_STOP, _E, True, _G, "OtherError"),
+        ErrorSpec(ErrorCode.ISOLATION_FAULT, _E, True, _U, "GroundFailure"),
+        ErrorSpec(ErrorCode.WELDED_CONTACTOR, _E, True, _S, "PowerSwitchFailure"),
+        ErrorSpec(ErrorCode.CONTACTOR_STUCK_OPEN, _R, True, _S, "PowerSwitchFailure"),
+        ErrorSpec(ErrorCode.LOCK_FAILURE, _R, True, _U, "ConnectorLockFailure"),
+        ErrorSpec(ErrorCode.OVER_VOLTAGE, _E, True, _U, "OverVoltage"),
+        ErrorSpec(ErrorCode.OVER_CURRENT, _E, True, _U, "OverCurrentFailure"),
+        ErrorSpec(ErrorCode.OVER_TEMPERATURE, _R, True, _G, "HighTemperature"),
+        ErrorSpec(ErrorCode.PILOT_FAULT, _E, True, _U, "EVCommunicationError"),
+        ErrorSpec(ErrorCode.DIODE_FAULT, _E, True, _U, "EVCommunicationError"),
+        ErrorSpec(ErrorCode.CABLE_CHECK_FAILED, _R, True, _U, "GroundFailure"),
+        ErrorSpec(ErrorCode.CABLE_CHECK_TIMEOUT, _R, True, _U, "OtherError"),
+        ErrorSpec(ErrorCode.PRECHARGE_TIMEOUT, _R, True, _U, "OtherError"),
+        ErrorSpec(ErrorCode.VEHICLE_COMM_TIMEOUT, _R, True, _U, "EVCommunicationError"),
+        ErrorSpec(ErrorCode.VEHICLE_COMM_LOST, _R, True, _U, "EVCommunicationError"),
+        ErrorSpec(ErrorCode.COMM_SETUP_TIMEOUT, _R, True, _U, "EVCommunicationError"),
+        ErrorSpec(ErrorCode.MODULE_LOST, _W, False, _G, "OtherError"),
+        ErrorSpec(ErrorCode.MODULE_FAULT, _W, False, _G, "OtherError"),
+        ErrorSpec(ErrorCode.COMM_LOST, _R, True, _G, "InternalError"),
+        ErrorSpec(ErrorCode.IO_BOARD_LINK_LOST, _E, True, _G, "InternalError"),
+        ErrorSpec(ErrorCode.METER_FAILURE, _W, False, _G, "PowerMeterFailure"),
     )
 }
 
 
+def error_code(code: str) -> ErrorCode:
+    """``code`` checked against the catalogue (a driver's string at the boundary); an
+    unknown code is a programming error."""
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        raise KeyError(f"error code {code!r} is not in the catalogue") from None
+
+
 def spec(code: str) -> ErrorSpec:
     """The catalogue entry for ``code``; an unknown code is a programming error."""
-    try:
-        return CATALOGUE[code]
-    except KeyError:
-        raise KeyError(f"error code {code!r} is not in the catalogue") from None
+    return CATALOGUE[error_code(code)]

@@ -24,8 +24,11 @@ from typing import Any
 from firmware.allocation import fair_share, split_modules
 from firmware.config import ChargerConfig, ConnectorConfig
 from firmware.core import events as ev
+from firmware.core import limits as lim
+from firmware.core.events import StopReason, UnlockOutcome
 from firmware.core.session import ConnectorLimits, ConnectorSession, Status
-from firmware.core.transitions import Phase
+from firmware.core.transitions import IDLE, NEEDS_POWER, Phase
+from firmware.errors import ErrorCode, error_code
 from hal.clock import Clock
 from hal.io_board import ConnectorInputs, IoBoard
 from hal.power_stage import Mode, PowerStage
@@ -33,18 +36,15 @@ from hal.vehicle_link import VehicleLink
 
 log = logging.getLogger("chargebay.loop")
 
-# Phases in which a connector holds power modules.
-_NEEDS_POWER = frozenset({Phase.AUTHORIZED, Phase.CABLE_CHECK, Phase.PRE_CHARGE,
-                          Phase.CHARGING, Phase.SUSPENDED_EV, Phase.STOPPING})
-
-_IDLE = frozenset({Phase.AVAILABLE, Phase.UNAVAILABLE})
-
 # Connector temperature trip and reset (approx.: IEC 62196-3 allows 50 K rise on the
 # contacts; with liquid-cooled HPC cables makers trip around 90 degC at the sensor).
 OVER_TEMPERATURE_C = 90.0
 CONNECTOR_COOLED_C = 80.0
 
 Observer = Callable[[int, ev.Command, float], None]
+# How much longer than the lock confirmation time an unlock may wait for the machine's
+# answer (a few control ticks: the switch is read once per tick).
+UNLOCK_ANSWER_MARGIN_S = 1.0
 
 
 @dataclass
@@ -151,7 +151,8 @@ class Controller:
             return "lock still locked"
         return None
 
-    async def shutdown_sessions(self, reason: str, within_s: float) -> list[tuple[int, str]]:
+    async def shutdown_sessions(self, reason: StopReason,
+                                within_s: float) -> list[tuple[int, str]]:
         """End every session in order and wait until every connector is safe (at most
         ``within_s``). Returns the connectors that were not, and why."""
         for evse_id in self.connectors:
@@ -169,7 +170,7 @@ class Controller:
     def authorize(self, evse_id: int, token: str, source: str) -> None:
         self.dispatch(evse_id, ev.Authorize(token, source))
 
-    def request_stop(self, evse_id: int, reason: str) -> None:
+    def request_stop(self, evse_id: int, reason: StopReason) -> None:
         self.dispatch(evse_id, ev.StopRequested(reason))
 
     def set_availability(self, evse_id: int, operative: bool) -> None:
@@ -194,6 +195,27 @@ class Controller:
         self._feed_inputs(conn, now)
         return True
 
+    async def unlock_connector(self, evse_id: int) -> UnlockOutcome:
+        """OCPP UnlockConnector (F05) through the core's gates: the machine refuses while
+        a session runs or the output may carry voltage, else commands the lock open and
+        answers once its position switch confirms it (UNLOCK_FAILED when it does not
+        follow: a jammed lock is never reported unlocked)."""
+        results: list[UnlockOutcome] = []
+
+        def watch(evse: int, cmd: ev.Command, _now: float) -> None:
+            if evse == evse_id and isinstance(cmd, ev.UnlockResult):
+                results.append(cmd.outcome)
+
+        self.observers.append(watch)
+        try:
+            self.dispatch(evse_id, ev.UnlockRequested())
+            deadline = self.clock.now() + lim.LOCK_CONFIRM_S + UNLOCK_ANSWER_MARGIN_S
+            while not results and self.clock.now() < deadline:
+                await self.clock.sleep(1.0 / self.config.control.loop_hz)
+        finally:
+            self.observers.remove(watch)
+        return results[0] if results else UnlockOutcome.UNLOCK_FAILED
+
     def status(self, evse_id: int) -> Status:
         return self.connectors[evse_id].session.status(self.clock.now())
 
@@ -216,6 +238,8 @@ class Controller:
         while True:
             request = await link.receive()
             now = self.clock.now()
+            if conn.link is not link:
+                return  # a truck plugged straight back in: this link's truck has left
             if type(request).__name__ == "LinkLost":
                 # Was it the plug? Read the board first so an unplug counts as one.
                 self.io.poll(now)
@@ -245,15 +269,16 @@ class Controller:
             conn.last_measurement = measurement
             for fault in stage_faults:
                 if fault.output in (None, conn.config.output):
-                    events.append(ev.FaultRaised(fault.code))
-            events.extend(ev.FaultRaised(code) for code in board_faults)
+                    events.append(ev.FaultRaised(error_code(fault.code)))
+            events.extend(ev.FaultRaised(error_code(code)) for code in board_faults)
             if s.faults & {"module_lost", "module_fault"} and self.power.available_modules() \
                     >= self.config.power_stage.module_count:
-                events.extend(ev.FaultCleared(c) for c in ("module_lost", "module_fault"))
-            if "io_board_link_lost" in s.faults and self.io.link_up:
+                events.extend(ev.FaultCleared(c) for c in (ErrorCode.MODULE_LOST,
+                                                            ErrorCode.MODULE_FAULT))
+            if ErrorCode.IO_BOARD_LINK_LOST in s.faults and self.io.link_up:
                 # The board answers again (it shook hands anew): its own link-loss rule
                 # kept the output safe meanwhile; inputs are fresh from its reports.
-                events.append(ev.FaultCleared("io_board_link_lost"))
+                events.append(ev.FaultCleared(ErrorCode.IO_BOARD_LINK_LOST))
             # The measurement already advances the machine's timers; no separate Tick.
             for event in events:
                 self._execute(conn, s.handle(event, now), now)
@@ -265,7 +290,7 @@ class Controller:
         its timers). Skipped only on an idle bay with nothing new and no confirmation
         timer running: a contactor found closed at start-up must still turn into
         welded_contactor a second later."""
-        return s.phase not in _IDLE or s.supervising or new != last
+        return s.phase not in IDLE or s.supervising or new != last
 
     def _feed_inputs(self, conn: Connector, now: float) -> None:
         inputs = self.io.inputs(conn.config.evse_id)
@@ -289,12 +314,13 @@ class Controller:
         # up through the trip level, cleared when it crosses down through the reset level.
         before_c = old.temperature_c if old is not None else 0.0
         if new.temperature_c >= OVER_TEMPERATURE_C > before_c:
-            out.append(ev.FaultRaised("over_temperature"))
+            out.append(ev.FaultRaised(ErrorCode.OVER_TEMPERATURE))
         elif new.temperature_c < CONNECTOR_COOLED_C <= before_c:
-            out.append(ev.FaultCleared("over_temperature"))
+            out.append(ev.FaultCleared(ErrorCode.OVER_TEMPERATURE))
         for code, now_on, was_on in (
-                ("emergency_stop", new.emergency_stop, old is not None and old.emergency_stop),
-                ("isolation_fault", new.isolation_fault,
+                (ErrorCode.EMERGENCY_STOP, new.emergency_stop,
+                 old is not None and old.emergency_stop),
+                (ErrorCode.ISOLATION_FAULT, new.isolation_fault,
                  old is not None and old.isolation_fault)):
             if now_on and not was_on:
                 out.append(ev.FaultRaised(code))
@@ -340,7 +366,7 @@ class Controller:
         # Modules stay with an output until it is discharged: they are also what
         # measures its voltage for the < 60 V gates.
         s = conn.session
-        return s.phase in _NEEDS_POWER or s.voltage_v >= 60.0
+        return s.phase in NEEDS_POWER or s.voltage_v >= 60.0
 
     # --- commands --------------------------------------------------------------------------
 

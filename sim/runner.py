@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import looptime
 
+from firmware import words
 from firmware.config import ChargerConfig
 from firmware.core import events as ev
 from firmware.core.transitions import Phase
@@ -42,9 +43,10 @@ class Progress:
     def on_command(self, evse_id: int, cmd: object, now: float) -> None:
         """Every screen change, as the driver at the bay would read it."""
         if isinstance(cmd, ev.Screen):
-            detail = f" ({cmd.detail})" if cmd.detail else ""
-            self.out.write(f"[{_hms(now)}] bay {evse_id} screen: {cmd.phase}: "
-                           f"{cmd.headline}{detail}\n")
+            headline, detail = words.screen_text(cmd)
+            detail = f" ({detail})" if detail else ""
+            self.out.write(f"[{_hms(now)}] bay {evse_id} screen: {cmd.phase.value}: "
+                           f"{headline}{detail}\n")
 
     def show(self, world: SimWorld, now: float, force: bool = False) -> None:
         for evse_id, bay in world.bays.items():

@@ -174,12 +174,14 @@ class Truck:
         """Stop from the truck side; honoured within one request cycle."""
         self._stop_requested = True
 
-    def unplug(self) -> None:
-        """Pull the plug: pilot A, link gone. The EV opens its contactor on pilot loss."""
+    def unplug(self, close_link: bool = True) -> None:
+        """Pull the plug: pilot A, link gone. The EV opens its contactor on pilot loss.
+        ``close_link=False``: the caller closes the link later (the PLC modem's lag)."""
         self._unplugged = True
         self.contactor_closed = False
         self._set_pilot("A")
-        self.channel.close("unplugged")
+        if close_link:
+            self.channel.close("unplugged")
 
     @property
     def unplugged(self) -> bool:

@@ -36,6 +36,7 @@ import can
 from firmware.charger import Charger
 from firmware.config import ChargerConfig, ConfigError
 from firmware.core import events as ev
+from firmware.core.events import StopReason
 from firmware.core.transitions import Phase
 from firmware.drivers import Wires
 from firmware.errors import Severity, spec
@@ -75,6 +76,7 @@ class SessionRecord:
     duration_s: float = 0.0
     wall_s: float = 0.0
     stop_reason: str | None = None
+    fault: str | None = None  # the fault behind stop_reason "Fault"
     max_current_a: float = 0.0
     peak_power_kw: float = 0.0
     faults: list[FaultRecord] = field(default_factory=list)
@@ -89,6 +91,7 @@ class SessionRecord:
             "start_soc": round(self.start_soc, 2), "end_soc": round(self.end_soc, 2),
             "energy_kwh": round(self.energy_kwh, 3), "duration_s": round(self.duration_s, 1),
             "wall_s": round(self.wall_s, 3), "stop_reason": self.stop_reason,
+            "fault": self.fault,
             "max_current_a": round(self.max_current_a, 1),
             "peak_power_kw": round(self.peak_power_kw, 1),
             "battery_gain_kwh": round(self.battery_gain_kwh, 3),
@@ -282,8 +285,9 @@ class SimWorld:
         if bay.truck is not None:
             # The pilot sees the plug go at once; the vehicle link notices only later (the
             # PLC modem's timeout), so the board's report reaches the controller first.
-            self.io.set_vehicle_state(evse_id, "A")
-            self.clock.call_later(UNPLUG_LINK_LAG_S, bay.truck.unplug)
+            # (The truck leaves at once, so a truck plugged straight back in keeps its pilot.)
+            bay.truck.unplug(close_link=False)
+            self.clock.call_later(UNPLUG_LINK_LAG_S, bay.truck.channel.close, "unplugged")
         if bay.record is not None and bay.record.started_at is None:
             self._close_record(bay)  # never authorized: no session will end it
 
@@ -307,7 +311,7 @@ class SimWorld:
 
     def request_stop(self, evse_id: int, reason: str = "Local") -> None:
         """The stop button on the bay's screen (or the operator, by reason)."""
-        self.controller.request_stop(evse_id, reason)
+        self.controller.request_stop(evse_id, StopReason(reason))
 
     async def csms_switch(self, up: bool) -> None:
         if self.csms is None:
@@ -344,9 +348,10 @@ class SimWorld:
             case ev.SessionStarted(_, _, at):
                 if record is not None and record.started_at is None:
                     record.started_at = at
-            case ev.SessionEnded(reason, at, energy_wh):
+            case ev.SessionEnded(reason, at, energy_wh, fault):
                 if record is not None and record.open:
-                    record.stop_reason = reason
+                    record.stop_reason = reason.value
+                    record.fault = fault.value if fault is not None else None
                     record.energy_kwh = energy_wh / 1000.0
                     record.duration_s = at - (record.started_at or at)
                     self._close_record(bay)
@@ -388,7 +393,8 @@ class SimWorld:
         record.wall_s = time.perf_counter() - record.wall_started
         if record.stop_reason is None and self.charger is not None:
             status = self.controller.status(bay.evse_id)
-            record.stop_reason = status.stop_reason
+            record.stop_reason = status.stop_reason.value if status.stop_reason else None
+            record.fault = status.stop_fault.value if status.stop_fault else None
             record.energy_kwh = status.energy_wh / 1000.0
 
     def close_records(self) -> None:

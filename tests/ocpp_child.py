@@ -46,7 +46,7 @@ def main() -> None:
     tx.resume_after_restart({1: status(Phase.AVAILABLE)}, now)
     while True:
         energy = 0.0
-        tx.on_command(1, ev.Screen("Preparing", "", ""), status(Phase.PREPARING), now)
+        tx.on_command(1, ev.Screen(Phase.PREPARING), status(Phase.PREPARING), now)
         tx.note_authorization(1, {"idToken": "CARD", "type": "ISO14443"}, "Authorized",
                               None, None)
         tx.on_command(1, ev.SessionStarted("CARD", "rfid", 0.0), status(Phase.AUTHORIZED),
@@ -56,9 +56,9 @@ def main() -> None:
             now += timedelta(seconds=1)
             energy += rng.uniform(10.0, 100.0)
             tx.on_tick({1: status(Phase.CHARGING, energy)}, now)
-        tx.on_command(1, ev.SessionEnded("Local", 0.0, energy),
+        tx.on_command(1, ev.SessionEnded(ev.StopReason.LOCAL, 0.0, energy),
                       status(Phase.FINISHED, energy), now)
-        tx.on_command(1, ev.Screen("Available", "", ""), status(Phase.AVAILABLE), now)
+        tx.on_command(1, ev.Screen(Phase.AVAILABLE), status(Phase.AVAILABLE), now)
         now += timedelta(seconds=1)
 
 

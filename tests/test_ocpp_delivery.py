@@ -177,7 +177,7 @@ def test_two_hours_offline_mid_session(tmp_path: Path) -> None:
                 d.wake()
 
         set_online(True)
-        command(ev.Screen("Preparing", "", ""), _status(Phase.PREPARING))
+        command(ev.Screen(Phase.PREPARING), _status(Phase.PREPARING))
         tx.note_authorization(1, {"idToken": "CARD1", "type": "ISO14443"}, "Authorized",
                               None, None)
         command(ev.SessionStarted("CARD1", "rfid", clock.now()), _status(Phase.AUTHORIZED))
@@ -193,7 +193,7 @@ def test_two_hours_offline_mid_session(tmp_path: Path) -> None:
                 d.wake()
             if second == 7000:  # the session ends while the CSMS is away
                 command(ev.SetContactors(False), _status(Phase.STOPPING, energy))
-                command(ev.SessionEnded("Local", clock.now(), energy),
+                command(ev.SessionEnded(ev.StopReason.LOCAL, clock.now(), energy),
                         _status(Phase.FINISHED, energy))
                 break
             await clock.sleep(1)

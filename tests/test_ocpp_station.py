@@ -7,6 +7,8 @@ from typing import Any
 
 from ocpp_rig import OcppRig, run_rig
 
+from firmware import words
+
 SESSION = """
 plug 1 eactros600 soc=20
 authorize 1 rfid 04A1B2C3D4E5F6
@@ -151,7 +153,7 @@ def test_unknown_card_refused_and_shown() -> None:
         assert not decision.accepted and decision.basis == "csms"
         await r.expect("Authorize", {"idToken": {"idToken": "DEADBEEF"}})
         screen = r.world.controller.connectors[1].screen
-        assert screen is not None and "not accepted" in screen.headline.lower()
+        assert screen is not None and "not accepted" in words.screen_text(screen)[0].lower()
         await r.sleep(5)
         assert not _events(r)
     run_rig(body)
@@ -237,3 +239,27 @@ def test_start_and_stop_points_from_the_device_model() -> None:
         assert [e["seqNo"] for e in events] == list(range(len(events)))
     run_rig(body, variables={"TxCtrlr.TxStartPoint": "EVConnected",
                              "TxCtrlr.TxStopPoint": "EVConnected"})
+
+
+def test_unlock_connector_asks_the_core_and_reads_the_lock_switch() -> None:
+    """TC_F_05 / F_06: UnlockConnector is answered from the core's gates and the lock's
+    position switch: during a transaction OngoingAuthorizedTransaction, a free lock after
+    the session Unlocked, a jammed lock UnlockFailed (never reported unlocked)."""
+    async def body(r: OcppRig) -> None:
+        await r.play(SESSION)
+        during = await r.command("UnlockConnector", {"evseId": 1, "connectorId": 1})
+        assert during["status"] == "OngoingAuthorizedTransaction" and r.world.io.bays[1].lock
+        await r.play("stop 1 Local\nwait 1 Finished timeout=1m\n")
+        await r.expect("TransactionEvent", {"eventType": "Ended"})
+        free = await r.command("UnlockConnector", {"evseId": 1, "connectorId": 1})
+        assert free["status"] == "Unlocked" and not r.world.io.bays[1].lock
+        await r.play("unplug 1\nwait 1 Available timeout=30s\n")
+        # The next truck charges; its lock jams shut before the session ends.
+        mark = r.mark()
+        await r.play(SESSION.replace("eactros600 soc=20", "etgx soc=40"))
+        await r.play("fault 1 lock_jam\nstop 1 Local\nsleep 10s\n")
+        await r.expect("TransactionEvent", {"eventType": "Ended"}, after=mark)
+        assert r.world.io.bays[1].lock
+        jammed = await r.command("UnlockConnector", {"evseId": 1, "connectorId": 1})
+        assert jammed["status"] == "UnlockFailed" and r.world.io.bays[1].lock
+    run_rig(body)

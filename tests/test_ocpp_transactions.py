@@ -13,8 +13,10 @@ from typing import Any
 import pytest
 
 from firmware.core import events as ev
+from firmware.core.events import StopReason
 from firmware.core.session import Status
 from firmware.core.transitions import Phase
+from firmware.errors import ErrorCode
 from firmware.ocpp.queue import MessageQueue
 from firmware.ocpp.v201.transactions import DEFAULTS, PERSIST_REGISTER_S, Transactions
 
@@ -28,7 +30,7 @@ def settings(**over: str) -> Callable[[str, str], str]:
 
 
 def status(phase: Phase, energy: float = 0.0, soc: float | None = None,
-           amps: float = 0.0, reason: str | None = None) -> Status:
+           amps: float = 0.0, reason: StopReason | None = None) -> Status:
     return Status(phase, 750.0 if amps else 0.0, amps, energy, soc, 0.0, amps, amps, (),
                   reason)
 
@@ -60,7 +62,7 @@ class Bench:
 
     def plug_and_card(self, trigger: str = "Authorized", remote_id: int | None = None,
                       token: dict[str, Any] = CARD) -> None:
-        self.cmd(ev.Screen("Preparing", "", ""), status(Phase.PREPARING))
+        self.cmd(ev.Screen(Phase.PREPARING), status(Phase.PREPARING))
         self.tx.note_authorization(1, token, trigger, remote_id, None)
         source = "remote" if remote_id is not None else "rfid"
         self.cmd(ev.SessionStarted(token["idToken"], source, self.t),
@@ -68,13 +70,13 @@ class Bench:
         self.t += 5
         self.cmd(ev.SetContactors(True), status(Phase.CABLE_CHECK))
 
-    def stop(self, reason: str) -> None:
+    def stop(self, reason: str, fault: ErrorCode | None = None) -> None:
         self.cmd(ev.SetContactors(False), status(Phase.STOPPING, self.energy))
-        self.cmd(ev.SessionEnded(reason, self.t, self.energy),
-                 status(Phase.FINISHED, self.energy, reason=reason))
+        self.cmd(ev.SessionEnded(StopReason(reason), self.t, self.energy, fault),
+                 status(Phase.FINISHED, self.energy, reason=StopReason(reason)))
 
     def unplug(self) -> None:
-        self.cmd(ev.Screen("Available", "", ""), status(Phase.AVAILABLE))
+        self.cmd(ev.Screen(Phase.AVAILABLE), status(Phase.AVAILABLE))
 
     def events(self) -> list[dict[str, Any]]:
         return [m.payload for m in self.q.pending()]
@@ -153,15 +155,17 @@ def test_remote_start_and_remote_stop(tmp_path: Path) -> None:
     b.q.close()
 
 
-@pytest.mark.parametrize(("core", "ocpp"), [
-    ("EVDisconnected", "EVDisconnected"), ("StoppedByEV", "StoppedByEV"),
-    ("Fault:emergency_stop", "EmergencyStop"), ("Fault:no_such_code", "Other"),
-    ("Other", "Other")])
-def test_stopped_reason_mapping(tmp_path: Path, core: str, ocpp: str) -> None:
+@pytest.mark.parametrize(("core", "fault", "ocpp"), [
+    ("EVDisconnected", None, "EVDisconnected"), ("StoppedByEV", None, "StoppedByEV"),
+    ("Fault", ErrorCode.EMERGENCY_STOP, "EmergencyStop"),
+    ("Fault", ErrorCode.LOCK_FAILURE, "Other"),  # ReasonEnumType has no word for it
+    ("Fault", None, "Other"), ("Other", None, "Other")])
+def test_stopped_reason_mapping(tmp_path: Path, core: str, fault: ErrorCode | None,
+                                ocpp: str) -> None:
     b = Bench(tmp_path / "q.db")
     b.plug_and_card()
     b.charge(3)
-    b.stop(core)
+    b.stop(core, fault)
     ended = b.events()[-1]
     assert ended["eventType"] == "Ended"
     assert ended["transactionInfo"]["stoppedReason"] == ocpp

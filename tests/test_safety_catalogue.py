@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from safety_rig import Bench
 
+from firmware import words
 from firmware.core import events as ev
 from firmware.core.transitions import Phase
 from firmware.errors import CATALOGUE, Clearing, Severity, spec
@@ -236,8 +237,9 @@ def test_catalogue_entry_behaves_as_written(code: str) -> None:
         assert not b.hw.contactors or b.hw.welded
         assert b.hw.mode is Mode.OFF
         assert b.session.phase is Phase.FAULTED
-    assert any(s.detail == entry.screen_text for s in rec.screens()), (
-        f"screen never said {entry.screen_text!r}")
+    text = words.fault_text(entry.code)
+    assert any(words.screen_text(s)[1] == text for s in rec.screens()), (
+        f"screen never said {text!r}")
     assert not b.violations, b.violations
     # What the operator sees over OCPP.
     assert entry.ocpp_error_code in OCPP_ERROR_CODES

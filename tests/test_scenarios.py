@@ -142,3 +142,15 @@ def test_ten_sessions_in_a_row_on_each_bay_every_one_charges() -> None:
         assert s["energy_kwh"] > 0.5, (line, s)
         assert s["stop_reason"] == expected[stop.rsplit(" ", 1)[1]], (line, s)
         assert s["faults"] == [], (line, s)
+
+
+def test_same_truck_same_card_plugged_straight_back_in() -> None:
+    """Regression: the second session ended in Finished with SequenceError (the first
+    one's stop reason told the new set-up StopCharging) and never charged."""
+    steps = sc.load("replug-same-card")[1]
+    report = run(CONFIG, steps, None).report()
+    assert "error" not in report, report.get("error")
+    sessions = report["sessions"]
+    assert isinstance(sessions, list) and len(sessions) == 2
+    for s in sessions:
+        assert s["stop_reason"] == "Local" and s["energy_kwh"] > 1  # type: ignore[operator]

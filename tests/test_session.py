@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from core_rig import EV, Rig
 
+from firmware import words
 from firmware.core import events as ev
 from firmware.core import limits as lim
 from firmware.core.transitions import TABLE, Phase, Trigger, next_phase
@@ -27,12 +28,39 @@ def test_ramp_limits_rise_but_not_fall() -> None:
     assert lim.ramp(100, 20, 25, 0.1) == 20  # a lower limit is honoured at once
 
 
-def test_current_limit_is_lowest() -> None:
+def test_current_limit_is_lowest_and_says_which() -> None:
     kw = dict(ev_target_a=600, ev_max_a=550, cable_max_a=500, allocation_a=450,
-              power_limits_w=(400_000,), voltage_v=800)
-    assert lim.current_limit(**kw) == 450  # type: ignore[arg-type]
-    kw["power_limits_w"] = (200_000,)
-    assert lim.current_limit(**kw) == 250  # type: ignore[arg-type]
+              evse_power_w=400_000, ev_power_w=1e6, voltage_v=800)
+    assert lim.current_limit(**kw) == lim.CurrentLimit(  # type: ignore[arg-type]
+        450, lim.BindingLimit.ALLOCATION)
+    kw["evse_power_w"] = 200_000
+    assert lim.current_limit(**kw) == lim.CurrentLimit(  # type: ignore[arg-type]
+        250, lim.BindingLimit.EVSE_POWER)
+
+
+@pytest.mark.parametrize(("lowest", "binding"), [
+    ("ev_target_a", lim.BindingLimit.EV_REQUEST), ("ev_max_a", lim.BindingLimit.EV_MAX),
+    ("cable_max_a", lim.BindingLimit.CABLE), ("allocation_a", lim.BindingLimit.ALLOCATION),
+    ("evse_power_w", lim.BindingLimit.EVSE_POWER), ("ev_power_w", lim.BindingLimit.EV_POWER)])
+def test_every_limit_is_named_when_it_binds(lowest: str, binding: lim.BindingLimit) -> None:
+    kw: dict[str, float] = dict(ev_target_a=600, ev_max_a=600, cable_max_a=600,
+                                allocation_a=600, evse_power_w=600_000, ev_power_w=600_000,
+                                voltage_v=800)  # 600 kW / 800 V = 750 A: no power limit
+    kw[lowest] = 100 * (800 if lowest.endswith("_w") else 1)  # 100 A worth of it
+    assert lim.current_limit(**kw) == lim.CurrentLimit(100, binding)  # type: ignore[arg-type]
+
+
+def test_status_says_which_limit_binds() -> None:
+    r = Rig()
+    r.to_charging()
+    r.demand(300, 15)  # the truck asks 300 A: its own request binds
+    assert r.s.status(r.now).binding_limit is lim.BindingLimit.EV_REQUEST
+    r.send(ev.Capability(1000, 200, 400_000))  # fewer modules for this connector
+    r.demand(300, 1)
+    st = r.s.status(r.now)
+    assert st.binding_limit is lim.BindingLimit.ALLOCATION and st.limit_a == 200
+    r.send(ev.StopRequested("Local"))
+    assert r.s.status(r.now).binding_limit is None  # nothing binds once stopping
 
 
 def test_table_reads_as_one_session() -> None:
@@ -192,7 +220,7 @@ def test_lock_that_never_confirms_is_a_lock_failure_and_no_test_voltage() -> Non
     assert "lock_failure" in r.s.faults
     assert not any(isinstance(c, ev.SetPower) and c.mode is Mode.CABLE_CHECK for c in r.log)
     screens = [c for c in r.log if isinstance(c, ev.Screen)]
-    assert "could not be locked" in screens[-1].detail
+    assert "could not be locked" in words.screen_text(screens[-1])[1]
 
 
 def test_cable_check_voltage_breaking_down_fails_the_check() -> None:
@@ -201,7 +229,7 @@ def test_cable_check_voltage_breaking_down_fails_the_check() -> None:
     r.send(ev.PilotChanged("C"))
     r.ask(vl.CableCheckReq(20))
     r.advance(0.5)
-    assert r.s.cc_reached_at is not None
+    assert r.s.cable_check.reached_at is not None
     r.max_output_v = 100  # insulation breaks down under the test voltage
     r.advance(0.3)
     assert "cable_check_failed" in r.s.faults and not r.s.cable_check_passed

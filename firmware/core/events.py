@@ -6,10 +6,43 @@ a clock; the shell passes ``now`` with every event and carries out the commands.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 
+from firmware.core.transitions import Phase
+from firmware.errors import ErrorCode
 from hal.power_stage import Mode
 from hal.vehicle_link import VehicleRequest, VehicleResponse
+
+
+class StopReason(enum.StrEnum):
+    """Why a session ended, in OCPP 2.0.1 ReasonEnumType words where it has one (the OCPP
+    layer maps them, mapping.py). A fault says FAULT and carries its ErrorCode beside."""
+
+    LOCAL = "Local"  # the bay's screen or the driver
+    REMOTE = "Remote"  # the central system (RequestStopTransaction)
+    DEAUTHORIZED = "DeAuthorized"  # the token was found invalid after the start
+    EV_DISCONNECTED = "EVDisconnected"  # unplugged, or the EV opened S2 while energized
+    STOPPED_BY_EV = "StoppedByEV"  # PowerDelivery(stop) from the vehicle
+    SEQUENCE_ERROR = "SequenceError"  # a vehicle request out of order (ISO 15118-2)
+    IMMEDIATE_RESET = "ImmediateReset"
+    POWER_LOSS = "PowerLoss"
+    REBOOT = "Reboot"
+    ENERGY_LIMIT_REACHED = "EnergyLimitReached"
+    TIME_LIMIT_REACHED = "TimeLimitReached"
+    FAULT = "Fault"  # see the fault's ErrorCode
+    OTHER = "Other"
+
+
+class UnlockOutcome(enum.StrEnum):
+    """How an unlock request ended (OCPP 2.0.1 UnlockStatusEnumType words, plus the
+    refusal the core adds: it never unlocks under voltage)."""
+
+    UNLOCKED = "Unlocked"  # the lock's position switch confirms it open
+    UNLOCK_FAILED = "UnlockFailed"  # commanded open, the switch did not follow in time
+    ONGOING_AUTHORIZED_TRANSACTION = "OngoingAuthorizedTransaction"  # a session runs
+    REFUSED_ENERGIZED = "RefusedEnergized"  # contactors not open or output >= 60 V
+
 
 # --- events ---------------------------------------------------------------------------
 
@@ -60,17 +93,17 @@ class AuthorizeRejected:
 
 @dataclass(frozen=True, slots=True)
 class StopRequested:
-    reason: str  # OCPP stoppedReason vocabulary: "Local", "Remote", "EVDisconnected", ...
+    reason: StopReason
 
 
 @dataclass(frozen=True, slots=True)
 class FaultRaised:
-    code: str  # firmware.errors catalogue code
+    code: ErrorCode
 
 
 @dataclass(frozen=True, slots=True)
 class FaultCleared:
-    code: str
+    code: ErrorCode
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +121,15 @@ class SetAvailability:
     operative: bool
 
 
+@dataclass(frozen=True, slots=True)
+class UnlockRequested:
+    """Release the connector lock (OCPP UnlockConnector, F05): only when no session runs,
+    the contactors are commanded open and the output is below 60 V (IEC 61851-23)."""
+
+
 Event = (PilotChanged | Feedback | Measurement | Capability | Authorize | AuthorizeRejected
-         | StopRequested | FaultRaised | FaultCleared | FromVehicle | Tick | SetAvailability)
+         | StopRequested | FaultRaised | FaultCleared | FromVehicle | Tick | SetAvailability
+         | UnlockRequested)
 
 # --- commands -------------------------------------------------------------------------
 
@@ -127,9 +167,15 @@ class Answer:
 
 @dataclass(frozen=True, slots=True)
 class Screen:
-    phase: str
-    headline: str
-    detail: str
+    """What the bay's screen shows, as facts only (firmware/words.py has the sentences):
+    the phase, why the last session stopped, the worst fault present, the energy."""
+
+    phase: Phase
+    stop_reason: StopReason | None = None
+    stop_fault: ErrorCode | None = None  # the fault behind stop_reason FAULT
+    worst_fault: ErrorCode | None = None  # the most severe fault present
+    energy_wh: float = 0.0
+    card_rejected: str | None = None  # a card was refused: the central system's status
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,18 +187,27 @@ class SessionStarted:
 
 @dataclass(frozen=True, slots=True)
 class SessionEnded:
-    reason: str
+    reason: StopReason
     at_s: float
     energy_wh: float
+    fault: ErrorCode | None = None  # set when reason is FAULT
 
 
 @dataclass(frozen=True, slots=True)
 class FaultReported:
     """A fault the core acted on, for the record (reports, OCPP)."""
 
-    code: str
+    code: ErrorCode
     at_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class UnlockResult:
+    """The answer to UnlockRequested: at once when refused, else once the lock's position
+    switch confirms open, or UNLOCK_FAILED after the lock confirmation time."""
+
+    outcome: UnlockOutcome
+
+
 Command = (SetPilot | SetContactors | SetLock | SetPower | Answer | Screen | SessionStarted
-           | SessionEnded | FaultReported)
+           | SessionEnded | FaultReported | UnlockResult)

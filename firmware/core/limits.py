@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import enum
+from dataclasses import dataclass
+
 # IEC 61851-23: no cable check, and no unlocking, unless the output is below 60 V.
 SAFE_VOLTAGE_V = 60.0
 
@@ -52,13 +55,33 @@ def ramp(previous_a: float, target_a: float, rate_a_per_s: float, dt_s: float) -
     return min(target_a, previous_a + rate_a_per_s * max(dt_s, 0.0))
 
 
+class BindingLimit(enum.Enum):
+    """Which limit sets the charging current (the screen and smart charging read it)."""
+
+    EV_REQUEST = "ev_request"  # EVTargetCurrent of CurrentDemand
+    EV_MAX = "ev_max"  # EVMaximumCurrentLimit
+    CABLE = "cable"  # the cable's current rating
+    ALLOCATION = "allocation"  # the power modules this connector holds now
+    EVSE_POWER = "evse_power"  # the connector's power limit at the present voltage
+    EV_POWER = "ev_power"  # EVMaximumPowerLimit at the present voltage
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentLimit:
+    amps: float
+    binding: BindingLimit
+
+
 def current_limit(*, ev_target_a: float, ev_max_a: float, cable_max_a: float,
-                  allocation_a: float, power_limits_w: tuple[float, ...],
-                  voltage_v: float) -> float:
-    """The lowest applicable current: EV request, EV maximum, cable rating, allocation,
-    and every power limit divided by the present voltage."""
-    limit = min(ev_target_a, ev_max_a, cable_max_a, allocation_a)
+                  allocation_a: float, evse_power_w: float, ev_power_w: float,
+                  voltage_v: float) -> CurrentLimit:
+    """The lowest applicable current, and which limit it is: EV request, EV maximum,
+    cable rating, allocation, and both power limits divided by the present voltage. On a
+    tie the first in that order is named (the vehicle's own request before the rest)."""
     v = max(voltage_v, 1.0)
-    for p in power_limits_w:
-        limit = min(limit, p / v)
-    return max(limit, 0.0)
+    candidates = ((ev_target_a, BindingLimit.EV_REQUEST), (ev_max_a, BindingLimit.EV_MAX),
+                  (cable_max_a, BindingLimit.CABLE), (allocation_a, BindingLimit.ALLOCATION),
+                  (evse_power_w / v, BindingLimit.EVSE_POWER),
+                  (ev_power_w / v, BindingLimit.EV_POWER))
+    amps, binding = min(candidates, key=lambda c: c[0])  # min keeps the first of equals
+    return CurrentLimit(max(amps, 0.0), binding)

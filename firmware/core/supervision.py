@@ -1,78 +1,93 @@
 """Supervision of what the hardware reports back: the output's voltage and current, the
 contactors' mirror contacts and the connector lock. Each check raises a catalogue fault
-on the session; the session's severity rules decide what happens next. Pure functions
-of a ConnectorSession and the time.
+on the session; the session's severity rules decide what happens next. This module owns
+the confirmation timers (Supervision); the rest it reads from the Bay.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from firmware.core import events as ev
 from firmware.core import limits as lim
-from firmware.core.transitions import ENERGIZING, Phase
-
-if TYPE_CHECKING:
-    from firmware.core.session import ConnectorSession
-
-_DELIVERING = (Phase.PRE_CHARGE, Phase.CHARGING, Phase.SUSPENDED_EV, Phase.SUSPENDED_EVSE)
+from firmware.core.bay import Bay
+from firmware.core.energize import insulation_broke
+from firmware.core.transitions import ENERGIZING, PACK_CONNECTED, Phase
+from firmware.errors import ErrorCode
 
 
-def supervise(s: ConnectorSession, now: float, out: list[ev.Command]) -> None:
-    output(s, now, out)
-    contactors(s, now, out)
-    lock(s, now, out)
+@dataclass
+class Supervision:
+    contactor_mismatch_since: float | None = None  # mirror contacts differ from command
+    lock_pending_since: float | None = None  # lock switch differs from command
+
+    @property
+    def running(self) -> bool:
+        """A confirmation timer runs: the machine needs the time even on an idle bay."""
+        return self.contactor_mismatch_since is not None or self.lock_pending_since is not None
+
+    def contactors_commanded(self) -> None:
+        """A new contactor command: its confirmation time starts afresh."""
+        self.contactor_mismatch_since = None
+
+    def lock_timer_restart(self) -> None:
+        """The vehicle left: a new plug-in gets a fresh lock timer."""
+        self.lock_pending_since = None
 
 
-def output(s: ConnectorSession, now: float, out: list[ev.Command]) -> None:
+def supervise(bay: Bay, sup: Supervision, ev_max_voltage_v: float | None,
+              ev_max_current_a: float, now: float, out: list[ev.Command]) -> None:
+    output(bay, ev_max_voltage_v, ev_max_current_a, now, out)
+    contactors(bay, sup, now, out)
+    lock(bay, sup, now, out)
+
+
+def output(bay: Bay, ev_max_voltage_v: float | None, ev_max_current_a: float, now: float,
+           out: list[ev.Command]) -> None:
     """Over-voltage and over-current against limits that do not move within a session:
     the cable's rating, and the EV's maxima once it has told them (ISO 15118-2
     EVMaximumVoltageLimit / EVMaximumCurrentLimit)."""
-    max_v = s.limits.cable_max_voltage_v
-    if s.phase in _DELIVERING and s.ev_params is not None:
-        max_v = min(max_v, s.ev_params.max_voltage_v)
-    if s.voltage_v > max_v + lim.voltage_margin(max_v):
-        s.raise_fault("over_voltage", now, out)
-    max_a = s.limits.cable_max_current_a
-    if s.ev_max_a > 0.0:
-        max_a = min(max_a, s.ev_max_a)
-    if s.current_a > max_a + lim.current_margin(max_a):
-        s.raise_fault("over_current", now, out)
-    if s.phase is Phase.CABLE_CHECK and s.cc_reached_at is not None and (
-            not s.cable_check_passed
-            and s.voltage_v < lim.CABLE_CHECK_COLLAPSE * s.cc_voltage):
-        # The test voltage was reached, then broke down while the monitor measured:
-        # the cable or the vehicle inlet leaks (IEC 61851-23 6.3.1.106).
-        s.raise_fault("cable_check_failed", now, out)
+    max_v = bay.limits.cable_max_voltage_v
+    if bay.phase in PACK_CONNECTED and ev_max_voltage_v is not None:
+        max_v = min(max_v, ev_max_voltage_v)
+    if bay.voltage_v > max_v + lim.voltage_margin(max_v):
+        bay.raise_fault(ErrorCode.OVER_VOLTAGE, now, out)
+    max_a = bay.limits.cable_max_current_a
+    if ev_max_current_a > 0.0:
+        max_a = min(max_a, ev_max_current_a)
+    if bay.current_a > max_a + lim.current_margin(max_a):
+        bay.raise_fault(ErrorCode.OVER_CURRENT, now, out)
+    if bay.phase is Phase.CABLE_CHECK and insulation_broke(bay.cable_check, bay.voltage_v):
+        bay.raise_fault(ErrorCode.CABLE_CHECK_FAILED, now, out)
 
 
-def contactors(s: ConnectorSession, now: float, out: list[ev.Command]) -> None:
+def contactors(bay: Bay, sup: Supervision, now: float, out: list[ev.Command]) -> None:
     """Mirror contacts must follow the command within CONTACTOR_CONFIRM_S."""
-    if s.contactors_closed == s.contactors_commanded:
-        s.mismatch_since = None
+    if bay.contactors_closed == bay.contactors_commanded:
+        sup.contactor_mismatch_since = None
         return
-    if s.mismatch_since is None:
-        s.mismatch_since = now
-    elif now - s.mismatch_since > lim.CONTACTOR_CONFIRM_S:
-        code = "welded_contactor" if s.contactors_closed else "contactor_stuck_open"
-        s.raise_fault(code, now, out)
+    if sup.contactor_mismatch_since is None:
+        sup.contactor_mismatch_since = now
+    elif now - sup.contactor_mismatch_since > lim.CONTACTOR_CONFIRM_S:
+        code = (ErrorCode.WELDED_CONTACTOR if bay.contactors_closed
+                else ErrorCode.CONTACTOR_STUCK_OPEN)
+        bay.raise_fault(code, now, out)
 
 
-def lock(s: ConnectorSession, now: float, out: list[ev.Command]) -> None:
+def lock(bay: Bay, sup: Supervision, now: float, out: list[ev.Command]) -> None:
     """The lock's position switch must follow the command within LOCK_CONFIRM_S; a lock
     that opens while the output is energized is a failure at once."""
-    if s.lock_locked == s.lock_commanded:
-        s.lock_pending_since = None
-        if s.pilot == "A" and "lock_failure" in s.faults:
+    if bay.lock_locked == bay.lock_commanded:
+        sup.lock_pending_since = None
+        if bay.pilot == "A" and ErrorCode.LOCK_FAILURE in bay.faults:
             # The lock follows again and no vehicle is there to unplug: nothing left
             # to clear it on, so it clears now (catalogue: ON_UNPLUG).
-            s.faults.discard("lock_failure")
-            out.append(s.screen())
+            bay.drop_fault(ErrorCode.LOCK_FAILURE, out)
         return
-    if s.lock_commanded and s.phase in ENERGIZING and s.contactors_commanded:
-        s.raise_fault("lock_failure", now, out)
+    if bay.lock_commanded and bay.phase in ENERGIZING and bay.contactors_commanded:
+        bay.raise_fault(ErrorCode.LOCK_FAILURE, now, out)
         return
-    if s.lock_pending_since is None:
-        s.lock_pending_since = now
-    elif now - s.lock_pending_since > lim.LOCK_CONFIRM_S:
-        s.raise_fault("lock_failure", now, out)
+    if sup.lock_pending_since is None:
+        sup.lock_pending_since = now
+    elif now - sup.lock_pending_since > lim.LOCK_CONFIRM_S:
+        bay.raise_fault(ErrorCode.LOCK_FAILURE, now, out)

@@ -8,6 +8,7 @@ phase changes nothing. Read it top to bottom as one DC session (IEC 61851-23 flo
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 
 
 class Phase(enum.Enum):
@@ -47,11 +48,46 @@ class Trigger(enum.Enum):
 
 
 P, T = Phase, Trigger
-_SESSION = (P.AUTHORIZED, P.CABLE_CHECK, P.PRE_CHARGE, P.CHARGING, P.SUSPENDED_EV,
-            P.SUSPENDED_EVSE)
-_ANY_BUT_FAULTED = tuple(p for p in P if p is not P.FAULTED)
 
-_ROWS: list[tuple[tuple[Phase, ...], Trigger, Phase]] = [
+# --- the named sets of phases: each defined here once, used everywhere -----------------
+
+# Cable check until delivery: the output may carry voltage (never unlock, open at once
+# when the EV opens S2, IEC 61851-23).
+ENERGIZING = frozenset({P.CABLE_CHECK, P.PRE_CHARGE, P.CHARGING, P.SUSPENDED_EV,
+                        P.SUSPENDED_EVSE})
+# An authorized session runs: a stop needs the ordered shutdown (Stopping).
+SESSION = frozenset({P.AUTHORIZED}) | ENERGIZING
+# The vehicle's session set-up messages belong here (SessionSetup .. Authorization).
+SETUP = frozenset({P.PREPARING, P.AUTHORIZED})
+# Power delivery was started (PowerDelivery(start)): CurrentDemand belongs here.
+DELIVERING = frozenset({P.CHARGING, P.SUSPENDED_EV, P.SUSPENDED_EVSE})
+# The contactors are closed onto the vehicle's pack: the EV's own maximum voltage binds.
+PACK_CONNECTED = frozenset({P.PRE_CHARGE}) | DELIVERING
+# The vehicle talks and owes the next request within the sequence timeout (ISO 15118-2).
+TALKING = SETUP | ENERGIZING
+# Where an error fault can still get an ordered shutdown (elsewhere it opens at once).
+SHUTDOWN_CAN_RUN = SESSION | {P.STOPPING}
+# The session is over or ending: responses tell the vehicle StopCharging.
+ENDING = frozenset({P.STOPPING, P.FINISHED})
+# WeldingDetection and SessionStop belong here (after PowerDelivery(stop) or a fault).
+WINDING_DOWN = ENDING | {P.FAULTED}
+# Plugged with nothing energized and no shutdown owed: an unplug frees the bay at once.
+PLUGGED_AT_REST = frozenset({P.PREPARING, P.FINISHED})
+# No session yet: a stop only cancels the authorization given so far.
+BEFORE_SESSION = frozenset({P.AVAILABLE, P.PREPARING})
+# Arriving here ends the running session (SessionEnded).
+SESSION_OVER = frozenset({P.FINISHED, P.FAULTED, P.AVAILABLE})
+# The bay refuses vehicles: pilot state F (IEC 61851-1).
+OUT_OF_SERVICE = frozenset({P.FAULTED, P.UNAVAILABLE})
+# The connector holds power modules (they also measure the output for the < 60 V gates).
+NEEDS_POWER = frozenset({P.AUTHORIZED, P.CABLE_CHECK, P.PRE_CHARGE, P.CHARGING,
+                         P.SUSPENDED_EV, P.STOPPING})
+# No vehicle and nothing running: nothing changes unless an input does.
+IDLE = frozenset({P.AVAILABLE, P.UNAVAILABLE})
+
+_ANY_BUT_FAULTED = frozenset(P) - {P.FAULTED}
+
+_ROWS: list[tuple[Collection[Phase], Trigger, Phase]] = [
     ((P.AVAILABLE,), T.PLUG_IN, P.PREPARING),
     ((P.AVAILABLE,), T.DISABLE, P.UNAVAILABLE),
     ((P.UNAVAILABLE,), T.ENABLE, P.AVAILABLE),
@@ -65,8 +101,8 @@ _ROWS: list[tuple[tuple[Phase, ...], Trigger, Phase]] = [
     ((P.SUSPENDED_EV,), T.EV_RESUME, P.CHARGING),
     ((P.CHARGING,), T.EVSE_PAUSE, P.SUSPENDED_EVSE),
     ((P.SUSPENDED_EVSE,), T.EVSE_RESUME, P.CHARGING),
-    (_SESSION, T.STOP, P.STOPPING),
-    (_SESSION, T.UNPLUG, P.STOPPING),  # emergency opening happens in the machine
+    (SESSION, T.STOP, P.STOPPING),
+    (SESSION, T.UNPLUG, P.STOPPING),  # emergency opening happens in the machine
     ((P.STOPPING,), T.SHUTDOWN_DONE, P.FINISHED),
     ((P.STOPPING,), T.SHUTDOWN_DONE_FAULTED, P.FAULTED),
     ((P.FINISHED,), T.UNPLUG, P.AVAILABLE),
@@ -80,9 +116,6 @@ TABLE: dict[tuple[Phase, Trigger], Phase] = {}
 for _sources, _trigger, _target in _ROWS:
     for _source in _sources:
         TABLE.setdefault((_source, _trigger), _target)
-
-ENERGIZING = frozenset({P.CABLE_CHECK, P.PRE_CHARGE, P.CHARGING, P.SUSPENDED_EV,
-                        P.SUSPENDED_EVSE})
 
 
 def next_phase(phase: Phase, trigger: Trigger) -> Phase | None:

@@ -22,10 +22,12 @@ import websockets
 from ocpp.routing import after, on
 from ocpp.v201 import call_result
 
-from firmware.core.transitions import ENERGIZING, Phase
+from firmware.core.events import StopReason
+from firmware.core.transitions import Phase
 from firmware.loop import Controller
 from firmware.ocpp.link import CallFailed
 from firmware.ocpp.queue import MessageQueue
+from firmware.ocpp.v201 import mapping
 from firmware.ocpp.v201.auth import AuthStore
 from firmware.ocpp.v201.authorizer import Authorizer, RemoteStart
 from firmware.ocpp.v201.device_model import DeviceModel
@@ -180,7 +182,7 @@ class Handlers:
         evse_id = self.st.tx.evse_of(transaction_id)
         if evse_id is None:
             return call_result.RequestStopTransaction(status="Rejected")
-        self.st.controller.request_stop(evse_id, "Remote")
+        self.st.controller.request_stop(evse_id, StopReason.REMOTE)
         return call_result.RequestStopTransaction(status="Accepted")
 
     # --- local list and cache (C11, D01, D02) ---------------------------------------------
@@ -214,16 +216,16 @@ class Handlers:
         return call_result.Reset(status=self.st.reset(type, evse_id))
 
     @on("UnlockConnector")
-    def on_unlock(self, evse_id: int, connector_id: int,
-                  **_: Any) -> call_result.UnlockConnector:
+    async def on_unlock(self, evse_id: int, connector_id: int,
+                        **_: Any) -> call_result.UnlockConnector:
         if evse_id not in self.st.evse_ids or connector_id != 1:
             return call_result.UnlockConnector(status="UnknownConnector")
         if self.st.tx.transaction_id(evse_id) is not None:
             return call_result.UnlockConnector(status="OngoingAuthorizedTransaction")
-        st = self.st.controller.status(evse_id)
-        if st.phase in ENERGIZING or st.voltage_v >= 60.0:
-            return call_result.UnlockConnector(status="UnlockFailed")  # never under voltage
-        return call_result.UnlockConnector(status="Unlocked")  # the core's gate released it
+        # The core decides (no session, contactors open, < 60 V) and the lock's position
+        # switch confirms: a jammed lock answers UnlockFailed.
+        outcome = await self.st.controller.unlock_connector(evse_id)
+        return call_result.UnlockConnector(status=mapping.UNLOCK_STATUS[outcome])
 
     @on("ChangeAvailability")
     def on_change_availability(self, operational_status: str,

@@ -8,8 +8,9 @@ firmware/errors.py, nowhere else).
 
 from __future__ import annotations
 
+from firmware.core.events import StopReason, UnlockOutcome
 from firmware.core.transitions import Phase
-from firmware.errors import spec
+from firmware.errors import ErrorCode, spec
 
 # The core's token sources -> IdTokenEnumType (IdTokenType.type).
 _ID_TOKEN_TYPE = {"rfid": "ISO14443", "app": "Central", "payment": "DirectPayment",
@@ -53,54 +54,61 @@ CHARGING_STATE: dict[Phase, str] = {
 }
 
 # The core's stop reasons -> ReasonEnumType (TransactionEvent stoppedReason).
+_R = StopReason
 _STOP_REASONS = {
-    "Local": "Local",
-    "Remote": "Remote",
-    "DeAuthorized": "DeAuthorized",
-    "EVDisconnected": "EVDisconnected",
-    "StoppedByEV": "StoppedByEV",
-    "PowerLoss": "PowerLoss",
-    "Reboot": "Reboot",
-    "ImmediateReset": "ImmediateReset",
-    "EnergyLimitReached": "EnergyLimitReached",
-    "TimeLimitReached": "TimeLimitReached",
+    _R.LOCAL: "Local",
+    _R.REMOTE: "Remote",
+    _R.DEAUTHORIZED: "DeAuthorized",
+    _R.EV_DISCONNECTED: "EVDisconnected",
+    _R.STOPPED_BY_EV: "StoppedByEV",
+    _R.POWER_LOSS: "PowerLoss",
+    _R.REBOOT: "Reboot",
+    _R.IMMEDIATE_RESET: "ImmediateReset",
+    _R.ENERGY_LIMIT_REACHED: "EnergyLimitReached",
+    _R.TIME_LIMIT_REACHED: "TimeLimitReached",
 }
 _FAULT_REASONS = {  # ReasonEnumType has no word for most faults: they end as Other
-    "emergency_stop": "EmergencyStop",
-    "isolation_fault": "GroundFault",
-    "cable_check_failed": "GroundFault",
-    "over_current": "OvercurrentFault",
-    "vehicle_comm_timeout": "Timeout",
-    "comm_setup_timeout": "Timeout",
-    "cable_check_timeout": "Timeout",
-    "precharge_timeout": "Timeout",
+    ErrorCode.EMERGENCY_STOP: "EmergencyStop",
+    ErrorCode.ISOLATION_FAULT: "GroundFault",
+    ErrorCode.CABLE_CHECK_FAILED: "GroundFault",
+    ErrorCode.OVER_CURRENT: "OvercurrentFault",
+    ErrorCode.VEHICLE_COMM_TIMEOUT: "Timeout",
+    ErrorCode.COMM_SETUP_TIMEOUT: "Timeout",
+    ErrorCode.CABLE_CHECK_TIMEOUT: "Timeout",
+    ErrorCode.PRECHARGE_TIMEOUT: "Timeout",
+}
+_STOP_TRIGGERS = {  # TriggerReasonEnumType of the Ended event
+    _R.REMOTE: "RemoteStop",
+    _R.LOCAL: "StopAuthorized",
+    _R.DEAUTHORIZED: "StopAuthorized",
+    _R.EV_DISCONNECTED: "EVDeparted",
+    _R.STOPPED_BY_EV: "ChargingStateChanged",
 }
 
 
-def stopped_reason(core_reason: str | None) -> str:
-    if core_reason is None:
-        return "Other"
-    if core_reason.startswith("Fault:"):
-        return _FAULT_REASONS.get(core_reason.removeprefix("Fault:"), "Other")
-    return _STOP_REASONS.get(core_reason, "Other")
+def stopped_reason(reason: StopReason | None, fault: ErrorCode | None = None) -> str:
+    if reason is StopReason.FAULT:
+        return _FAULT_REASONS.get(fault, "Other") if fault is not None else "Other"
+    return _STOP_REASONS.get(reason, "Other") if reason is not None else "Other"
 
 
-def trigger_for_stop(core_reason: str | None) -> str:
+def trigger_for_stop(reason: StopReason | None, fault: ErrorCode | None = None) -> str:
     """TriggerReasonEnumType of the Ended event."""
-    reason = core_reason or ""
-    if reason == "Remote":
-        return "RemoteStop"
-    if reason in ("Local", "DeAuthorized"):
-        return "StopAuthorized"
-    if reason == "EVDisconnected":
-        return "EVDeparted"
-    if reason == "StoppedByEV":
-        return "ChargingStateChanged"
-    if reason.startswith("Fault:vehicle_comm"):
+    if reason is StopReason.FAULT and fault in (ErrorCode.VEHICLE_COMM_TIMEOUT,
+                                                ErrorCode.VEHICLE_COMM_LOST):
         return "EVCommunicationLost"
-    if reason.startswith("Fault:"):
-        return "AbnormalCondition"
-    return "AbnormalCondition"
+    return _STOP_TRIGGERS.get(reason, "AbnormalCondition") if reason is not None \
+        else "AbnormalCondition"
+
+
+# UnlockStatusEnumType of UnlockConnector (F05); the core's refusal under voltage is a
+# failed unlock to the CSMS.
+UNLOCK_STATUS: dict[UnlockOutcome, str] = {
+    UnlockOutcome.UNLOCKED: "Unlocked",
+    UnlockOutcome.UNLOCK_FAILED: "UnlockFailed",
+    UnlockOutcome.ONGOING_AUTHORIZED_TRANSACTION: "OngoingAuthorizedTransaction",
+    UnlockOutcome.REFUSED_ENERGIZED: "UnlockFailed",
+}
 
 
 def error_code(code: str) -> str:

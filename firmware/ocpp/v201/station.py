@@ -20,8 +20,10 @@ from typing import Any
 
 import websockets
 
-from firmware.authorization import SESSION_PHASES, Authorization
+from firmware.authorization import Authorization
 from firmware.core import events as ev
+from firmware.core.events import StopReason
+from firmware.core.transitions import SESSION
 from firmware.loop import Controller
 from firmware.ocpp.connection import ConnectionLoop, retry_backoff
 from firmware.ocpp.delivery import Delivery
@@ -309,14 +311,14 @@ class Station:
         if evse_id is not None:  # one EVSE: reset when idle (B11), stop it first (B12)
             self.evse_resets.add(evse_id)
             if busy and kind == "Immediate":
-                self.controller.request_stop(evse_id, "ImmediateReset")
+                self.controller.request_stop(evse_id, StopReason.IMMEDIATE_RESET)
             self.spawn(self._reset_evses_soon(), "ocpp-evse-reset")  # after the answer
             return "Scheduled" if busy and kind == "OnIdle" else "Accepted"
         if kind == "OnIdle" and busy:
             self._reset_pending = "idle"
             return "Scheduled"
         for e in busy:  # Immediate: stop what runs, then reset (B12)
-            self.controller.request_stop(e, "ImmediateReset")
+            self.controller.request_stop(e, StopReason.IMMEDIATE_RESET)
         self.spawn(self._restart_link(after_s=0.5), "ocpp-reset")
         return "Accepted"
 
@@ -389,14 +391,14 @@ class Station:
         tx_id = payload.get("transactionInfo", {}).get("transactionId")
         evse_id = self.tx.evse_of(tx_id) if tx_id else None
         if evse_id is not None and self.model.get_bool("TxCtrlr", "StopTxOnInvalidId"):
-            self.controller.request_stop(evse_id, "DeAuthorized")
+            self.controller.request_stop(evse_id, StopReason.DEAUTHORIZED)
 
     # --- what the handlers ask -------------------------------------------------------------
 
     def busy(self, evse_id: int) -> bool:
         """A transaction is open or a session runs on the EVSE."""
         return (self.tx.transaction_id(evse_id) is not None
-                or self.controller.status(evse_id).phase in SESSION_PHASES)
+                or self.controller.status(evse_id).phase in SESSION)
 
     def store(self, key: str, value: str) -> None:
         self.kv.store(key, value)

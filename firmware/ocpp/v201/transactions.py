@@ -39,8 +39,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from firmware.core import events as ev
+from firmware.core.events import StopReason
 from firmware.core.session import Status
 from firmware.core.transitions import Phase
+from firmware.errors import ErrorCode
 from firmware.ocpp.v201 import mapping
 
 _CONNECTED = frozenset(Phase) - {Phase.AVAILABLE, Phase.UNAVAILABLE}
@@ -84,7 +86,8 @@ class _Evse:
     pending_trigger: str = "Authorized"
     pending_remote_id: int | None = None
     group_id_token: dict[str, Any] | None = None
-    stop_reason: str | None = None
+    stop_reason: StopReason | None = None
+    stop_fault: ErrorCode | None = None
     next_sample: float | None = None
     next_persist: float = 0.0  # monotonic time of the next register write (no event)
     conditions: dict[str, bool] = field(default_factory=dict)
@@ -187,8 +190,9 @@ class Transactions:
                     e.pending_token = {"idToken": token,
                                        "type": mapping.id_token_type(source)}
                     e.pending_trigger, e.pending_remote_id = "Authorized", None
-            case ev.SessionEnded(reason, _, energy_wh):
+            case ev.SessionEnded(reason, _, energy_wh, fault):
                 e.authorized, e.stop_reason, e.energy_wh = False, reason, energy_wh
+                e.stop_fault = fault
             case ev.SetContactors(closed):
                 e.power_path = closed
         if not isinstance(cmd, ev.SessionEnded):
@@ -257,7 +261,7 @@ class Transactions:
         ended = []
         for evse_id, tx in list(self.tx.items()):
             e = self.evse[evse_id]
-            e.stop_reason = "PowerLoss"
+            e.stop_reason, e.stop_fault = StopReason.POWER_LOSS, None
             meter = [self._reading(now_utc, "Transaction.End",
                                    {"Energy.Active.Import.Register": tx.meter_wh})]
             self._end(tx, "AbnormalCondition", "PowerLoss", now_utc, meter)
@@ -290,14 +294,14 @@ class Transactions:
         if stop:
             reason = e.stop_reason
             if reason is None and "EVConnected" in stop:
-                reason = "EVDisconnected"
+                reason = StopReason.EV_DISCONNECTED
             meter = self._meter(tx, status, now_utc, "Transaction.End", "TxEndedMeasurands")
             # The trigger names what ended it now; stoppedReason keeps the first reason
             # given (E06: with TxStopPoint EVConnected a locally stopped session ends
             # when the EV leaves, triggerReason EVDeparted, stoppedReason Local).
             trigger = ("EVDeparted" if "EVConnected" in stop
-                       else mapping.trigger_for_stop(reason))
-            self._end(tx, trigger, mapping.stopped_reason(reason), now_utc, meter)
+                       else mapping.trigger_for_stop(reason, e.stop_fault))
+            self._end(tx, trigger, mapping.stopped_reason(reason, e.stop_fault), now_utc, meter)
             return
         if not before.get("Authorized") and now["Authorized"] and tx.id_token is None:
             tx.id_token = e.pending_token  # authorized after the start (E03 / E07)
@@ -305,7 +309,8 @@ class Transactions:
         if before.get("Authorized") and not now["Authorized"] and tx.id_token is not None:
             # Stopped but not over (TxStopPoint without Authorized, E06): say who
             # stopped it now; the Ended event follows at the stop point.
-            self._emit(tx, "Updated", mapping.trigger_for_stop(e.stop_reason), now_utc, None)
+            self._emit(tx, "Updated", mapping.trigger_for_stop(e.stop_reason, e.stop_fault),
+                       now_utc, None)
         state = mapping.CHARGING_STATE[status.phase]
         if state != tx.charging_state:
             tx.charging_state = state
@@ -329,7 +334,7 @@ class Transactions:
                    "Authorized": e.pending_trigger}.get(point, "ChargingStateChanged")
         if tx.remote_start_id is not None:
             trigger = "RemoteStart"  # the event carrying remoteStartId says why (F01)
-        e.stop_reason = None
+        e.stop_reason = e.stop_fault = None
         self.tx[evse_id] = tx
         interval = int(self.settings("SampledDataCtrlr", "TxUpdatedInterval"))
         e.next_sample = self.monotonic() + interval if interval > 0 else None
