@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from firmware import words
 from firmware.core import events as ev
 from firmware.core.events import StopReason
 from firmware.core.session import Status
@@ -79,15 +80,9 @@ class AuthDecision:
 
     @property
     def message(self) -> str:
-        """A line for the bay screen or a log."""
-        noun = "Card" if self.source == "rfid" else "Token"
-        if self.action == "stop":
-            if self.accepted:
-                return f"Stopping: {noun.lower()} accepted."
-            return f"This {noun.lower()} did not start this session."
-        if self.accepted:
-            return f"{noun} accepted."
-        return f"{noun} not accepted ({self.reason})."
+        """A line for the bay screen or a log (English; firmware/words.py has them all)."""
+        return words.authorization_text(self.action, self.accepted, self.source,
+                                        self.reason)
 
 
 class Backend(Protocol):

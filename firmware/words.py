@@ -100,6 +100,17 @@ STOP_REASONS: dict[str, dict[StopReason, str]] = {
 STOPPED: dict[str, str] = {"en": "{reason}. {kwh:.1f} kWh."}
 CARD_REJECTED: dict[str, str] = {"en": "Card not accepted."}
 
+# What the authorization decided about a card or token (firmware/authorization.py).
+AUTHORIZATION: dict[str, dict[str, str]] = {
+    "en": {
+        "card": "Card", "token": "Token",
+        "start_accepted": "{noun} accepted.",
+        "start_refused": "{noun} not accepted ({reason}).",
+        "stop_accepted": "Stopping: {noun_lower} accepted.",
+        "stop_refused": "This {noun_lower} did not start this session.",
+    },
+}
+
 
 def fault_text(code: ErrorCode, lang: str = DEFAULT_LANGUAGE) -> str:
     return FAULTS[lang][code]
@@ -107,6 +118,15 @@ def fault_text(code: ErrorCode, lang: str = DEFAULT_LANGUAGE) -> str:
 
 def stop_text(reason: StopReason, lang: str = DEFAULT_LANGUAGE) -> str:
     return STOP_REASONS[lang][reason]
+
+
+def authorization_text(action: str, accepted: bool, source: str, reason: str,
+                       lang: str = DEFAULT_LANGUAGE) -> str:
+    """The line for a decision of the authorization: ``action`` start or stop."""
+    table = AUTHORIZATION[lang]
+    noun = table["card" if source == "rfid" else "token"]
+    key = f"{action}_{'accepted' if accepted else 'refused'}"
+    return table[key].format(noun=noun, noun_lower=noun.lower(), reason=reason)
 
 
 def screen_text(state: ev.Screen, lang: str = DEFAULT_LANGUAGE) -> tuple[str, str]:
