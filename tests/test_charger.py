@@ -49,15 +49,20 @@ def _chargebay(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess
                           text=True, timeout=timeout, cwd=ROOT)
 
 
+def _fails_with_one_line(done: subprocess.CompletedProcess[str], *words: str) -> None:
+    """Exit 2 and exactly one line on stderr, naming every one of ``words``."""
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert all(word in lines[0] for word in words), lines[0]
+    assert "Traceback" not in done.stderr
+
+
 def test_cabinet_without_its_can_interface_fails_with_one_line() -> None:
     if Path("/sys/class/net/can0").exists():
         pytest.skip("this machine has a can0")
     done = _chargebay("run", str(EXAMPLES / "cabinet-400kw.toml"))
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "can0" in lines[0] and "power_stage.can_channel" in lines[0]
-    assert "Traceback" not in done.stderr
+    _fails_with_one_line(done, "can0", "power_stage.can_channel")
 
 
 def test_cabinet_without_its_serial_device_fails_with_one_line(tmp_path: Path) -> None:
@@ -67,11 +72,7 @@ def test_cabinet_without_its_serial_device_fails_with_one_line(tmp_path: Path) -
     path = tmp_path / "cabinet.toml"
     path.write_text(text)
     done = _chargebay("run", str(path))
-    assert done.returncode == 2
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert "ttyNOPE" in lines[0] and "io_board.port" in lines[0]
-    assert "Traceback" not in done.stderr
+    _fails_with_one_line(done, "ttyNOPE", "io_board.port")
 
 
 def test_check_config_names_an_unknown_driver(tmp_path: Path) -> None:
