@@ -96,7 +96,8 @@ def _print_summary(name: str, report: dict[str, object]) -> None:
         print(f"bay {s['connector']}  {s['truck']}: SoC {s['start_soc']:.1f} -> "
               f"{s['end_soc']:.1f} %, {s['energy_kwh']:.1f} kWh in "
               f"{s['duration_s'] / 60:.1f} min, peak {s['peak_power_kw']:.0f} kW / "
-              f"{s['max_current_a']:.0f} A, stopped: {s['stop_reason']}")
+              f"{s['max_current_a']:.0f} A, stopped: {s['stop_reason']}"
+              + (f" ({s['fault']})" if s.get("fault") else ""))
         for f in s["faults"]:
             print(f"   fault {f['code']} at {f['at_s']:.1f} s, safe state after "
                   f"{f['safe_state_ms']} ms")
