@@ -43,7 +43,7 @@ class OcppSettings:
 
 def parse(section: dict[str, Any]) -> OcppSettings:
     known = {"csms_url", "security_profile", "basic_auth_password", "ca_file", "client_cert",
-             "client_key", "state_dir", "variables", "local_csms"}
+             "client_key", "state_dir", "variables"}
     for key in section:
         if key not in known:
             raise OcppSettingsError(f"ocpp.{key}",

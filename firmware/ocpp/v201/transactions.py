@@ -41,11 +41,10 @@ from typing import Any, Protocol
 from firmware.core import events as ev
 from firmware.core.events import StopReason
 from firmware.core.session import Status
-from firmware.core.transitions import Phase
+from firmware.core.transitions import IDLE, Phase
 from firmware.errors import ErrorCode
 from firmware.ocpp.v201 import mapping
 
-_CONNECTED = frozenset(Phase) - {Phase.AVAILABLE, Phase.UNAVAILABLE}
 Settings = Callable[[str, str], str]
 # How often the running register is written to disk between meter-value events: what a
 # power loss can leave unbilled is at most this long a stretch of charging (instead of a
@@ -271,10 +270,10 @@ class Transactions:
     # --- start and stop points -----------------------------------------------------------
 
     def _conditions(self, e: _Evse) -> dict[str, bool]:
-        return {"EVConnected": e.phase in _CONNECTED, "Authorized": e.authorized,
+        return {"EVConnected": e.phase not in IDLE, "Authorized": e.authorized,
                 "PowerPathClosed": e.power_path and e.authorized,
                 "EnergyTransfer": e.phase is Phase.CHARGING,
-                "ParkingBayOccupancy": e.phase in _CONNECTED, "DataSigned": False}
+                "ParkingBayOccupancy": e.phase not in IDLE, "DataSigned": False}
 
     def _points(self, variable: str) -> list[str]:
         return [p for p in self.settings("TxCtrlr", variable).split(",") if p]
