@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import serial
@@ -33,6 +33,8 @@ from firmware.config import ChargerConfig, ConfigError
 from firmware.core.events import StopReason
 from firmware.drivers import HardwareMissing, Wires
 from firmware.loop import Controller
+from firmware.ocpp.settings import OcppSettings, OcppSettingsError
+from firmware.ocpp.settings import parse as parse_ocpp
 from hal.clock import Clock
 from hal.io_board import IoBoard
 from hal.power_stage import PowerStage
@@ -53,17 +55,15 @@ def check(config: ChargerConfig) -> None:
     and the sections other parts own."""
     drivers.check(config)
     if "ocpp" in config.extra:
-        from firmware.ocpp.settings import OcppSettingsError
-        from firmware.ocpp.settings import parse as parse_ocpp
-
-        try:
-            parse_ocpp(_ocpp_section(config))
-        except OcppSettingsError as exc:
-            raise ConfigError(exc.key, exc.reason) from None
+        _ocpp_settings(config)
 
 
-def _ocpp_section(config: ChargerConfig) -> dict[str, Any]:
-    return dict(config.extra["ocpp"])
+def _ocpp_settings(config: ChargerConfig) -> OcppSettings:
+    """The [ocpp] section, parsed; a bad key is the ConfigError that names it."""
+    try:
+        return parse_ocpp(dict(config.extra["ocpp"]))
+    except OcppSettingsError as exc:
+        raise ConfigError(exc.key, exc.reason) from None
 
 
 @dataclass
@@ -86,7 +86,7 @@ class Charger:
     @classmethod
     def build(cls, config: ChargerConfig, clock: Clock, wires: Wires | None = None,
               say: Say | None = None) -> Charger:
-        check(config)
+        drivers.check(config)  # the [ocpp] section is parsed (and so checked) below
         wires = wires or Wires()
         power = drivers.build("power_stage", config, clock, wires)
         io = drivers.build("io_board", config, clock, wires)
@@ -95,12 +95,11 @@ class Charger:
         authorization = Authorization(controller, clock.now)
         charger = cls(config, clock, power, io, links, controller, authorization)
         if "ocpp" in config.extra:
-            from firmware.ocpp import settings as ocpp_settings
             from firmware.ocpp.v201.station import Station
 
             # The station is one of the authorization's sources (remote start) and its
             # backend (Authorize, local list, cache, offline policy).
-            settings = ocpp_settings.parse(_ocpp_section(config))
+            settings = _ocpp_settings(config)
             charger.station = Station(controller, settings, clock, say=say,
                                       ping_interval=None if clock.virtual else 30.0,
                                       authorization=authorization)
@@ -145,7 +144,7 @@ class Charger:
             for evse_id, why in report["unsafe"]:
                 log.error("connector %d not safe after %.0f s: %s", evse_id,
                           SESSIONS_STOP_S, why)
-        if self.station is not None and "station" in self._started:
+        if "station" in self._started:
             report["queued"] = await self.station.flush(OCPP_FLUSH_S)
         await self._close_started()
         return report
@@ -170,11 +169,3 @@ class Charger:
         else:
             await self.power.close()  # the CAN bus its factory opened
         self._started.clear()
-
-
-def with_state_dir(config: ChargerConfig, state_dir: str) -> ChargerConfig:
-    """The same config with the OCPP state (queue, device model) in ``state_dir``."""
-    if "ocpp" not in config.extra:
-        return config
-    section = {**config.extra["ocpp"], "state_dir": state_dir}
-    return replace(config, extra={**config.extra, "ocpp": section})

@@ -20,7 +20,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib.metadata import entry_points
-from typing import Any, Protocol
+from typing import Protocol
 
 from firmware.charger import Charger
 from firmware.charger import check as check_charger
@@ -112,13 +112,11 @@ async def _serve(config: ChargerConfig, clock: Clock, simulator: Simulator | Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running(config, clock, simulator, say) as charger:
-        log.info("chargebay %s running: %d connectors%s",
-                    config.identity.charge_point_id, len(config.connectors),
-                    ", simulated hardware" if simulator is not None else "")
-        _ = charger
+    async with running(config, clock, simulator, say):
+        log.info("chargebay %s running: %d connectors%s", config.identity.charge_point_id,
+                 len(config.connectors), ", simulated hardware" if simulator else "")
         await stop.wait()
         log.info("stopping (signal): sessions end in order")
 
 
-__all__: list[Any] = ["Simulator", "run_service", "running", "simulator_factory"]
+__all__ = ["Simulator", "check", "run_service", "running", "simulator_factory"]

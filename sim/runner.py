@@ -208,9 +208,7 @@ async def _run(config: ChargerConfig, steps: list[Step], speed: float,
         sim_s = clock.now()
         world.close_records()
         ocpp = world.ocpp_report()
-    outcome = Outcome(world, error, time.perf_counter() - wall, sim_s)
-    outcome.ocpp, outcome.at_end = ocpp, seen
-    return outcome
+    return Outcome(world, error, time.perf_counter() - wall, sim_s, ocpp, seen)
 
 
 def run(config: ChargerConfig, steps: list[Step], speed: float | None,
@@ -228,7 +226,3 @@ def run(config: ChargerConfig, steps: list[Step], speed: float | None,
             loop.close()
     return asyncio.run(_run(config, steps, speed, progress, say, csms_url=csms_url,
                             at_end=at_end))
-
-
-def phase_name(phase: Phase) -> str:
-    return phase.value

@@ -198,9 +198,9 @@ class SimWorld:
         elif "state_dir" not in section:  # a fresh station for every simulated run
             self._tmp = tempfile.TemporaryDirectory(prefix="chargebay-ocpp-")
             section["state_dir"] = self._tmp.name
-        if self.csms_url is None and self.section.get("csms") == "external":
-            pass  # ocpp.csms_url as the file says
-        elif self.csms_url is None:
+        if self.csms_url is not None:
+            section["csms_url"] = self.csms_url
+        elif self.section.get("csms", "local") == "local":  # else: ocpp.csms_url as written
             tokens = {}
             for entry in self.section.get("tokens", []):
                 token, _, group = str(entry).partition(":")
@@ -209,8 +209,6 @@ class SimWorld:
             self.csms.boot_status = self.csms_boot_status
             await self.csms.up()
             section["csms_url"] = self.csms.url
-        else:
-            section["csms_url"] = self.csms_url
         return replace(config, extra={**config.extra, "ocpp": section})
 
     def attach(self, charger: Charger) -> None:
