@@ -3,7 +3,7 @@
 from typing import Annotated
 
 import pytest
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from firmware.config import ConfigError
 from firmware.schema import Section, parse_section
@@ -39,7 +39,7 @@ def test_first_problem_names_the_key(data, key, reason):
 def test_a_good_table_is_frozen_and_typed():
     table = parse_section(Table, {"rows": [{"current_a": 250}]}, "t")
     assert table.rows[0].current_a == 250.0 and isinstance(table.rows[0].current_a, float)
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         table.count = 2  # type: ignore[misc]
 
 
