@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import serial
@@ -35,6 +36,7 @@ from firmware.drivers import HardwareMissing, Wires
 from firmware.loop import Controller
 from firmware.ocpp.settings import OcppSettings, OcppSettingsError
 from firmware.ocpp.settings import parse as parse_ocpp
+from firmware.security_log import SecurityLog
 from hal.clock import Clock
 from hal.io_board import IoBoard
 from hal.power_stage import PowerStage
@@ -75,6 +77,7 @@ class Charger:
     vehicle_links: VehicleLinks
     controller: Controller
     authorization: Authorization  # every token source feeds it (card reader, app, payment)
+    security: SecurityLog  # every part records its security events here
     station: Any = None  # firmware.ocpp.v201.station.Station with an [ocpp] section
     # Slots that later issues fill; None until their driver exists.
     slots: dict[str, Any] = field(default_factory=lambda: {
@@ -93,7 +96,11 @@ class Charger:
         links = drivers.build("vehicle_link", config, clock, wires)
         controller = Controller(config, clock, power, io)
         authorization = Authorization(controller, clock.now)
-        charger = cls(config, clock, power, io, links, controller, authorization)
+        # Wall time for the security log runs with the (maybe virtual) clock; the OCPP
+        # station, when there is one, is the better source (the CSMS sets the time).
+        t0, utc0 = clock.now(), datetime.now(UTC)
+        security = SecurityLog(lambda: utc0 + timedelta(seconds=clock.now() - t0))
+        charger = cls(config, clock, power, io, links, controller, authorization, security)
         if "ocpp" in config.extra:
             from firmware.ocpp.v201.station import Station
 
