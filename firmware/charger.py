@@ -20,6 +20,7 @@ Stop order (``stop``), bounded in time (docs/architecture.md "Stopping"):
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import serial
 from firmware import drivers
 from firmware.authorization import Authorization
 from firmware.config import ChargerConfig, ConfigError
+from firmware.console.settings import parse as parse_console
 from firmware.core.events import StopReason
 from firmware.drivers import HardwareMissing, Wires
 from firmware.loop import Controller
@@ -58,6 +60,8 @@ def check(config: ChargerConfig) -> None:
     drivers.check(config)
     if "ocpp" in config.extra:
         _ocpp_settings(config)
+    if "console" in config.extra:
+        parse_console(config.extra["console"])
 
 
 def _ocpp_settings(config: ChargerConfig) -> OcppSettings:
@@ -83,6 +87,9 @@ class Charger:
     slots: dict[str, Any] = field(default_factory=lambda: {
         "screen": None, "card_reader": None, "payment": None, "meter": None,
         "console": None})
+    # Set by the console's `reboot`: the service stops the charger in order and starts it
+    # again (firmware/service.py).
+    reboot_requested: asyncio.Event = field(default_factory=asyncio.Event)
     _started: list[str] = field(default_factory=list)
     _closed: bool = False  # stop() and cut_power() close once; later calls do nothing
 
@@ -110,6 +117,12 @@ class Charger:
             charger.station = Station(controller, settings, clock, say=say,
                                       ping_interval=None if clock.virtual else 30.0,
                                       authorization=authorization)
+        if "console" in config.extra:
+            from firmware.console.server import Console
+
+            charger.slots["console"] = Console(
+                charger, parse_console(config.extra["console"]), say=say,
+                reboot=charger.reboot_requested.set)
         return charger
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -125,6 +138,9 @@ class Charger:
             if self.station is not None:
                 await self.station.start()
                 self._started.append("station")
+            if self.slots["console"] is not None:
+                await self.slots["console"].start()
+                self._started.append("console")
         except BaseException:
             await self._close_started()
             raise
@@ -166,6 +182,8 @@ class Charger:
         if self._closed:
             return
         self._closed = True
+        if "console" in self._started:
+            await self.slots["console"].stop()
         if "station" in self._started:
             await self.station.stop()
         self.authorization.close()

@@ -3,6 +3,9 @@
     chargebay run FILE          the charger, until SIGTERM / SIGINT (real or simulated
                                 hardware, as the file says)
     chargebay check-config FILE
+    chargebay console PORT [--baud B] [--log FILE]
+                                the field engineer's terminal on the charger's console
+    chargebay passwd            print a console password hash for the [console] section
 
 Installed plug-ins add commands (entry point group ``chargebay.commands``); the simulator
 adds ``chargebay sim`` (the scenario player) and ``chargebay drive`` (its control
@@ -32,6 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the charger on the hardware the file names")
     r.add_argument("file")
     r.set_defaults(handler=_run)
+    t = sub.add_parser("console", help="terminal on a charger's serial console")
+    t.add_argument("port", help="serial device, e.g. /dev/ttyUSB0 (or a /dev/pts/N)")
+    t.add_argument("--baud", type=int, default=115200)
+    t.add_argument("--log", help="append the transcript to this file")
+    t.set_defaults(handler=_console)
+    w = sub.add_parser("passwd", help="print a salted scrypt hash of a console password")
+    w.add_argument("--stdin", action="store_true",
+                   help="read the password from standard input (one line), no prompt")
+    w.set_defaults(handler=_passwd)
     for entry in entry_points(group=COMMANDS_GROUP):
         entry.load()(sub)  # each plug-in adds its subcommands, with a handler
     return p
@@ -63,6 +75,31 @@ def _run(args: argparse.Namespace) -> int:
 
     logging.getLogger("chargebay").setLevel(logging.INFO)
     return run_service(load_config(args.file), say=print)
+
+
+def _console(args: argparse.Namespace) -> int:
+    from firmware.console import client
+
+    return client.run(args.port, args.baud, args.log)
+
+
+def _passwd(args: argparse.Namespace) -> int:
+    import getpass
+
+    from firmware.console.passwords import hash_password
+
+    if args.stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("console password: ")
+        if getpass.getpass("again: ") != password:
+            print("chargebay: the two passwords differ", file=sys.stderr)
+            return 2
+    if not password:
+        print("chargebay: an empty password is not a password", file=sys.stderr)
+        return 2
+    print(hash_password(password))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,8 +6,7 @@ touched the hardware yet; the driver opens its device in ``start``. A factory or
 ``start`` that finds the device missing raises ``HardwareMissing`` naming the device and
 the config key, which ``chargebay run`` prints as one line.
 
-Roles that later issues fill (bay screen, card reader, payment terminal, DC meter, field
-console) have their place in ``ROLES`` with no driver yet; the composition root leaves
+Roles that later issues fill (bay screen, card reader, payment terminal, DC meter) have their place in ``ROLES`` with no driver yet; the composition root leaves
 their slot empty.
 """
 
@@ -88,7 +87,8 @@ ROLES: dict[str, tuple[str, dict[str, Factory]]] = {
     "card_reader": ("card_reader.driver", {}),
     "payment": ("payment.driver", {}),
     "meter": ("meter.driver", {}),
-    "console": ("console.driver", {}),
+    # (the field console has no driver choice: [console] device names a serial device or
+    # "pty", hal/console_port.py; the composition root builds it)
 }
 
 

@@ -94,29 +94,40 @@ async def running(config: ChargerConfig, clock: Clock, simulator: Simulator | No
 
 def run_service(config: ChargerConfig, say: Callable[[str], None] | None = None) -> int:
     """``chargebay run``: returns the exit status."""
-    simulator: Simulator | None = None
     clock = Clock()
+    make: Callable[[], Simulator] | None = None
     if "simulator" in config.extra:
-        simulator = simulator_factory()(config, clock, say=say)
+        factory = simulator_factory()
+        make = lambda: factory(config, clock, say=say)  # noqa: E731 - a new one per start
     try:
-        asyncio.run(_serve(config, clock, simulator, say))
+        asyncio.run(_serve(config, clock, make, say))
     except HardwareMissing as exc:
         print(f"chargebay: {exc}", file=sys.stderr)
         return 2
     return 0
 
 
-async def _serve(config: ChargerConfig, clock: Clock, simulator: Simulator | None,
+async def _serve(config: ChargerConfig, clock: Clock, make: Callable[[], Simulator] | None,
                  say: Callable[[str], None] | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running(config, clock, simulator, say):
-        log.info("chargebay %s running: %d connectors%s", config.identity.charge_point_id,
-                 len(config.connectors), ", simulated hardware" if simulator else "")
-        await stop.wait()
-        log.info("stopping (signal): sessions end in order")
+    while not stop.is_set():
+        simulator = make() if make is not None else None
+        async with running(config, clock, simulator, say) as charger:
+            log.info("chargebay %s running: %d connectors%s",
+                     config.identity.charge_point_id, len(config.connectors),
+                     ", simulated hardware" if simulator else "")
+            reboot = asyncio.ensure_future(charger.reboot_requested.wait())
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({reboot, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            reboot.cancel()
+            stopped.cancel()
+            if stop.is_set():
+                log.info("stopping (signal): sessions end in order")
+            else:  # the console's `reboot`: stopped in order, then built and started anew
+                log.info("rebooting (console): sessions end in order")
 
 
 __all__ = ["Simulator", "check", "run_service", "running", "simulator_factory"]
