@@ -51,7 +51,8 @@ def config(ctx: Context, args: list[str]) -> str:
     if args[0] == "get":
         return _config_get(ctx, args[1:])
     if ctx.role != "service":
-        raise Refused("config set needs the service role")
+        ctx.record("ConsoleRefused", f"config set {' '.join(args[1:2])}: needs service")
+        raise Refused(f"config set: refused: needs the service role (you are {ctx.role})")
     if len(args) != 3:
         raise Refused("usage: config set Component.Variable[.Instance] VALUE")
     component, name, instance = _variable(args[1])

@@ -56,6 +56,7 @@ def status(ctx: Context, args: list[str]) -> str:
                      f"{st.setpoint_a:.1f} A")
         faults = ", ".join(f"{c} ({spec(c).severity.value})" for c in st.faults) or "none"
         lines.append(f"  active errors: {faults}")
+    lines.append("console: " + ", ".join(f"{k} {v}" for k, v in ctx.stats().items()))
     return "\n".join(lines)
 
 
