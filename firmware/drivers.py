@@ -6,8 +6,8 @@ touched the hardware yet; the driver opens its device in ``start``. A factory or
 ``start`` that finds the device missing raises ``HardwareMissing`` naming the device and
 the config key, which ``chargebay run`` prints as one line.
 
-Roles that later issues fill (bay screen, card reader, payment terminal, DC meter) have their place in ``ROLES`` with no driver yet; the composition root leaves
-their slot empty.
+Roles that later issues fill (bay screen, card reader, payment terminal, DC meter) have
+their place in ``ROLES`` with no driver yet; the composition root leaves their slot empty.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from console_rig import CARD, PROMPT, SERVICE, VIEWER, Charger, Terminal, sim_file
 
 MAX_FAILURES = 3
