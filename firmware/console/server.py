@@ -37,6 +37,37 @@ TICK_S = 1.0
 Say = Callable[[str], None]
 
 
+# The OCPP library logs every message it sends and receives at INFO on logger "ocpp"; the
+# console keeps those lines (its `ocpp` command) without printing them: while any console
+# runs, that logger is at INFO, does not propagate, and hands WARNING and worse on.
+_ocpp_users: list[RingHandler] = []
+_ocpp_saved: list[tuple[int, bool]] = []
+_FORWARD = ForwardWarnings()
+
+
+def _capture_ocpp(ring: RingHandler) -> None:
+    ocpp_log = logging.getLogger("ocpp")
+    if not _ocpp_users:
+        _ocpp_saved[:] = [(ocpp_log.level, ocpp_log.propagate)]
+        ocpp_log.setLevel(logging.INFO)
+        ocpp_log.propagate = False
+        ocpp_log.addHandler(_FORWARD)
+    _ocpp_users.append(ring)
+    ocpp_log.addHandler(ring)
+
+
+def _release_ocpp(ring: RingHandler) -> None:
+    ocpp_log = logging.getLogger("ocpp")
+    ocpp_log.removeHandler(ring)
+    if ring in _ocpp_users:
+        _ocpp_users.remove(ring)
+        if not _ocpp_users and _ocpp_saved:
+            level, propagate = _ocpp_saved[0]
+            ocpp_log.setLevel(level)
+            ocpp_log.propagate = propagate
+            ocpp_log.removeHandler(_FORWARD)
+
+
 class Console:
     def __init__(self, charger: Any, settings: ConsoleSettings, say: Say | None = None,
                  reboot: Callable[[], None] | None = None) -> None:
@@ -64,7 +95,6 @@ class Console:
         self._out = bytearray()
         self._open = False
         self._gone = asyncio.Event()
-        self._ocpp_saved: tuple[int, bool] | None = None
 
     def _utc(self) -> datetime:
         station = self.charger.station
@@ -82,13 +112,7 @@ class Console:
 
     async def start(self) -> None:
         logging.getLogger("chargebay").addHandler(self.log_ring)
-        ocpp_log = logging.getLogger("ocpp")  # the library logs each message at INFO
-        self._ocpp_saved = (ocpp_log.level, ocpp_log.propagate)
-        self._forward = ForwardWarnings()
-        ocpp_log.setLevel(logging.INFO)
-        ocpp_log.propagate = False
-        ocpp_log.addHandler(self.traffic)
-        ocpp_log.addHandler(self._forward)
+        _capture_ocpp(self.traffic)
         self.charger.controller.observers.append(self.errors.observe)
         self.tasks.spawn(self._serve(), "console-serve")
         self.tasks.spawn(self._ticker(), "console-tick")
@@ -99,12 +123,7 @@ class Console:
         self._close_port()  # first: no callback may start a task while they stop
         await self.tasks.stop()
         logging.getLogger("chargebay").removeHandler(self.log_ring)
-        ocpp_log = logging.getLogger("ocpp")
-        ocpp_log.removeHandler(self.traffic)
-        ocpp_log.removeHandler(self._forward)
-        if self._ocpp_saved is not None:
-            ocpp_log.setLevel(self._ocpp_saved[0])
-            ocpp_log.propagate = self._ocpp_saved[1]
+        _release_ocpp(self.traffic)
 
     # --- the device ------------------------------------------------------------------------
 
