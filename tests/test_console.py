@@ -195,6 +195,17 @@ def test_bad_input_garbage_long_lines_floods_and_a_reader_that_stops(
     term.read_for(1.0)
     term.send(b"\x15")
     time.sleep(5.0)  # the input budget refills
+    # A terminal that stops reading: commands keep coming, their output piles up; the
+    # charger goes on (its control interface answers at once) and the console drops.
+    for _ in range(150):
+        term.send(b"help\r")
+        time.sleep(0.02)
+    started = time.monotonic()
+    assert "1" in charger.status()
+    assert time.monotonic() - started < 2.0
+    term.read_for(3.0)
+    term.send(b"\x15")
+    time.sleep(2.0)
     term.read_for(0.5)
     stats = term.command("status 1")
     counters = dict(re.findall(r"(\w+) (\d+)", stats.split("console: ")[1]))
@@ -202,6 +213,7 @@ def test_bad_input_garbage_long_lines_floods_and_a_reader_that_stops(
     assert int(counters["overlong"]) >= 1
     assert int(counters["flood_dropped"]) > 0
     assert int(counters["busy_dropped"]) > 0
+    assert int(counters["output_dropped"]) > 0
 
 
 def test_lock_out_after_repeated_failures(term: Terminal, charger: Charger) -> None:

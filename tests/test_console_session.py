@@ -4,6 +4,10 @@ expiry, idle logout, floods, busy), password hashes and the [console] section.""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from firmware.config import ConfigError
@@ -198,3 +202,25 @@ def test_the_console_section_is_strict() -> None:
         with pytest.raises(ConfigError) as err:
             parse({**good, **change})
         assert err.value.key == key, (change, err.value)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _chargebay(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "firmware.cli", *args], input=stdin,
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+
+
+def test_chargebay_passwd_prints_a_hash_the_console_accepts() -> None:
+    done = _chargebay("passwd", "--stdin", stdin="correct horse\n")
+    assert done.returncode == 0, done.stderr
+    line = done.stdout.strip()
+    assert passwords.verify("correct horse", line) and "correct horse" not in line
+    assert _chargebay("passwd", "--stdin", stdin="\n").returncode == 2
+
+
+def test_chargebay_console_on_a_missing_port_is_one_line(tmp_path: Path) -> None:
+    done = _chargebay("console", str(tmp_path / "ttyNOPE"))
+    assert done.returncode == 2
+    assert len(done.stderr.strip().splitlines()) == 1 and "ttyNOPE" in done.stderr
