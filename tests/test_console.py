@@ -80,6 +80,8 @@ def test_service_login_and_every_reading_command(term: Terminal, charger: Charge
     assert term.command("config get OCPPCommCtrlr.HeartbeatInterval").endswith("= 300")
     assert "WriteOnly" in term.command("config get SecurityCtrlr")
     assert "Rejected" in term.command("config get SecurityCtrlr.BasicAuthPassword")
+    assert term.command("config get control.loop_hz").startswith("control.loop_hz = 10.0")
+    assert "module_count = 10" in term.command("config get power_stage")
 
 
 def test_config_set_is_validated_and_persisted(term: Terminal) -> None:
@@ -87,6 +89,7 @@ def test_config_set_is_validated_and_persisted(term: Terminal) -> None:
     assert "rejected" in term.command("config set OCPPCommCtrlr.HeartbeatInterval -5")
     assert "rejected" in term.command("config set SecurityCtrlr.SecurityProfile 3")
     assert "no such variable" in term.command("config set OCPPCommCtrlr.Nope 1")
+    assert "change it in the file" in term.command("config set control.loop_hz 50")
     assert "(persisted)" in term.command("config set OCPPCommCtrlr.HeartbeatInterval 120")
     assert term.command("config get OCPPCommCtrlr.HeartbeatInterval").endswith("= 120")
     assert "ConsoleConfigSet" in term.command("log part=security")

@@ -55,6 +55,8 @@ def config(ctx: Context, args: list[str]) -> str:
         raise Refused(f"config set: refused: needs the service role (you are {ctx.role})")
     if len(args) != 3:
         raise Refused("usage: config set Component.Variable[.Instance] VALUE")
+    if args[1].partition(".")[0] in FILE_SECTIONS:
+        raise Refused(f"{args[1]}: a config file key; change it in the file (read at start)")
     component, name, instance = _variable(args[1])
     result: str = _model(ctx).set_variable(component, name, instance, args[2])
     secret = bool(SECRET_KEY.search(name))
@@ -70,11 +72,27 @@ def config(ctx: Context, args: list[str]) -> str:
             "UnknownVariable": f"{args[1]}: no such variable"}.get(result, result)
 
 
+# The charger's own sections of the config file: read here, changed only in the file.
+FILE_SECTIONS = ("identity", "power_stage", "io_board", "vehicle_link", "control")
+
+
+def _file_key(ctx: Context, wanted: str) -> str:
+    section, _, key = wanted.partition(".")
+    table = masked(getattr(ctx.charger.config, section))
+    if not key:
+        return "\n".join(f"{section}.{k} = {v}" for k, v in table.items())
+    if key not in table:
+        raise Refused(f"{wanted}: no such key")
+    return f"{wanted} = {table[key]}  (config file, read at start)"
+
+
 def _config_get(ctx: Context, args: list[str]) -> str:
-    model = _model(ctx)
     if len(args) > 1:
         raise Refused("usage: config get [Component[.Variable[.Instance]]]")
     wanted = args[0] if args else ""
+    if wanted.partition(".")[0] in FILE_SECTIONS:
+        return _file_key(ctx, wanted)
+    model = _model(ctx)
     if wanted.count(".") >= 1:
         component, name, instance = _variable(wanted)
         status, value = model.get_variable(component, name, instance)
