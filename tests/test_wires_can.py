@@ -10,11 +10,11 @@ import struct
 
 import can
 import pytest
+from test_power_stage_can import ADDR, Cabinet
 
 from hal import infypower as ip
 from hal.power_stage import Mode
 from hal.power_stage_can import FAULT_HOLDOFF_S
-from test_power_stage_can import ADDR, Cabinet
 
 CONFIGURED_A = 100.0  # the rig's module_max_current_a
 CONFIGURED_V = 1000.0
