@@ -399,8 +399,7 @@ class Controller:
         events.extend(ev.FaultRaised(error_code(code)) for code in board_faults)
         if not power_ok and ErrorCode.COMM_LOST not in s.faults:
             events.append(ev.FaultRaised(ErrorCode.COMM_LOST))
-        elif power_ok and ErrorCode.COMM_LOST in s.faults and \
-                self.power.available_modules() > 0:
+        elif power_ok and ErrorCode.COMM_LOST in s.faults and self.power.link_up:
             events.append(ev.FaultCleared(ErrorCode.COMM_LOST))
         if not io_ok and ErrorCode.IO_BOARD_LINK_LOST not in s.faults:
             events.append(ev.FaultRaised(ErrorCode.IO_BOARD_LINK_LOST))

@@ -68,6 +68,7 @@ class _Output:
     current_a: float = 0.0
     wanted: int = 0
     had_modules: bool = False
+    held_v: float = 0.0  # the last voltage a module of this output measured
 
 
 class InfyPowerStage:
@@ -128,6 +129,10 @@ class InfyPowerStage:
         if changed:
             out.had_modules = out.had_modules or modules > 0
             self._apply(output, None)
+
+    @property
+    def link_up(self) -> bool:
+        return not self._bus_down and self.available_modules() > 0
 
     def available_modules(self) -> int:
         return sum(1 for m in self.modules.values() if m.healthy)
@@ -331,8 +336,14 @@ class InfyPowerStage:
             self._next_due = -1e9
 
     def telemetry(self, output: int) -> OutputTelemetry:
+        """With no module of the output left to measure (all lost, the bus down), the
+        voltage is the last one measured, never 0: an unmeasured output is not a safe
+        one (the < 60 V gates, e.g. before unlocking, wait for modules to measure it)."""
         members = [m for m in self.modules.values() if m.group == output]
-        volts = max((m.voltage_v for m in members), default=0.0)
+        out = self._outputs[output]
+        if members:
+            out.held_v = max(m.voltage_v for m in members)
+        volts = out.held_v
         amps = sum(m.current_a for m in members)
         seen = max((m.last_seen for m in members), default=0.0)
         return OutputTelemetry(output, volts, amps, seen)
