@@ -160,7 +160,9 @@ class InfyPowerStage:
                 self._send(m.address, ip.Cmd.ON_OFF, ip.OnOff(on))
                 m.on = on
             stale = now is None or now - m.sent_at >= SETPOINT_REFRESH_S
-            if stale or abs(amps - m.sent_a) > SETPOINT_DEADBAND_A or abs(
+            # (a zero always goes out: the deadband must not leave 0.1 A standing)
+            if stale or abs(amps - m.sent_a) > SETPOINT_DEADBAND_A or (amps == 0.0) != (
+                    m.sent_a == 0.0) or abs(
                     out.voltage_v - m.sent_v) > SETPOINT_DEADBAND_V:
                 self._send(m.address, ip.Cmd.SET_OUTPUT, ip.SetOutput(out.voltage_v, amps))
                 m.sent_v, m.sent_a = out.voltage_v, amps
