@@ -4,6 +4,8 @@ only what changed between two readings becomes an event."""
 from __future__ import annotations
 
 from firmware.core import events as ev
+from firmware.core.session import ConnectorSession
+from firmware.core.transitions import IDLE
 from firmware.errors import ErrorCode
 from hal.io_board import ConnectorInputs
 
@@ -40,3 +42,12 @@ def input_events(old: ConnectorInputs | None, new: ConnectorInputs) -> list[ev.E
         elif was_on and not now_on:
             out.append(ev.FaultCleared(code))
     return out
+
+
+def measurement_due(s: ConnectorSession, new: ev.Measurement,
+                    last: ev.Measurement | None) -> bool:
+    """Whether this tick's measurement goes to the machine (it is also what advances
+    its timers). Skipped only on an idle bay with nothing new and no confirmation
+    timer running: a contactor found closed at start-up must still turn into
+    welded_contactor a second later."""
+    return s.phase not in IDLE or s.supervising or new != last

@@ -37,9 +37,9 @@ from firmware.core import events as ev
 from firmware.core import limits as lim
 from firmware.core.events import StopReason, UnlockOutcome
 from firmware.core.session import ConnectorLimits, ConnectorSession, Status
-from firmware.core.transitions import IDLE, NEEDS_POWER, Phase
+from firmware.core.transitions import NEEDS_POWER, Phase
 from firmware.errors import ErrorCode, error_code
-from firmware.inputs import input_events
+from firmware.inputs import input_events, measurement_due
 from firmware.tasks import Watchdog
 from hal.clock import Clock
 from hal.io_board import ConnectorInputs, IoBoard
@@ -117,11 +117,19 @@ class Controller:
 
     def _ticker_stalled(self, silent_s: float) -> None:
         """The watchdog's bark: the tick task has not beaten for ``silent_s``. Every
-        output is switched off and every contactor opened, then the tick starts anew."""
+        output's current is switched off and the tick starts anew. The contactors are
+        the board's: without the tick's heartbeats it has opened them by its own rule,
+        and the new tick hands its link loss to the machines (an ordered fault)."""
         self._count("watchdog")
         log.error("control tick silent for %.1f s: outputs off, tick restarted", silent_s)
         for conn in self.connectors.values():
-            self._hold_safe(conn)
+            try:
+                self.power.set_output(conn.config.output, Mode.OFF, 0.0, 0.0,
+                                      self.clock.now())
+            except Exception:
+                self._count("power")
+                log.exception("connector %d: could not switch its output off",
+                              conn.config.evse_id)
         if not any(t.get_name() == "control-tick" and not t.done() for t in self._tasks):
             self._start_ticker()
 
@@ -415,14 +423,7 @@ class Controller:
         for event in events:
             self._handle(conn, event, now)
 
-    @staticmethod
-    def measurement_due(s: ConnectorSession, new: ev.Measurement,
-                        last: ev.Measurement | None) -> bool:
-        """Whether this tick's measurement goes to the machine (it is also what advances
-        its timers). Skipped only on an idle bay with nothing new and no confirmation
-        timer running: a contactor found closed at start-up must still turn into
-        welded_contactor a second later."""
-        return s.phase not in IDLE or s.supervising or new != last
+    measurement_due = staticmethod(measurement_due)
 
     def _feed_inputs(self, conn: Connector, now: float) -> None:
         inputs = self.io.inputs(conn.config.evse_id)

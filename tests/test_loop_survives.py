@@ -183,11 +183,15 @@ def test_the_watchdog_notices_a_tick_task_that_stops_and_starts_it_again() -> No
             safe = await until(clock, lambda: plant_safe(world), 5.0)
             await clock.sleep(2.0)
             beating = clock.now() - ctl.watchdog.last_beat < 0.5
+            faults = set(ctl.status(1).faults)
+            await play(world, parse(AGAIN))  # nothing latched: the bay charges again
             return {"silent": silent_during, "safe": safe, "beating": beating,
                     "barks": ctl.watchdog.barks, "violations": len(world.monitor.violations),
-                    "charger": isinstance(charger, Charger)}
+                    "charger": isinstance(charger, Charger), "faults": faults,
+                    "phase": ctl.status(1).phase}
 
     got = virtual(body)
     assert got["silent"] >= 0.4  # the tick really stopped
     assert got["barks"] == 1 and got["safe"] and got["beating"]
-    assert got["violations"] == 0
+    assert got["faults"]  # the board's rule acted (pilot F, contactors open): a fault stop
+    assert got["phase"] is Phase.CHARGING and got["violations"] == 0
