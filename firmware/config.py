@@ -175,21 +175,14 @@ class _Control(Section):
 
 
 class _File(Section):
+    """The charger's own sections; OWNED_SECTIONS are split off before (raw tables)."""
+
     charger: dict[str, Any]
     connector: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=64)]
     power_stage: dict[str, Any]
     io_board: dict[str, Any]
     vehicle_link: dict[str, Any]
     control: dict[str, Any] = {}
-    # OWNED_SECTIONS: tables, checked by their owners
-    ocpp: dict[str, Any] | None = None
-    simulator: dict[str, Any] | None = None
-    tariff: dict[str, Any] | None = None
-    console: dict[str, Any] | None = None
-    screen: dict[str, Any] | None = None
-    meter: dict[str, Any] | None = None
-    payment: dict[str, Any] | None = None
-    card_reader: dict[str, Any] | None = None
 
 
 # --- what the rest of the product reads --------------------------------------------------
@@ -260,7 +253,15 @@ class ChargerConfig:
 
 
 def parse(data: dict[str, Any]) -> ChargerConfig:
-    top = parse_section(_File, data, "")
+    if not isinstance(data, dict):
+        raise ConfigError("(file)", "must be a table")
+    extra: dict[str, dict[str, Any]] = {}
+    for name in OWNED_SECTIONS:
+        if name in data:
+            if not isinstance(data[name], dict):
+                raise ConfigError(name, "must be a table")
+            extra[name] = data[name]
+    top = parse_section(_File, {k: v for k, v in data.items() if k not in extra}, "")
     c = parse_section(_Charger, top.charger, "charger")
     identity = Identity(c.id, c.vendor, c.model, c.serial, c.firmware_version)
     raw = [parse_section(_Connector, t, f"connector[{i}]")
@@ -294,8 +295,6 @@ def parse(data: dict[str, Any]) -> ChargerConfig:
         raise ConfigError("control.loop_hz", f"a tick every {period_ms:g} ms cannot keep "
                           f"the IO board's {board.heartbeat_timeout_ms} ms heartbeat "
                           "(io_board.heartbeat_timeout_ms); at least twice per timeout")
-    extra = {name: getattr(top, name) for name in OWNED_SECTIONS
-             if getattr(top, name) is not None}
     return ChargerConfig(identity, tuple(connectors), stage, board,
                          VehicleLinkConfig(v.driver, v.channel), control, extra)
 
