@@ -311,10 +311,10 @@ class Controller:
 
     def _recover(self, conn: Connector, now: float) -> None:
         """A broken machine is replaced once its output is known safe: contactors read
-        open and the output below 60 V (IEC 61851-23 6.3.1.106 safe voltage)."""
+        open and the output below the safe voltage (the core's own gate, limits.py)."""
         tele = self.power.telemetry(conn.config.output)
         inputs = conn.inputs
-        if inputs is None or inputs.contactors_closed or tele.voltage_v >= 60.0:
+        if inputs is None or inputs.contactors_closed or tele.voltage_v >= lim.SAFE_VOLTAGE_V:
             return
         evse = conn.config.evse_id
         log.warning("connector %d: safe again; its session machine starts afresh", evse)
@@ -384,6 +384,7 @@ class Controller:
             except Exception:  # one bay's trouble is not the other bay's
                 self._count("connector")
                 log.exception("connector %d: tick failed", conn.config.evse_id)
+                conn.broken = True  # held safe; a fresh machine once it is (_recover)
                 self._hold_safe(conn)
 
     def _tick_connector(self, conn: Connector, now: float, io_ok: bool, power_ok: bool,
