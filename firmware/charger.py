@@ -38,6 +38,7 @@ from firmware.drivers import HardwareMissing, Wires
 from firmware.loop import Controller
 from firmware.ocpp.settings import OcppSettings, OcppSettingsError
 from firmware.ocpp.settings import parse as parse_ocpp
+from firmware.ocpp.v201.device_model import VARIABLES as DEVICE_VARIABLES
 from firmware.security_log import SecurityLog
 from hal.clock import Clock
 from hal.io_board import IoBoard
@@ -67,7 +68,8 @@ def check(config: ChargerConfig) -> None:
 def _ocpp_settings(config: ChargerConfig) -> OcppSettings:
     """The [ocpp] section, parsed; a bad key is the ConfigError that names it."""
     try:
-        return parse_ocpp(dict(config.extra["ocpp"]))
+        return parse_ocpp(dict(config.extra["ocpp"]),
+                          {(v.component, v.name) for v in DEVICE_VARIABLES})
     except OcppSettingsError as exc:
         raise ConfigError(exc.key, exc.reason) from None
 

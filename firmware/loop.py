@@ -10,6 +10,16 @@ On the fast path nothing touches the disk or waits on OCPP: the commands that dr
 hardware and the answer go out first; observers (the OCPP station, reports, the screen)
 get the batch afterwards, from the event loop's next turn. An observer that raises is
 logged and skipped; it never stops the batch, the loop or a safety action.
+
+Nothing outside the core may stop the loop either: a driver whose poll raises is a fault
+of its part (``comm_lost`` for the power stage, ``io_board_link_lost`` for the IO board),
+raised while it fails and cleared when it works again; a command that raises is logged and
+the rest of the batch still goes out; a vehicle task that dies is the vehicle's link lost;
+a session machine that raises (a bug) gets its output switched off and its contactors
+opened directly, and a fresh machine once the output is safe. The tick task beats a
+watchdog (firmware/tasks.py); a tick task that ends is noticed and started again. A loop
+that blocks altogether stops the IO board's heartbeat: the board opens the contactors on
+its own rule (hal/mcu).
 """
 
 from __future__ import annotations
@@ -27,19 +37,16 @@ from firmware.core import events as ev
 from firmware.core import limits as lim
 from firmware.core.events import StopReason, UnlockOutcome
 from firmware.core.session import ConnectorLimits, ConnectorSession, Status
-from firmware.core.transitions import IDLE, NEEDS_POWER, Phase
+from firmware.core.transitions import NEEDS_POWER, Phase
 from firmware.errors import ErrorCode, error_code
+from firmware.inputs import input_events, measurement_due
+from firmware.tasks import Watchdog
 from hal.clock import Clock
 from hal.io_board import ConnectorInputs, IoBoard
-from hal.power_stage import Mode, PowerStage
-from hal.vehicle_link import VehicleLink
+from hal.power_stage import Mode, PowerStage, PowerStageFault
+from hal.vehicle_link import LinkLost, VehicleLink
 
 log = logging.getLogger("chargebay.loop")
-
-# Connector temperature trip and reset (approx.: IEC 62196-3 allows 50 K rise on the
-# contacts; with liquid-cooled HPC cables makers trip around 90 degC at the sensor).
-OVER_TEMPERATURE_C = 90.0
-CONNECTOR_COOLED_C = 80.0
 
 Observer = Callable[[int, ev.Command, float], None]
 # How much longer than the lock confirmation time an unlock may wait for the machine's
@@ -57,6 +64,7 @@ class Connector:
     asked_at: float = 0.0  # when it started needing power (allocation order)
     power_mode: Mode = Mode.OFF
     last_measurement: ev.Measurement | None = None
+    broken: bool = False  # its machine raised: hardware held safe until a fresh one
 
 
 @dataclass
@@ -74,6 +82,9 @@ class Controller:
     task_failures: int = 0  # tasks of this controller that died of an exception
     _notes: deque[tuple[int, list[ev.Command], float]] = field(default_factory=deque)
     _notify_scheduled: bool = False
+    failures: dict[str, int] = field(default_factory=dict)  # what raised, counted by kind
+    _failing: set[str] = field(default_factory=set)  # drivers whose poll raises right now
+    watchdog: Watchdog | None = None
 
     def __post_init__(self) -> None:
         control = self.config.control
@@ -96,7 +107,34 @@ class Controller:
         except BaseException:
             await self._close_drivers()
             raise
+        period = 1.0 / self.config.control.loop_hz
+        self.watchdog = Watchdog(self.clock, max(1.0, 5 * period), self._ticker_stalled)
+        self._start_ticker()
+        self._spawn(self.watchdog.run(), "control-watchdog")
+
+    def _start_ticker(self) -> None:
         self._spawn(self._ticker(), "control-tick")
+
+    def _ticker_stalled(self, silent_s: float) -> None:
+        """The watchdog's bark: the tick task has not beaten for ``silent_s``. Every
+        output's current is switched off and the tick starts anew. The contactors are
+        the board's: without the tick's heartbeats it has opened them by its own rule,
+        and the new tick hands its link loss to the machines (an ordered fault)."""
+        self._count("watchdog")
+        log.error("control tick silent for %.1f s: outputs off, tick restarted", silent_s)
+        for conn in self.connectors.values():
+            try:
+                self.power.set_output(conn.config.output, Mode.OFF, 0.0, 0.0,
+                                      self.clock.now())
+            except Exception:
+                self._count("power")
+                log.exception("connector %d: could not switch its output off",
+                              conn.config.evse_id)
+        if not any(t.get_name() == "control-tick" and not t.done() for t in self._tasks):
+            self._start_ticker()
+
+    def _count(self, kind: str) -> None:
+        self.failures[kind] = self.failures.get(kind, 0) + 1
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -130,6 +168,20 @@ class Controller:
         if exc is not None:
             self.task_failures += 1
             log.error("task %s died: %r", task.get_name(), exc, exc_info=exc)
+            name = task.get_name()
+            if name.startswith("vehicle-"):
+                self._vehicle_died(int(name.removeprefix("vehicle-")))
+            elif name == "control-tick":
+                self._start_ticker()  # the watchdog would too; no need to wait for it
+
+    def _vehicle_died(self, evse_id: int) -> None:
+        """A vehicle task that raised: to the machine this is the link lost (it ends the
+        session in order); the next truck's link starts a fresh task."""
+        conn = self.connectors.get(evse_id)
+        if conn is None:
+            return
+        conn.link = None
+        self._handle(conn, ev.FromVehicle(LinkLost("the vehicle task failed")), self.clock.now())
 
     def attach_vehicle(self, evse_id: int, link: VehicleLink) -> None:
         """A vehicle link came up on this connector (SLAC/SDP done, or the simulator)."""
@@ -224,14 +276,83 @@ class Controller:
         now = self.clock.now()
         self._execute(conn, conn.session.handle(event, now), now)
 
+    def _handle(self, conn: Connector, event: ev.Event, now: float,
+                observe_later: bool = False) -> None:
+        """One event into the connector's machine, its commands carried out. A machine
+        that raises is a bug: logged, counted, and its hardware held safe."""
+        if conn.broken:
+            return
+        try:
+            commands = conn.session.handle(event, now)
+        except Exception:
+            self._count("session")
+            log.exception("connector %d: the session machine failed on %r; output off, "
+                          "contactors open", conn.config.evse_id, event)
+            conn.broken = True
+            self._hold_safe(conn)
+            return
+        self._execute(conn, commands, now, observe_later)
+
+    def _hold_safe(self, conn: Connector) -> None:
+        """Straight to the hardware, not through the machine: no current commanded, then
+        contactors open (the same order as an emergency shutdown)."""
+        evse = conn.config.evse_id
+        try:
+            self.power.set_output(conn.config.output, Mode.OFF, 0.0, 0.0, self.clock.now())
+        except Exception:
+            self._count("power")
+            log.exception("connector %d: could not switch its output off", evse)
+        try:
+            self.io.set_contactors(evse, False)
+        except Exception:
+            self._count("io")
+            log.exception("connector %d: could not open its contactors", evse)
+        conn.power_mode = Mode.OFF
+
+    def _recover(self, conn: Connector, now: float) -> None:
+        """A broken machine is replaced once its output is known safe: contactors read
+        open and the output below the safe voltage (the core's own gate, limits.py)."""
+        tele = self.power.telemetry(conn.config.output)
+        inputs = conn.inputs
+        if inputs is None or inputs.contactors_closed or tele.voltage_v >= lim.SAFE_VOLTAGE_V:
+            return
+        evse = conn.config.evse_id
+        log.warning("connector %d: safe again; its session machine starts afresh", evse)
+        conn.broken = False
+        conn.session = ConnectorSession(evse, conn.session.limits)
+        conn.inputs = conn.screen = conn.last_measurement = None
+        conn.link = None
+        self._alloc_key = None
+        self._feed_inputs(conn, now)
+
+    def _poll_driver(self, name: str, poll: Callable[[float], None], now: float) -> bool:
+        """A driver's poll; one that raises is that part failing (a fault the machines
+        see, raised once and cleared when a poll works again), never the tick dying."""
+        try:
+            poll(now)
+        except Exception:
+            self._count(name)
+            if name not in self._failing:
+                log.exception("%s poll failed; its fault is raised until it works", name)
+            self._failing.add(name)
+            return False
+        self._failing.discard(name)
+        return True
+
     # --- the two paths -------------------------------------------------------------------
 
     async def _ticker(self) -> None:
         period = 1.0 / self.config.control.loop_hz
         next_at = self.clock.now()
         while True:
-            self.tick()
-            next_at += period
+            try:
+                self.tick()
+            except Exception:  # the tick itself guards each part; this is the last net
+                self._count("tick")
+                log.exception("control tick failed")
+            if self.watchdog is not None:
+                self.watchdog.beat()
+            next_at = max(next_at + period, self.clock.now())  # late: no burst to catch up
             await self.clock.sleep_until(next_at)
 
     async def _vehicle(self, conn: Connector, link: VehicleLink) -> None:
@@ -245,88 +366,74 @@ class Controller:
                 self.io.poll(now)
                 self._feed_inputs(conn, now)
             # The fast path: hardware commands and the answer now, observers afterwards.
-            self._execute(conn, conn.session.handle(ev.FromVehicle(request), now), now,
-                          observe_later=True)
+            self._handle(conn, ev.FromVehicle(request), now, observe_later=True)
             if type(request).__name__ == "LinkLost":
                 conn.link = None
                 return
 
     def tick(self) -> None:
         now = self.clock.now()
-        self.io.poll(now)
-        self.power.poll(now)
+        io_ok = self._poll_driver("io", self.io.poll, now)
+        power_ok = self._poll_driver("power", self.power.poll, now)
         self._allocate(now)
         stage_faults = self.power.take_faults()
         board_faults = self.io.take_faults()
         for conn in self.connectors.values():
-            s = conn.session
-            self._feed_inputs(conn, now)
-            events: list[ev.Event] = []
-            tele = self.power.telemetry(conn.config.output)
-            measurement = ev.Measurement(tele.voltage_v, tele.current_a)
-            if self.measurement_due(s, measurement, conn.last_measurement):
-                events.append(measurement)
-            conn.last_measurement = measurement
-            for fault in stage_faults:
-                if fault.output in (None, conn.config.output):
-                    events.append(ev.FaultRaised(error_code(fault.code)))
-            events.extend(ev.FaultRaised(error_code(code)) for code in board_faults)
-            if s.faults & {"module_lost", "module_fault"} and self.power.available_modules() \
-                    >= self.config.power_stage.module_count:
-                events.extend(ev.FaultCleared(c) for c in (ErrorCode.MODULE_LOST,
-                                                            ErrorCode.MODULE_FAULT))
-            if ErrorCode.IO_BOARD_LINK_LOST in s.faults and self.io.link_up:
-                # The board answers again (it shook hands anew): its own link-loss rule
-                # kept the output safe meanwhile; inputs are fresh from its reports.
-                events.append(ev.FaultCleared(ErrorCode.IO_BOARD_LINK_LOST))
-            # The measurement already advances the machine's timers; no separate Tick.
-            for event in events:
-                self._execute(conn, s.handle(event, now), now)
+            try:
+                self._tick_connector(conn, now, io_ok, power_ok, stage_faults, board_faults)
+            except Exception:  # one bay's trouble is not the other bay's
+                self._count("connector")
+                log.exception("connector %d: tick failed", conn.config.evse_id)
+                conn.broken = True  # held safe; a fresh machine once it is (_recover)
+                self._hold_safe(conn)
 
-    @staticmethod
-    def measurement_due(s: ConnectorSession, new: ev.Measurement,
-                        last: ev.Measurement | None) -> bool:
-        """Whether this tick's measurement goes to the machine (it is also what advances
-        its timers). Skipped only on an idle bay with nothing new and no confirmation
-        timer running: a contactor found closed at start-up must still turn into
-        welded_contactor a second later."""
-        return s.phase not in IDLE or s.supervising or new != last
+    def _tick_connector(self, conn: Connector, now: float, io_ok: bool, power_ok: bool,
+                        stage_faults: list[PowerStageFault], board_faults: list[str]) -> None:
+        if conn.broken:
+            self._hold_safe(conn)  # repeated: a driver that missed it once gets it again
+            self._feed_inputs(conn, now)
+            self._recover(conn, now)
+            return
+        s = conn.session
+        self._feed_inputs(conn, now)
+        events: list[ev.Event] = []
+        tele = self.power.telemetry(conn.config.output)
+        measurement = ev.Measurement(tele.voltage_v, tele.current_a)
+        if self.measurement_due(s, measurement, conn.last_measurement):
+            events.append(measurement)
+        conn.last_measurement = measurement
+        for fault in stage_faults:
+            if fault.output in (None, conn.config.output):
+                events.append(ev.FaultRaised(error_code(fault.code)))
+        events.extend(ev.FaultRaised(error_code(code)) for code in board_faults)
+        if not power_ok and ErrorCode.COMM_LOST not in s.faults:
+            events.append(ev.FaultRaised(ErrorCode.COMM_LOST))
+        elif power_ok and ErrorCode.COMM_LOST in s.faults and self.power.link_up:
+            events.append(ev.FaultCleared(ErrorCode.COMM_LOST))
+        if not io_ok and ErrorCode.IO_BOARD_LINK_LOST not in s.faults:
+            events.append(ev.FaultRaised(ErrorCode.IO_BOARD_LINK_LOST))
+        if s.faults & {"module_lost", "module_fault"} and self.power.available_modules() \
+                >= self.config.power_stage.module_count:
+            events.extend(ev.FaultCleared(c) for c in (ErrorCode.MODULE_LOST,
+                                                        ErrorCode.MODULE_FAULT))
+        if ErrorCode.IO_BOARD_LINK_LOST in s.faults and self.io.link_up and io_ok:
+            # The board answers again (it shook hands anew): its own link-loss rule
+            # kept the output safe meanwhile; inputs are fresh from its reports.
+            events.append(ev.FaultCleared(ErrorCode.IO_BOARD_LINK_LOST))
+        # The measurement already advances the machine's timers; no separate Tick.
+        for event in events:
+            self._handle(conn, event, now)
+
+    measurement_due = staticmethod(measurement_due)
 
     def _feed_inputs(self, conn: Connector, now: float) -> None:
         inputs = self.io.inputs(conn.config.evse_id)
         events = self._input_events(conn.inputs, inputs)
         conn.inputs = inputs
         for event in events:
-            self._execute(conn, conn.session.handle(event, now), now)
+            self._handle(conn, event, now)
 
-    @staticmethod
-    def _input_events(old: ConnectorInputs | None, new: ConnectorInputs) -> list[ev.Event]:
-        out: list[ev.Event] = []
-        # Unplugged is unplugged whatever the pilot reads (it reads F while we drive F).
-        pilot = new.pilot if new.plugged else "A"
-        before = None if old is None else (old.pilot if old.plugged else "A")
-        if pilot != before:
-            out.append(ev.PilotChanged(pilot))
-        if old is None or (old.contactors_closed, old.lock_locked) != (
-                new.contactors_closed, new.lock_locked):
-            out.append(ev.Feedback(new.contactors_closed, new.lock_locked))
-        # Temperature with hysteresis, and no memory needed here: raised when it crosses
-        # up through the trip level, cleared when it crosses down through the reset level.
-        before_c = old.temperature_c if old is not None else 0.0
-        if new.temperature_c >= OVER_TEMPERATURE_C > before_c:
-            out.append(ev.FaultRaised(ErrorCode.OVER_TEMPERATURE))
-        elif new.temperature_c < CONNECTOR_COOLED_C <= before_c:
-            out.append(ev.FaultCleared(ErrorCode.OVER_TEMPERATURE))
-        for code, now_on, was_on in (
-                (ErrorCode.EMERGENCY_STOP, new.emergency_stop,
-                 old is not None and old.emergency_stop),
-                (ErrorCode.ISOLATION_FAULT, new.isolation_fault,
-                 old is not None and old.isolation_fault)):
-            if now_on and not was_on:
-                out.append(ev.FaultRaised(code))
-            elif was_on and not now_on:
-                out.append(ev.FaultCleared(code))
-        return out
+    _input_events = staticmethod(input_events)  # (the safety rig feeds through it)
 
     def _allocate(self, now: float) -> None:
         """Fair split of healthy modules over connectors that need power; redone when
@@ -359,7 +466,7 @@ class Controller:
                 event = ev.Capability(module.max_voltage_v, n * module.max_current_a,
                                       n * module.max_power_w)
             if event != conn.session.capability:
-                self._execute(conn, conn.session.handle(event, now), now)
+                self._handle(conn, event, now)
 
     @staticmethod
     def _needs_power(conn: Connector) -> bool:
@@ -374,21 +481,11 @@ class Controller:
                  observe_later: bool = False) -> None:
         evse = conn.config.evse_id
         for cmd in commands:
-            match cmd:
-                case ev.SetPower(mode, volts, amps):
-                    conn.power_mode = mode
-                    self.power.set_output(conn.config.output, mode, volts, amps, now)
-                case ev.SetContactors(closed):
-                    self.io.set_contactors(evse, closed)
-                case ev.SetLock(locked):
-                    self.io.set_lock(evse, locked)
-                case ev.SetPilot(duty, not_available):
-                    self.io.set_pilot(evse, duty, not_available)
-                case ev.Answer(response):
-                    if conn.link is not None:
-                        conn.link.answer(response)
-                case ev.Screen():
-                    conn.screen = cmd
+            try:
+                self._carry_out(conn, cmd, now)
+            except Exception:  # the rest of the batch (contactors open...) still goes out
+                self._count("command")
+                log.exception("connector %d: %r failed", evse, cmd)
         if not commands or not self.observers:
             return
         # One FIFO for every batch, so observers see batches in the order they happened
@@ -399,6 +496,24 @@ class Controller:
         elif not self._notify_scheduled:
             self._notify_scheduled = True
             asyncio.get_running_loop().call_soon(self._notify)
+
+    def _carry_out(self, conn: Connector, cmd: ev.Command, now: float) -> None:
+        evse = conn.config.evse_id
+        match cmd:
+            case ev.SetPower(mode, volts, amps):
+                conn.power_mode = mode
+                self.power.set_output(conn.config.output, mode, volts, amps, now)
+            case ev.SetContactors(closed):
+                self.io.set_contactors(evse, closed)
+            case ev.SetLock(locked):
+                self.io.set_lock(evse, locked)
+            case ev.SetPilot(duty, not_available):
+                self.io.set_pilot(evse, duty, not_available)
+            case ev.Answer(response):
+                if conn.link is not None:
+                    conn.link.answer(response)
+            case ev.Screen():
+                conn.screen = cmd
 
     def _notify(self) -> None:
         self._notify_scheduled = False

@@ -13,13 +13,22 @@ that silently does not apply).
 
 from __future__ import annotations
 
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from firmware.config import ConfigError
-
 S = TypeVar("S", bound="Section")
+
+
+class ConfigError(ValueError):
+    """A bad config key: ``key`` is the full path (``connector[1].type``), ``reason`` one
+    sentence. (Also importable from firmware.config, where it has always been.)"""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"config key '{key}': {reason}")
+        self.key = key
+        self.reason = reason
 
 
 class Section(BaseModel):
@@ -56,4 +65,11 @@ def parse_section(model: type[S], data: Any, path: str) -> S:
         return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise ConfigError(_key(path, tuple(first["loc"])), _reason(dict(first))) from None
+        loc, reason = tuple(first["loc"]), _reason(dict(first))
+        # A whole-section check names its key first: "outputs: each output once".
+        named = re.match(r"^(\w+): (.*)$", reason, re.S)
+        if not loc and named and named.group(1) in model.model_fields:
+            loc, reason = (named.group(1),), named.group(2)
+        raise ConfigError(_key(path, loc), reason) from None
+    except (RecursionError, MemoryError):
+        raise ConfigError(path or "(file)", "nested too deeply") from None

@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
+
+from hal.clock import Clock
 
 T = TypeVar("T")
 
@@ -79,3 +81,44 @@ class TaskOwner:
     def restart(self) -> None:
         """Accept new tasks again after stop() (a station started a second time)."""
         self._stopping = False
+
+
+class Watchdog:
+    """Notices a task that stops beating: ``beat()`` from the watched loop, ``run()`` as
+    its own task. When no beat came for ``timeout_s``, ``bark(silent_s)`` is called once
+    per silence (again only after a beat and a new silence).
+
+    It shares the event loop with what it watches, so it catches a task that died, hangs
+    on an await or was never restarted; a loop blocked altogether is caught outside the
+    process (the IO board's host-heartbeat rule opens the contactors)."""
+
+    def __init__(self, clock: Clock, timeout_s: float,
+                 bark: Callable[[float], None]) -> None:
+        self.clock = clock
+        self.timeout_s = timeout_s
+        self._bark = bark
+        self.last_beat = clock.now()
+        self.barks = 0
+        self._barked = False
+
+    def beat(self) -> None:
+        self.last_beat = self.clock.now()
+        self._barked = False
+
+    def check(self) -> bool:
+        """One look; True when it barked now."""
+        silent = self.clock.now() - self.last_beat
+        if silent < self.timeout_s or self._barked:
+            return False
+        self._barked = True
+        self.barks += 1
+        try:
+            self._bark(silent)
+        except Exception:  # the watchdog outlives what it reports to
+            log.exception("watchdog: the bark failed")
+        return True
+
+    async def run(self) -> None:
+        while True:
+            await self.clock.sleep(self.timeout_s / 2)
+            self.check()

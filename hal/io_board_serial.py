@@ -38,6 +38,9 @@ HEARTBEAT_S = 0.1  # well inside the board's 500 ms timeout, one control tick
 RETRY_S = 0.05
 MAX_RETRIES = 5
 HANDSHAKE_TIMEOUT_S = 2.0
+# What a connector's temperature sensor can read (approx.: NTC/PT1000 in a cable or
+# inlet); outside it the sensor or the board is broken.
+TEMPERATURE_MIN_C, TEMPERATURE_MAX_C = -50.0, 250.0
 
 
 class IoBoardError(RuntimeError):
@@ -72,6 +75,7 @@ class _Pending:
 class LinkStats:
     frames_in: int = 0
     frames_dropped: int = 0  # corrupt, oversize or malformed
+    implausible: int = 0  # well-formed readings outside physics (temperature)
     retries: int = 0
     gave_up: int = 0
     refused: int = 0  # commands a hard rule on the board kept pending
@@ -307,12 +311,23 @@ class SerialIoBoard:
             if body == self._last_status_body and self._status_seen.is_set():
                 return  # most reports repeat the last one
             self._last_status_body = body
-            for connector, pilot, flags, temperature in frame.unpack_status(body):
-                if connector in self.connectors:
-                    self._status[connector] = ConnectorInputs(
-                        pilot, bool(flags & frame.F_CONTACTORS), bool(flags & frame.F_LOCKED),
-                        bool(flags & frame.F_ESTOP), bool(flags & frame.F_ISOLATION),
-                        temperature, plugged=bool(flags & frame.F_PLUGGED))
+            records = frame.unpack_status(body)
+            if not records:
+                self.stats.frames_dropped += 1  # malformed status: nothing in it is believed
+            for connector, pilot, flags, temperature in records:
+                if connector not in self.connectors:
+                    self.stats.frames_dropped += 1  # a connector we do not have
+                    continue
+                if not TEMPERATURE_MIN_C <= temperature <= TEMPERATURE_MAX_C:
+                    # A sensor reading no connector can have (broken or shorted sensor,
+                    # a board answering nonsense): fail safe, read as too hot, so the
+                    # session stops on over_temperature until a sane reading returns.
+                    self.stats.implausible += 1
+                    temperature = TEMPERATURE_MAX_C
+                self._status[connector] = ConnectorInputs(
+                    pilot, bool(flags & frame.F_CONTACTORS), bool(flags & frame.F_LOCKED),
+                    bool(flags & frame.F_ESTOP), bool(flags & frame.F_ISOLATION),
+                    temperature, plugged=bool(flags & frame.F_PLUGGED))
             if self._hello_done.is_set():
                 self._status_seen.set()
         else:

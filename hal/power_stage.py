@@ -19,6 +19,13 @@ Behaviour every driver must keep (the simulator and the tests hold drivers to it
 - Communication loss with every module of an output is a fault of that output
   (``PowerStageFault`` code ``comm_lost``); modules switch themselves off after their own
   supervision time, so CAN silence is not a safety function (charging-facts.md).
+  The interface itself failing (down, bus-off) is ``comm_lost`` of the whole stage,
+  reported once; ``poll`` and ``set_output`` never raise for it. ``link_up`` says when
+  it is over.
+- Nothing read off the bus is believed beyond physics and the configured module: a
+  reading that is not finite or is outside the module's range is dropped and counted; a
+  claimed capability is capped at the configured rating; a module that reports a fault
+  is switched off before it leaves the pool.
 """
 
 from __future__ import annotations
@@ -79,6 +86,10 @@ class PowerStage(Protocol):
 
     def available_modules(self) -> int:
         """Healthy modules in the pool, assigned or not."""
+
+    @property
+    def link_up(self) -> bool:
+        """The bus works and at least one module answers (a ``comm_lost`` is over)."""
 
     def set_output(self, output: int, mode: Mode, voltage_v: float, current_a: float,
                    now: float) -> None:

@@ -9,6 +9,7 @@ is split evenly over the modules of an output and each module limits its own sha
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 
 import can
@@ -29,6 +30,14 @@ CAPABILITY_REFRESH_S = 10.0
 STATUS_INTERVAL_S = 2.0  # faults also show as silence or odd readings in between
 SETPOINT_DEADBAND_A = 0.1
 SETPOINT_DEADBAND_V = 0.1
+# A module that reported a fault stays out of the pool (and off) until its status has been
+# clean this long: one that flaps fault/ok must not rejoin on every good frame.
+FAULT_HOLDOFF_S = 10.0
+# Readings beyond what the configured module can do are not measurements but noise or a
+# lying module: dropped and counted. The margins are the slack of a real module's
+# regulation and metering (approx.), far below what a bad frame claims.
+READING_MARGIN = 1.1
+STRAY_CURRENT_A = 1.0  # a module out of the pool reading more than this is told off again
 
 
 @dataclass
@@ -49,6 +58,7 @@ class _Module:
     voltage_v: float = 0.0
     current_a: float = 0.0
     status: ip.Status = ip.Status(0)
+    clean_since: float | None = None  # after a fault: when its status first read clean
 
 
 @dataclass
@@ -58,6 +68,7 @@ class _Output:
     current_a: float = 0.0
     wanted: int = 0
     had_modules: bool = False
+    held_v: float = 0.0  # the last voltage a module of this output measured
 
 
 class InfyPowerStage:
@@ -78,6 +89,9 @@ class InfyPowerStage:
         self._next_due = -1e9
         self.bad_frames = 0
         self.rejected = 0
+        self.implausible = 0  # readings and capabilities outside physics or the config
+        self.bus_errors = 0  # the CAN interface raising on receive or send
+        self._bus_down = False
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -116,6 +130,10 @@ class InfyPowerStage:
             out.had_modules = out.had_modules or modules > 0
             self._apply(output, None)
 
+    @property
+    def link_up(self) -> bool:
+        return not self._bus_down and self.available_modules() > 0
+
     def available_modules(self) -> int:
         return sum(1 for m in self.modules.values() if m.healthy)
 
@@ -142,7 +160,9 @@ class InfyPowerStage:
                 self._send(m.address, ip.Cmd.ON_OFF, ip.OnOff(on))
                 m.on = on
             stale = now is None or now - m.sent_at >= SETPOINT_REFRESH_S
-            if stale or abs(amps - m.sent_a) > SETPOINT_DEADBAND_A or abs(
+            # (a zero always goes out: the deadband must not leave 0.1 A standing)
+            if stale or abs(amps - m.sent_a) > SETPOINT_DEADBAND_A or (amps == 0.0) != (
+                    m.sent_a == 0.0) or abs(
                     out.voltage_v - m.sent_v) > SETPOINT_DEADBAND_V:
                 self._send(m.address, ip.Cmd.SET_OUTPUT, ip.SetOutput(out.voltage_v, amps))
                 m.sent_v, m.sent_a = out.voltage_v, amps
@@ -165,14 +185,33 @@ class InfyPowerStage:
     # --- reading ---------------------------------------------------------------------------
 
     def poll(self, now: float) -> None:
-        while (msg := self.bus.recv(timeout=0)) is not None:
-            self._receive(msg, now)
+        self._drain(now)
         if now - self._refreshed_at >= 1.0:  # keep-alive refresh; sends only what is stale
             self._refreshed_at = now
             for output in self._outputs:
                 self._apply(output, now)
         if now >= self._next_due:
             self._poll_modules(now)
+
+    def _drain(self, now: float) -> None:
+        """Read what arrived. An interface that goes down (``ip link set can0 down``,
+        bus-off) raises here: that is counted and reported as the whole stage's
+        ``comm_lost`` once, never passed up; the modules' own silence timeout follows."""
+        for _ in range(10_000):  # a flood is read over several ticks, not forever
+            try:
+                msg = self.bus.recv(timeout=0)
+            except (can.CanError, OSError, ValueError) as exc:
+                self.bus_errors += 1
+                if not self._bus_down:
+                    self._bus_down = True
+                    log.warning("CAN receive failed: %s", exc)
+                    self._faults.append(PowerStageFault(None, "comm_lost",
+                                                        f"CAN interface: {exc}"))
+                return
+            if msg is None:
+                break
+            self._bus_down = False
+            self._receive(msg, now)
 
     def _poll_modules(self, now: float) -> None:
         grouped: set[int] = set()
@@ -208,9 +247,15 @@ class InfyPowerStage:
                     out.had_modules = False
 
     def _lose(self, m: _Module, code: str, detail: str) -> None:
+        """Out of the pool, switched off FIRST: a module that misbehaves while delivering
+        current must not keep delivering it unaccounted (its output's telemetry and the
+        allocation no longer count it)."""
         output = m.group
+        self._send(m.address, ip.Cmd.ON_OFF, ip.OnOff(False))
+        self._send(m.address, ip.Cmd.SET_OUTPUT, ip.SetOutput(0.0, 0.0))
+        self._send(m.address, ip.Cmd.SET_GROUP, ip.SetGroup(0))
         m.healthy = False
-        m.group, m.on = None, None
+        m.group, m.on, m.sent_a, m.sent_v = None, False, 0.0, 0.0
         log.warning("%s", detail)
         self._faults.append(PowerStageFault(output, code, detail))
 
@@ -231,34 +276,76 @@ class InfyPowerStage:
             self.bad_frames += 1
             return
         m.last_seen = now
+        match payload:
+            case ip.Reading(v, a):
+                if not self._plausible_reading(v, a):
+                    self.implausible += 1
+                    return
+                m.voltage_v, m.current_a = v, a
+                if m.group is None and abs(a) > STRAY_CURRENT_A:
+                    self._send(m.address, ip.Cmd.ON_OFF, ip.OnOff(False))  # still on: off
+            case ip.ModuleStatus(_, _, bits):
+                self._on_status(m, bits, now)
+            case ip.ModuleCapability():
+                cap = self._bounded(payload)
+                if cap is None:
+                    self.implausible += 1
+                    return
+                m.capability = cap
         if not m.healthy and not m.faulty:
             m.healthy = True  # (re)joins the pool, unassigned
             m.group, m.on = None, None
-        match payload:
-            case ip.Reading(v, a):
-                m.voltage_v, m.current_a = v, a
-            case ip.ModuleStatus(_, _, bits):
-                self._on_status(m, bits)
-            case ip.ModuleCapability():
-                m.capability = payload
 
-    def _on_status(self, m: _Module, bits: ip.Status) -> None:
+    def _plausible_reading(self, volts: float, amps: float) -> bool:
+        """Finite, and within what the configured module can physically do (a module
+        cannot sink current: a little negative is metering offset, -1e30 is not)."""
+        cfg = self.fallback
+        return (math.isfinite(volts) and math.isfinite(amps)
+                and -0.05 * cfg.max_voltage_v <= volts <= cfg.max_voltage_v * READING_MARGIN
+                and -0.05 * cfg.max_current_a <= amps <= cfg.max_current_a * READING_MARGIN)
+
+    def _bounded(self, claimed: ip.ModuleCapability) -> ip.ModuleCapability | None:
+        """A module's capability is believed only as far as the configured hardware
+        goes: a module claiming 6553 A / 65535 V is given the configured rating at most
+        (less if it says less: derating). A claim with no usable window is dropped."""
+        cfg = self.fallback
+        cap = ip.ModuleCapability(min(claimed.max_voltage_v, cfg.max_voltage_v),
+                                  max(claimed.min_voltage_v, cfg.min_voltage_v),
+                                  min(claimed.max_current_a, cfg.max_current_a),
+                                  min(claimed.rated_power_w, cfg.rated_power_w))
+        if cap.max_voltage_v <= cap.min_voltage_v or cap.max_current_a <= 0.0 \
+                or cap.rated_power_w <= 0.0:
+            return None
+        return cap
+
+    def _on_status(self, m: _Module, bits: ip.Status, now: float) -> None:
         became_derated = bool(bits & ip.Status.DERATING) and not m.status & ip.Status.DERATING
         m.status = bits
         if bits & ip.FAULT_BITS:
+            m.clean_since = None
             if not m.faulty:
                 m.faulty = True
                 if m.healthy:
                     self._lose(m, "module_fault", f"module {m.address:#04x} status {bits!r}")
         elif m.faulty:
-            m.faulty = False
+            # Back only after FAULT_HOLDOFF_S of clean status (it stays off meanwhile).
+            if m.clean_since is None:
+                m.clean_since = now
+            elif now - m.clean_since >= FAULT_HOLDOFF_S:
+                m.faulty, m.clean_since = False, None
         if became_derated:
             m.capability_at = -1e9  # ask for the reduced capability on the next poll
             self._next_due = -1e9
 
     def telemetry(self, output: int) -> OutputTelemetry:
+        """With no module of the output left to measure (all lost, the bus down), the
+        voltage is the last one measured, never 0: an unmeasured output is not a safe
+        one (the < 60 V gates, e.g. before unlocking, wait for modules to measure it)."""
         members = [m for m in self.modules.values() if m.group == output]
-        volts = max((m.voltage_v for m in members), default=0.0)
+        out = self._outputs[output]
+        if members:
+            out.held_v = max(m.voltage_v for m in members)
+        volts = out.held_v
         amps = sum(m.current_a for m in members)
         seen = max((m.last_seen for m in members), default=0.0)
         return OutputTelemetry(output, volts, amps, seen)
@@ -288,5 +375,8 @@ class InfyPowerStage:
         try:
             self.bus.send(msg)
             self.frames_sent += 1
-        except can.CanError as exc:  # bus-off, TX queue full: the module times out itself
-            log.warning("CAN send failed: %s", exc)
+        except (can.CanError, OSError, ValueError) as exc:
+            # bus-off, TX queue full, interface down: the module times out by itself
+            self.bus_errors += 1
+            if not self._bus_down:
+                log.warning("CAN send failed: %s", exc)

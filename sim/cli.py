@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import socket
 import sys
 from pathlib import Path
@@ -20,6 +21,9 @@ from firmware.cli import load_config
 
 DEFAULT_SIM_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "sim.toml"
 DEFAULT_CONTROL = "127.0.0.1:7781"
+# Wall-clock speed-up: above this the real waits are shorter than the event loop's own
+# turn, so a faster run is 'max' (virtual time) in all but name.
+MAX_SPEED = 10_000.0
 
 
 def _speed(text: str) -> float | None:
@@ -29,8 +33,9 @@ def _speed(text: str) -> float | None:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError("speed is a number (e.g. 60) or 'max'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("speed must be positive")
+    if not math.isfinite(value) or not 0 < value <= MAX_SPEED:
+        raise argparse.ArgumentTypeError(f"speed must be a number above 0 and at most "
+                                         f"{MAX_SPEED:g} (or 'max' for virtual time)")
     return value
 
 
@@ -56,7 +61,7 @@ def register(sub: Any) -> None:
 
 def _sim(args: argparse.Namespace) -> int:
     from sim import scenario as sc
-    from sim.runner import Progress, run
+    from sim.runner import Progress, check_against, run
 
     if args.list:
         for name, path in sc.available().items():
@@ -67,12 +72,13 @@ def _sim(args: argparse.Namespace) -> int:
     if not args.scenario:
         print("chargebay sim: name a scenario (or --list)", file=sys.stderr)
         return 2
+    config = load_config(args.config or DEFAULT_SIM_CONFIG)
     try:
         name, steps = sc.load(args.scenario)
+        check_against(config, steps, name)
     except sc.ScenarioError as exc:
         print(f"chargebay sim: {exc}", file=sys.stderr)
         return 2
-    config = load_config(args.config or DEFAULT_SIM_CONFIG)
     text = args.report == "text"
     progress = Progress() if text else None
     if args.csms and "ocpp" not in config.extra:

@@ -22,7 +22,8 @@ from firmware.core import events as ev
 from firmware.core.transitions import Phase
 from firmware.service import running
 from hal.clock import Clock
-from sim.scenario import Step
+from sim.battery import PRESETS
+from sim.scenario import Step, check
 from sim.world import SimWorld
 
 POLL_S = 0.5  # how often a wait re-checks its condition (simulated seconds)
@@ -81,6 +82,7 @@ async def do(world: SimWorld, step: Step, progress: Progress | None = None,
     """One scenario step, done to the running charger from outside (as a truck, a driver,
     the operator or the central system would). The control interface uses it too."""
     clock = world.clock
+    check_against(world.config, [step], f"line {step.line}")
     if say:
         say(f"[{_hms(clock.now())}] {step.verb} {step.connector or ''} "
             f"{' '.join(step.args)}".rstrip())
@@ -123,6 +125,12 @@ async def do(world: SimWorld, step: Step, progress: Progress | None = None,
             if now_in is not step.phase:
                 raise ScenarioFailed(f"line {step.line}: expected {step.phase}, "
                                      f"got {now_in}")
+
+
+def check_against(config: ChargerConfig, steps: list[Step], name: str) -> None:
+    """The steps held against this charger (ScenarioError naming the line)."""
+    check(steps, [c.evse_id for c in config.connectors], PRESETS,
+          config.power_stage.module_addresses, name)
 
 
 def _in_phase(world: SimWorld, connector: int, phase: Phase | None) -> Callable[[], bool]:

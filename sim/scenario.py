@@ -8,15 +8,22 @@
     stop 1
     unplug 1
 
-A bad line raises ScenarioError with the file, line number and the reason.
+A bad line raises ScenarioError with the file, line number and the reason: one line,
+never a traceback or a hang. Parsing checks what the line alone can say (numbers finite
+and in range, durations at most MAX_DURATION_S, known options); ``check`` then holds the
+steps against the charger they will run on (its connectors, its module addresses, the
+truck presets) before anything starts.
 """
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from firmware.core.events import StopReason
 from firmware.core.transitions import Phase
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
@@ -24,6 +31,11 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 FAULT_KINDS = ("estop", "isolation", "welded", "lock_jam", "pilot_short", "diode",
                "module_lost", "module_fault", "derate")
 AUTH_SOURCES = ("rfid", "app", "payment")
+MAX_DURATION_S = 7 * 24 * 3600.0  # a week of simulated time: longer is a typo
+MAX_FILE_BYTES = 1 << 20
+MODULE_FAULTS = ("module_lost", "module_fault", "derate")
+_OPTIONS = {"plug": {"soc", "target"}, "wait": {"timeout"}, "wait-soc": {"timeout"},
+            "expect": {"timeout"}}
 
 
 class ScenarioError(ValueError):
@@ -42,10 +54,23 @@ class Step:
 
 
 def parse_duration(text: str) -> float:
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m|h)?", text)
+    match = re.fullmatch(r"(\d{1,9}(?:\.\d{1,6})?)(ms|s|m|h)?", text)
     if not match:
-        raise ValueError(f"{text!r} is not a duration (e.g. 30s, 5m, 2h)")
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+        raise ValueError(f"{text[:40]!r} is not a duration (e.g. 30s, 5m, 2h)")
+    seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+    if seconds > MAX_DURATION_S:
+        raise ValueError(f"{text} is longer than a week of simulated time")
+    return seconds
+
+
+def _percent(text: str, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{what} {text[:40]!r} is not a number") from None
+    if not math.isfinite(value) or not 0.0 <= value <= 100.0:
+        raise ValueError(f"{what} {text[:40]} is not a percentage 0..100")
+    return value
 
 
 def _phase(name: str) -> Phase:
@@ -72,12 +97,18 @@ def parse_line(text: str, line: int) -> Step | None:
         raise ValueError(f"unknown command {verb!r}; one of {', '.join(_ARITY)}")
     takes_connector, lo, hi = _ARITY[verb]
     options = dict(w.split("=", 1) for w in rest if "=" in w)
+    for name in options:
+        if name not in _OPTIONS.get(verb, set()):
+            known = ", ".join(sorted(_OPTIONS.get(verb, set()))) or "none"
+            raise ValueError(f"{verb} has no option {name[:40]!r} (options: {known})")
     positional = [w for w in rest if "=" not in w]
     connector = 0
     if takes_connector:
-        if not positional or not positional[0].isdigit():
+        if not positional or not re.fullmatch(r"\d{1,3}", positional[0]):
             raise ValueError(f"{verb} needs a connector number first")
         connector = int(positional.pop(0))
+        if connector < 1:
+            raise ValueError("connector numbers start at 1 (the EVSE id)")
     if not lo <= len(positional) <= hi:
         raise ValueError(f"{verb} takes {lo}..{hi} arguments after the connector")
     step = Step(line, verb, connector, tuple(positional), options)
@@ -87,19 +118,47 @@ def parse_line(text: str, line: int) -> Step | None:
     elif verb == "wait-soc":
         step = Step(line, verb, connector, step.args, options,
                     seconds=parse_duration(options.get("timeout", "12h")))
-        float(positional[0])
+        _percent(positional[0], "SoC")
     elif verb == "sleep":
         step = Step(line, verb, 0, (), options, seconds=parse_duration(positional[0]))
     elif verb == "plug":
-        float(options.get("soc", "20"))
-        float(options.get("target", "100"))
+        _percent(options.get("soc", "20"), "soc")
+        _percent(options.get("target", "100"), "target")
+    elif verb == "stop" and positional and positional[0] not in {r.value for r in StopReason}:
+        raise ValueError(f"stop reason {positional[0][:40]!r} is not one of "
+                         f"{', '.join(r.value for r in StopReason)}")
     elif verb == "authorize" and positional[0] not in AUTH_SOURCES:
         raise ValueError(f"authorize source must be one of {', '.join(AUTH_SOURCES)}")
     elif verb == "csms" and positional[0] not in ("down", "up"):
         raise ValueError("csms takes down or up")
-    elif verb in ("fault", "clear") and positional[0] not in FAULT_KINDS:
-        raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}")
+    elif verb in ("fault", "clear"):
+        if positional[0] not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}")
+        if len(positional) > 1 and positional[0] not in MODULE_FAULTS:
+            raise ValueError(f"{positional[0]} takes no argument")
+        if len(positional) > 1 and not re.fullmatch(r"\d{1,2}", positional[1]):
+            raise ValueError(f"module address {positional[1][:40]!r} is not a number 0..62")
     return step
+
+
+def check(steps: Iterable[Step], connectors: Collection[int], trucks: Collection[str],
+          modules: Collection[int], name: str = "<scenario>") -> None:
+    """The steps held against the charger they will drive: every connector exists,
+    every truck preset is known, every module address is on the bus."""
+    for step in steps:
+        problem = None
+        if step.connector and step.connector not in connectors:
+            problem = (f"connector {step.connector} does not exist (the config has "
+                       f"{', '.join(map(str, sorted(connectors)))})")
+        elif step.verb == "plug" and step.args[0] not in trucks:
+            problem = (f"unknown truck {step.args[0][:40]!r}; one of "
+                       f"{', '.join(sorted(trucks))}")
+        elif step.verb in ("fault", "clear") and len(step.args) > 1 \
+                and int(step.args[1]) not in modules:
+            problem = (f"module address {step.args[1]} is not on the bus (the config has "
+                       f"{', '.join(map(str, sorted(modules)))})")
+        if problem:
+            raise ScenarioError(f"{name}:{step.line}: {problem}")
 
 
 def parse(text: str, name: str = "<scenario>") -> list[Step]:
@@ -125,4 +184,14 @@ def load(name_or_path: str) -> tuple[str, list[Step]]:
         if name_or_path not in scenarios:
             raise ScenarioError(f"no scenario {name_or_path!r}; try: {', '.join(scenarios)}")
         path = scenarios[name_or_path]
-    return path.stem, parse(path.read_text(), str(path))
+    try:
+        if not path.is_file():
+            raise ScenarioError(f"{path} is not a regular file")
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ScenarioError(f"{path} is larger than {MAX_FILE_BYTES} bytes")
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ScenarioError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ScenarioError(f"{path} is not UTF-8 text (byte {exc.start})") from None
+    return path.stem, parse(text, str(path))

@@ -114,3 +114,63 @@ async def _fuzz_ocpp(n: int, rng: _random.Random) -> int:
     while not link._response_queue.empty():  # results nobody waited for
         link._response_queue.get_nowait()
     return n
+
+
+def fuzz_modules(n: int, rng: _random.Random) -> int:
+    """Modules that misbehave while an output charges (issue 16): status bits that flap,
+    capabilities that lie, readings outside physics, spoofed replies from unknown
+    addresses. Never more current commanded than asked for, never a module setpoint above
+    its configured rating, a module out of the pool is off (a frame later), nothing
+    raises."""
+    import math
+    import struct
+
+    import can
+    from test_power_stage_can import Cabinet
+
+    from hal import infypower as ip
+    from hal.power_stage import Mode
+
+    cab = Cabinet()
+    rating_a = cab.stage.fallback.max_current_a
+    try:
+        cab.stage.assign(1, 10)
+        out: set[int] = set()
+        for _ in range(n):
+            target = cab.bank.module(rng.randrange(10))
+            match rng.randrange(6):
+                case 0:
+                    target.status = ip.Status.MODULE_FAULT if rng.random() < 0.5 \
+                        else ip.Status(0)
+                case 1:
+                    target.max_current_a = rng.choice([6553.5, 100.0, 0.1])
+                    cab.stage.modules[target.address].capability_at = -1e9
+                case 2:
+                    v = rng.choice([math.inf, -math.inf, -1e30, 2000.0, 800.0])
+                    a = rng.choice([math.inf, -1e30, 6553.0, 40.0])
+                    arb = ip.make_id(ip.Header(ip.Cmd.READ_OUTPUT, ip.CONTROLLER,
+                                               rng.randrange(256)))
+                    cab.sim_bus.send(can.Message(arbitration_id=arb, is_extended_id=True,
+                                                 data=struct.pack(">ff", v, a)))
+                case _:
+                    pass
+            cab.run(0.1)
+            amps = rng.choice([0.0, 100.0, 450.0, 1000.0])
+            cab.stage.set_output(1, Mode.CHARGE, 800.0, amps, cab.now)
+            cab.run(0.1)
+            now_out = {a for a, m in cab.stage.modules.items() if not m.healthy}
+            just_out = now_out - out  # its switch-off frame is on the bus still
+            commanded = sum(m.current_setpoint_a for m in cab.bank.modules
+                            if m.on and m.address not in just_out)
+            if commanded > amps + 0.01:  # (float sums of the shares)
+                raise AssertionError(f"{commanded:.1f} A commanded for {amps} A")
+            if any(m.current_setpoint_a > rating_a + 1e-6 for m in cab.bank.modules):
+                raise AssertionError("a module setpoint above its configured rating")
+            if any(cab.bank.module(a).on for a in out & now_out):
+                raise AssertionError("a module out of the pool is still on")
+            out = now_out
+            if cab.stage.available_modules() < 10 and rng.random() < 0.2:
+                cab.stage.assign(1, cab.stage.available_modules())
+    finally:
+        cab.close()
+    return n

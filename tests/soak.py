@@ -76,7 +76,8 @@ def soak_fuzz(count: int) -> tuple[int, int]:
     import random
 
     parts = [p for p in (_fuzz_can, _fuzz_config, _optional("fuzz_serial"),
-                         _optional("fuzz_ocpp")) if p is not None]
+                         _optional("fuzz_ocpp"), _optional("fuzz_modules"))
+             if p is not None]
     share = max(1, count // len(parts))
     fed = crashes = 0
     rng = random.Random(20261122)
@@ -117,8 +118,10 @@ def _fuzz_can(n: int, rng: Any) -> int:
             rogue.send(can.Message(arbitration_id=arb, data=data, is_extended_id=True))
             if i % 50 == 49:
                 now = _run(bank, stage, now, 0.1)
-        # A spoofed fault status takes a module out until its next real status (2 s).
-        _run(bank, stage, now, 4.0)
+        # A spoofed fault status takes a module out until its real status has been clean
+        # for the hold-off.
+        from hal.power_stage_can import FAULT_HOLDOFF_S
+        _run(bank, stage, now, FAULT_HOLDOFF_S + 4.0)
         if stage.available_modules() != 10:
             raise AssertionError("modules lost after a CAN storm")
     finally:

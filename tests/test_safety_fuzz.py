@@ -21,7 +21,7 @@ from firmware import config as cfg
 from firmware.ocpp.settings import OcppSettingsError
 from hal import infypower as ip
 from hal.power_stage import Mode
-from hal.power_stage_can import InfyPowerStage
+from hal.power_stage_can import FAULT_HOLDOFF_S, InfyPowerStage
 from sim.power_modules import ModuleBank
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "sim.toml"
@@ -80,10 +80,14 @@ def test_random_can_traffic_never_crashes_the_power_stage(
         now = _run(bank, stage, now, 0.3)  # the driver reads the storm
         assert stage.bad_frames + stage.rejected >= bad_before
         # The real modules keep answering: the output is under control again.
-        now = _run(bank, stage, now, 4.0)  # spoofed fault status: out until the next real one
+        # A spoofed fault status: switched off and out until its real status has been
+        # clean for the hold-off; then the allocation gives the output its modules again.
+        now = _run(bank, stage, now, FAULT_HOLDOFF_S + 4.0)
         tele = stage.telemetry(1)
         assert math.isfinite(tele.voltage_v) and math.isfinite(tele.current_a)
         assert stage.available_modules() == len(ADDR)
+        stage.assign(1, 5)
+        now = _run(bank, stage, now, 0.2)
         # The driver still commands its modules: five on output 1, at the setpoint.
         members = [a for a in ADDR if bank.module(a).group == 1]
         assert len(members) == 5

@@ -14,19 +14,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
+from urllib.parse import urlsplit
 
+from pydantic import Field, model_validator
 
-class OcppSettingsError(ValueError):
-    """A bad ``[ocpp]`` key. Carries ``key`` and ``reason`` like firmware.config's
-    ConfigError, which the config loader turns it into; this module does not import the
-    loader (the loader imports this module)."""
+from firmware.schema import ConfigError, Section, parse_section
 
-    def __init__(self, key: str, reason: str) -> None:
-        super().__init__(f"config key '{key}': {reason}")
-        self.key = key
-        self.reason = reason
+# A bad [ocpp] key is the config's own ConfigError (the name stays for older callers).
+OcppSettingsError = ConfigError
+
+# NetworkConnectionProfile.ocppCsmsUrl is string[512] (OCPP 2.0.1 Part 2, 2.xx); the
+# BasicAuthPassword at most 40 characters (SecurityCtrlr.BasicAuthPassword, string[40]).
+URL_MAX = 512
+PASSWORD_MAX = 40
 
 
 @dataclass(frozen=True)
@@ -41,45 +44,62 @@ class OcppSettings:
     variables: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
-def parse(section: dict[str, Any]) -> OcppSettings:
-    known = {"csms_url", "security_profile", "basic_auth_password", "ca_file", "client_cert",
-             "client_key", "state_dir", "variables"}
-    for key in section:
-        if key not in known:
-            raise OcppSettingsError(f"ocpp.{key}",
-                                    f"unknown key; known: {', '.join(sorted(known))}")
+_Path = Annotated[str, Field(min_length=1, max_length=4096)]
 
-    def text(key: str, default: str | None) -> str | None:
-        value = section.get(key, default)
-        if value is not None and (not isinstance(value, str) or not value):
-            raise OcppSettingsError(f"ocpp.{key}", "must be a non-empty string")
-        return value
 
-    url = text("csms_url", OcppSettings.csms_url) or OcppSettings.csms_url
-    if not url.startswith(("ws://", "wss://")):
-        raise OcppSettingsError("ocpp.csms_url", "must start with ws:// or wss://")
-    profile = section.get("security_profile", 1)
-    if profile not in (1, 2, 3) or isinstance(profile, bool):
-        raise OcppSettingsError("ocpp.security_profile", "must be 1, 2 or 3")
-    if profile >= 2 and not url.startswith("wss://"):
-        raise OcppSettingsError("ocpp.csms_url", f"security profile {profile} needs wss://")
-    if profile == 1 and url.startswith("wss://"):
-        raise OcppSettingsError("ocpp.security_profile", "profile 1 is without TLS; use 2 for wss")
-    if profile == 3 and not (section.get("client_cert") and section.get("client_key")):
-        raise OcppSettingsError("ocpp.client_cert", "security profile 3 needs client_cert and "
-                          "client_key")
+class _Ocpp(Section):
+    csms_url: Annotated[str, Field(min_length=1, max_length=URL_MAX)] = OcppSettings.csms_url
+    security_profile: Annotated[int, Field(ge=1, le=3)] = 1
+    basic_auth_password: Annotated[str, Field(min_length=1, max_length=PASSWORD_MAX)] | None \
+        = None
+    ca_file: _Path | None = None
+    client_cert: _Path | None = None
+    client_key: _Path | None = None
+    state_dir: _Path = OcppSettings.state_dir
+    variables: dict[str, str | int | bool] = {}
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _Ocpp:
+        url = urlsplit(self.csms_url)
+        if url.scheme not in ("ws", "wss"):
+            raise ValueError("csms_url: must start with ws:// or wss://")
+        try:
+            port = url.port  # raises for a port that is not a number or out of 0..65535
+        except ValueError:
+            raise ValueError("csms_url: the port must be a number 1..65535") from None
+        if not url.hostname or port == 0:
+            raise ValueError("csms_url: needs a host (and a port 1..65535 if any), e.g. "
+                             "wss://csms.example.net/ocpp")
+        if url.query or url.fragment or any(c.isspace() for c in self.csms_url):
+            raise ValueError("csms_url: no query, fragment or white space (the charge "
+                             "point id is appended to the path, OCPP-J)")
+        profile = self.security_profile
+        if profile >= 2 and url.scheme != "wss":
+            raise ValueError(f"csms_url: security profile {profile} needs wss://")
+        if profile == 1 and url.scheme == "wss":
+            raise ValueError("security_profile: profile 1 is without TLS; use 2 for wss")
+        if profile == 3 and not (self.client_cert and self.client_key):
+            raise ValueError("client_cert: security profile 3 needs client_cert and "
+                             "client_key")
+        return self
+
+
+def parse(section: dict[str, Any],
+          known_variables: Collection[tuple[str, str]] | None = None) -> OcppSettings:
+    """The [ocpp] table; ``known_variables`` (the device model's "Component.Variable"
+    names) makes a misspelt variable an error instead of a default that never applies."""
+    s = parse_section(_Ocpp, section, "ocpp")
     variables: dict[tuple[str, str], str] = {}
-    raw = section.get("variables", {})
-    if not isinstance(raw, dict):
-        raise OcppSettingsError("ocpp.variables", "must be a table")
-    for name, value in raw.items():
+    for name, value in s.variables.items():
         component, _, variable = name.partition(".")
-        if not variable or not isinstance(value, str | int | bool):
-            raise OcppSettingsError(f"ocpp.variables.{name}",
-                              "use \"Component.Variable\" = value")
-        variables[(component, variable)] = (str(value).lower() if isinstance(value, bool)
-                                            else str(value))
-    return OcppSettings(url, int(profile), text("basic_auth_password", None),
-                        text("ca_file", None), text("client_cert", None),
-                        text("client_key", None),
-                        text("state_dir", OcppSettings.state_dir) or "var/ocpp", variables)
+        key = f"ocpp.variables.{name}"
+        if not component or not variable:
+            raise ConfigError(key, 'use "Component.Variable" = value')
+        if known_variables is not None and (component, variable) not in known_variables:
+            raise ConfigError(key, "unknown device-model variable (misspelt?)")
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if len(text) > 1000:  # the longest OCPP 2.0.1 VariableAttribute value is 1000
+            raise ConfigError(key, "longer than 1000 characters")
+        variables[(component, variable)] = text
+    return OcppSettings(s.csms_url, s.security_profile, s.basic_auth_password, s.ca_file,
+                        s.client_cert, s.client_key, s.state_dir, variables)

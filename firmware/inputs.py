@@ -1,0 +1,53 @@
+"""The IO board's connector inputs turned into the session machine's events (pure):
+only what changed between two readings becomes an event."""
+
+from __future__ import annotations
+
+from firmware.core import events as ev
+from firmware.core.session import ConnectorSession
+from firmware.core.transitions import IDLE
+from firmware.errors import ErrorCode
+from hal.io_board import ConnectorInputs
+
+# Connector temperature trip and reset (approx.: IEC 62196-3 allows 50 K rise on the
+# contacts; with liquid-cooled HPC cables makers trip around 90 degC at the sensor).
+OVER_TEMPERATURE_C = 90.0
+CONNECTOR_COOLED_C = 80.0
+
+
+def input_events(old: ConnectorInputs | None, new: ConnectorInputs) -> list[ev.Event]:
+    out: list[ev.Event] = []
+    # Unplugged is unplugged whatever the pilot reads (it reads F while we drive F).
+    pilot = new.pilot if new.plugged else "A"
+    before = None if old is None else (old.pilot if old.plugged else "A")
+    if pilot != before:
+        out.append(ev.PilotChanged(pilot))
+    if old is None or (old.contactors_closed, old.lock_locked) != (
+            new.contactors_closed, new.lock_locked):
+        out.append(ev.Feedback(new.contactors_closed, new.lock_locked))
+    # Temperature with hysteresis, and no memory needed here: raised when it crosses
+    # up through the trip level, cleared when it crosses down through the reset level.
+    before_c = old.temperature_c if old is not None else 0.0
+    if new.temperature_c >= OVER_TEMPERATURE_C > before_c:
+        out.append(ev.FaultRaised(ErrorCode.OVER_TEMPERATURE))
+    elif new.temperature_c < CONNECTOR_COOLED_C <= before_c:
+        out.append(ev.FaultCleared(ErrorCode.OVER_TEMPERATURE))
+    for code, now_on, was_on in (
+            (ErrorCode.EMERGENCY_STOP, new.emergency_stop,
+             old is not None and old.emergency_stop),
+            (ErrorCode.ISOLATION_FAULT, new.isolation_fault,
+             old is not None and old.isolation_fault)):
+        if now_on and not was_on:
+            out.append(ev.FaultRaised(code))
+        elif was_on and not now_on:
+            out.append(ev.FaultCleared(code))
+    return out
+
+
+def measurement_due(s: ConnectorSession, new: ev.Measurement,
+                    last: ev.Measurement | None) -> bool:
+    """Whether this tick's measurement goes to the machine (it is also what advances
+    its timers). Skipped only on an idle bay with nothing new and no confirmation
+    timer running: a contactor found closed at start-up must still turn into
+    welded_contactor a second later."""
+    return s.phase not in IDLE or s.supervising or new != last
