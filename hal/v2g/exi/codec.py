@@ -7,9 +7,11 @@ first-level productions; a decoded second-level event code (undeclared content: 
 xsi:nil, unknown elements) and wildcard content are refused with ExiError, as the messages
 of ISO 15118 / DIN 70121 never need them.
 
-String values go through the EXI string table (EXI 1.0 §7.3): per stream, a global value
-partition and one local partition per element/attribute qname; a value is sent as a local
-hit, a global hit or a literal (then added to both).
+String values are always literals: the EXI options of ISO 15118 / DIN 70121 as the
+independent implementation (EXIficient, as Josev configures it) applies them keep no value
+partitions in the string table (valuePartitionCapacity 0, EXI 1.0 §7.3.3): it sends a repeated
+value again as a literal and fails on a value hit. So the encoder never sends a hit and the
+decoder refuses one (EXI 1.0 §7.3.3 lets the hit codes 0 and 1 only index existing entries).
 """
 
 from __future__ import annotations
@@ -73,26 +75,6 @@ class Schema:
                 self.root_index[name] = (code, g, qid)
 
 
-class _Strings:
-    """The value partitions of one stream's string table."""
-
-    __slots__ = ("globals", "global_ids", "local", "local_ids")
-
-    def __init__(self) -> None:
-        self.globals: list[str] = []
-        self.global_ids: dict[str, int] = {}
-        self.local: dict[int, list[str]] = {}
-        self.local_ids: dict[int, dict[str, int]] = {}
-
-    def add(self, qid: int, value: str) -> None:
-        if value not in self.global_ids:  # a value already there keeps its first id
-            self.global_ids[value] = len(self.globals)
-        self.globals.append(value)
-        local = self.local.setdefault(qid, [])
-        self.local_ids.setdefault(qid, {}).setdefault(value, len(local))
-        local.append(value)
-
-
 def _check_range(dt: tuple, v: int, where: str) -> None:
     lo, hi = dt[1], dt[2]
     if (lo is not None and v < lo) or (hi is not None and v > hi):
@@ -105,12 +87,11 @@ def _check_len(dt: tuple, n: int, where: str) -> None:
 
 
 class Decoder:
-    __slots__ = ("schema", "r", "strings")
+    __slots__ = ("schema", "r")
 
     def __init__(self, schema: Schema, data: bytes) -> None:
         self.schema = schema
         self.r = BitReader(data)
-        self.strings = _Strings()
 
     def document(self) -> dict:
         r = self.r
@@ -121,20 +102,20 @@ class Decoder:
         code = r.bits(self.schema.root_width)
         if code >= len(self.schema.roots):
             raise ExiError("document: undeclared root element (SE(*)) not supported")
-        name, g, qid, _own = self.schema.roots[code]
-        value = self.element(g, qid, name, 0)
+        name, g, _qid, _own = self.schema.roots[code]
+        value = self.element(g, name, 0)
         if r.left() >= 8:
             raise ExiError(f"{r.left() // 8} bytes after the end of the document")
         return {name: value}
 
-    def element(self, gi: int, qid: int, name: str, depth: int) -> Any:
+    def element(self, gi: int, name: str, depth: int) -> Any:
         g = self.schema.grammars[gi]
         r = self.r
         try:
             if g.simple >= 0:
                 if r.bits(1):
                     raise ExiError("undeclared content (second-level event) not supported")
-                value = self.value(g.simple, qid)
+                value = self.value(g.simple)
                 if r.bits(1):
                     raise ExiError("undeclared content (second-level event) not supported")
                 return value
@@ -147,9 +128,9 @@ class Decoder:
                 code = r.bits(st.width)
                 if code >= len(st.prods):
                     raise ExiError("undeclared content (second-level event) not supported")
-                kind, cname, arg, nxt, cqid = st.prods[code]
+                kind, cname, arg, nxt, _qid = st.prods[code]
                 if kind == SE:
-                    v = self.element(arg, cqid, cname, depth + 1)
+                    v = self.element(arg, cname, depth + 1)
                     if children[cname][1]:
                         out.setdefault(cname, []).append(v)
                     else:
@@ -159,14 +140,14 @@ class Decoder:
                 elif kind == AT or kind == CH:
                     if cname in out:
                         raise ExiError("mixed content not supported")
-                    out[cname] = self.value(arg, cqid if kind == AT else qid)
+                    out[cname] = self.value(arg)
                 else:
                     raise ExiError("wildcard content not supported")
                 st = g.states[nxt]
         except ExiError as e:
             raise ExiError(f"{name}/{e}") from None
 
-    def value(self, di: int, qid: int) -> Any:
+    def value(self, di: int) -> Any:
         dt = self.schema.datatypes[di]
         kind = dt[0]
         r = self.r
@@ -196,23 +177,13 @@ class Decoder:
             n = r.unsigned()
             _check_len(dt, n, "binary")
             return r.octets(n)
-        return self.string(dt, qid)
+        return self.string(dt)
 
-    def string(self, dt: tuple, qid: int) -> str:
+    def string(self, dt: tuple) -> str:
         r = self.r
         n = r.unsigned()
-        if n == 0:
-            local = self.strings.local.get(qid, [])
-            i = r.bits((len(local) - 1).bit_length()) if local else -1
-            if not 0 <= i < len(local):
-                raise ExiError("string: local value hit with no such entry")
-            return local[i]
-        if n == 1:
-            table = self.strings.globals
-            i = r.bits((len(table) - 1).bit_length()) if table else -1
-            if not 0 <= i < len(table):
-                raise ExiError("string: global value hit with no such entry")
-            return table[i]
+        if n < 2:
+            raise ExiError("string table hit, but the ISO 15118 options keep no value table")
         n -= 2
         _check_len(dt, n, "string")
         if n * 8 > r.left():
@@ -223,19 +194,15 @@ class Decoder:
             if c > 0x10FFFF or 0xD800 <= c <= 0xDFFF:
                 raise ExiError(f"string: {c:#x} is no Unicode scalar value")
             chars.append(chr(c))
-        s = "".join(chars)
-        if s:
-            self.strings.add(qid, s)
-        return s
+        return "".join(chars)
 
 
 class Encoder:
-    __slots__ = ("schema", "w", "strings")
+    __slots__ = ("schema", "w")
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.w = BitWriter()
-        self.strings = _Strings()
 
     def document(self, document: Any) -> bytes:
         if not isinstance(document, dict) or len(document) != 1:
@@ -244,19 +211,19 @@ class Encoder:
         root = self.schema.root_index.get(name)
         if root is None:
             raise ExiError(f"{name!r} is no global element of {self.schema.namespace}")
-        code, g, qid = root
+        code, g, _qid = root
         self.w.bits(HEADER, 8)
         self.w.bits(code, self.schema.root_width)
-        self.element(g, qid, name, value, 0)
+        self.element(g, name, value, 0)
         return self.w.finish()
 
-    def element(self, gi: int, qid: int, name: str, value: Any, depth: int) -> None:
+    def element(self, gi: int, name: str, value: Any, depth: int) -> None:
         g = self.schema.grammars[gi]
         w = self.w
         try:
             if g.simple >= 0:
                 w.bits(0, 1)
-                self.value(g.simple, qid, value)
+                self.value(g.simple, value)
                 w.bits(0, 1)
                 return
             if not isinstance(value, dict):
@@ -284,12 +251,12 @@ class Encoder:
                     if p is None:
                         raise ExiError(f"{k} not allowed here (order, count or a required "
                                        f"child missing before it)")
-                    code, kind, arg, nxt, cqid = p
+                    code, kind, arg, nxt, _qid = p
                     w.bits(code, st.width)
                     if kind == SE:
-                        self.element(arg, cqid, k, item, depth + 1)
+                        self.element(arg, k, item, depth + 1)
                     else:
-                        self.value(arg, cqid if kind == AT else qid, item)
+                        self.value(arg, item)
                     st = states[nxt]
             if st.ee < 0:
                 expected = [p[1] for p in st.prods]
@@ -298,7 +265,7 @@ class Encoder:
         except ExiError as e:
             raise ExiError(f"{name}/{e}") from None
 
-    def value(self, di: int, qid: int, v: Any) -> None:
+    def value(self, di: int, v: Any) -> None:
         dt = self.schema.datatypes[di]
         kind = dt[0]
         w = self.w
@@ -332,29 +299,16 @@ class Encoder:
             w.unsigned(len(v))
             w.octets(bytes(v))
         else:
-            self.string(dt, qid, v)
+            self.string(dt, v)
 
-    def string(self, dt: tuple, qid: int, v: Any) -> None:
+    def string(self, dt: tuple, v: Any) -> None:
         if type(v) is not str:
             raise ExiError(f"a str expected, got {v!r}")
         _check_len(dt, len(v), "string")
         w = self.w
-        strings = self.strings
-        local = strings.local_ids.get(qid)
-        if local is not None and v in local:
-            w.unsigned(0)
-            w.bits(local[v], (len(strings.local[qid]) - 1).bit_length())
-            return
-        gid = strings.global_ids.get(v)
-        if gid is not None:
-            w.unsigned(1)
-            w.bits(gid, (len(strings.globals) - 1).bit_length())
-            return
         w.unsigned(len(v) + 2)
         for c in v:
             cp = ord(c)
             if 0xD800 <= cp <= 0xDFFF:
                 raise ExiError("string: lone surrogate")
             w.unsigned(cp)
-        if v:
-            strings.add(qid, v)

@@ -26,8 +26,16 @@ import os
 import pprint
 from collections import OrderedDict
 
-from hal.v2g.exi.xsd import (UNBOUNDED, Attribute, ComplexType, Element, Particle, QName,
-                             SchemaSet, SimpleType)
+from hal.v2g.exi.xsd import (
+    UNBOUNDED,
+    Attribute,
+    ComplexType,
+    Element,
+    Particle,
+    QName,
+    SchemaSet,
+    SimpleType,
+)
 
 # schema name -> (root XSD relative to the schema directory, namespace of its messages)
 SCHEMA_FILES = {
@@ -71,8 +79,10 @@ class Builder:
                 d = ("int", t.lo, t.hi)
         elif t.kind == "bool":
             d = ("bool",)
-        elif t.kind in ("bin", "str"):
-            d = (t.kind, t.min_len, t.max_len)
+        elif t.kind == "bin":
+            d = ("bin", t.min_len, t.max_len, t.fmt)
+        elif t.kind == "str":
+            d = ("str", t.min_len, t.max_len)
         elif t.kind == "enum":
             d = ("enum", t.values, max(len(t.values) - 1, 0).bit_length())
         else:
@@ -133,6 +143,7 @@ class Builder:
                     raise ValueError(f"{ct.name}: child {name} appears twice")
                 children[name] = (len(children), count > 1)
         if ct.mixed:
+            children.setdefault("$", (len(children), False))
             for st in range(first_content, len(nfa.edges)):
                 nfa.edge(st, ("CH", SimpleType("str")), st)
         nfa.edge(s, ("EE",), -1)

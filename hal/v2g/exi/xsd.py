@@ -50,6 +50,7 @@ class SimpleType:
     min_len: int = 0
     max_len: int | None = None
     values: tuple[str, ...] = ()
+    fmt: str = ""  # binary only: "hex" or "b64" (same EXI representation; kept for tools)
 
 
 @dataclass
@@ -290,7 +291,8 @@ class SchemaSet:
             base = self.type(_resolve(der.get("base", ""), ns))
             if not isinstance(base, SimpleType):
                 raise SchemaError("simple type restricting a complex type")
-            t = SimpleType(base.kind, base.lo, base.hi, base.min_len, base.max_len, base.values)
+            t = SimpleType(base.kind, base.lo, base.hi, base.min_len, base.max_len, base.values,
+                           base.fmt)
             enum: list[str] = []
             for f in der:
                 fname, v = _local(f.tag), f.get("value", "")
@@ -364,7 +366,7 @@ def _builtin(name: str) -> SimpleType:
     if name == "boolean":
         return SimpleType("bool")
     if name in BUILTIN_BINARY:
-        return SimpleType("bin")
+        return SimpleType("bin", fmt="hex" if name == "hexBinary" else "b64")
     if name in BUILTIN_STRINGS:
         return SimpleType("str")
     raise SchemaError(f"built-in type xs:{name} not handled")
