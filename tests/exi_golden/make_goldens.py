@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent.parent))
 
-import exi_samples as samples  # noqa: E402
+from sim import exi_samples as samples  # noqa: E402
 
 from hal.v2g import exi  # noqa: E402
 from hal.v2g.exi.codec import AT, CH, SE, Schema  # noqa: E402
@@ -34,8 +34,9 @@ SEEDS = (1, 2, 3)
 AVOID = frozenset({"Signature"})  # xmldsig content: not part of the DC flows (see report)
 
 
-def _children(s: Schema, gi: int) -> dict[str, tuple[int, int]]:
-    out: dict[str, tuple[int, int]] = {}
+def _children(s: Schema, gi: int) -> dict[str, tuple[int, object]]:
+    """name -> (kind, child grammar or datatype)"""
+    out: dict[str, tuple[int, object]] = {}
     for st in s.grammars[gi].states:
         for kind, name, arg, _nxt, _qid in st.prods:
             if kind in (SE, AT, CH):
@@ -43,18 +44,10 @@ def _children(s: Schema, gi: int) -> dict[str, tuple[int, int]]:
     return out
 
 
-def _bin_fmt(s: Schema, kind: int, arg: int) -> str | None:
-    di = arg if kind in (AT, CH) else s.grammars[arg].simple
-    if di < 0:
-        return None
-    dt = s.datatypes[di]
-    return dt[3] if dt[0] == 4 else None  # BIN
-
-
 def to_josev(s: Schema, gi: int, value: object) -> object:
     g = s.grammars[gi]
-    if g.simple >= 0:
-        return _leaf(s.datatypes[g.simple], value)
+    if g.simple is not None:
+        return _leaf(g.simple, value)
     assert isinstance(value, dict)
     kids = _children(s, gi)
     out = {}
@@ -65,7 +58,7 @@ def to_josev(s: Schema, gi: int, value: object) -> object:
             conv = [to_josev(s, arg, i) for i in v] if isinstance(v, list) else to_josev(
                 s, arg, v)
         else:
-            conv = _leaf(s.datatypes[arg], v)
+            conv = _leaf(arg, v)
         out[key] = conv
     return out
 
@@ -78,8 +71,8 @@ def _leaf(dt: tuple, v: object) -> object:
 
 def from_josev(s: Schema, gi: int, value: object) -> object:
     g = s.grammars[gi]
-    if g.simple >= 0:
-        return _unleaf(s.datatypes[g.simple], value)
+    if g.simple is not None:
+        return _unleaf(g.simple, value)
     assert isinstance(value, dict), value
     kids = _children(s, gi)
     out = {}
@@ -92,7 +85,7 @@ def from_josev(s: Schema, gi: int, value: object) -> object:
             conv = [from_josev(s, arg, i) for i in items]
             out[name] = conv if many else conv[0]
         else:
-            out[name] = _unleaf(s.datatypes[arg], v)
+            out[name] = _unleaf(arg, v)
     return out
 
 

@@ -31,32 +31,54 @@ MAX_DEPTH = 64  # deepest ISO 15118-20 message is about 10 levels; bounds the re
 
 
 class _State:
+    """One grammar state. Productions resolved for speed: (kind, name, arg, next, simple)
+    where arg is the child grammar (SE) or the datatype tuple (AT, CH), and simple is the
+    datatype of a simple-typed child element (or None): its CH and EE are inlined."""
+
     __slots__ = ("prods", "width", "enc", "ee")
 
-    def __init__(self, prods: tuple) -> None:
-        self.prods = tuple((_KINDS[p[0]],) + tuple(p[1:]) for p in prods)
+    def __init__(self, prods: tuple, datatypes: tuple, simple: list[int]) -> None:
+        resolved = []
+        for kind_name, name, arg, nxt, _qid in prods:
+            kind = _KINDS[kind_name]
+            sdt = None
+            if kind == SE and simple[arg] >= 0:
+                sdt = datatypes[simple[arg]]
+            elif kind in (AT, CH):
+                arg = datatypes[arg]
+            resolved.append((kind, name, arg, nxt, sdt))
+        self.prods = tuple(resolved)
         # strict false: every element state also has second-level productions, so the
         # first-level code needs one value more than the production count (EXI 1.0 §6.2).
         self.width = len(self.prods).bit_length()
         self.enc: dict[str, tuple] = {}
         self.ee = -1
-        for code, (kind, name, arg, nxt, qid) in enumerate(self.prods):
+        for code, (kind, name, arg, nxt, sdt) in enumerate(self.prods):
             if kind == EE:
                 self.ee = code
             elif kind in (SE, AT, CH):
-                self.enc.setdefault(name, (code, kind, arg, nxt, qid))
+                self.enc.setdefault(name, (code, kind, arg, nxt, sdt))
+
+
+def _simple_dt(children: dict, states: tuple) -> int:
+    # An element of simple type: CH then EE (EXI 1.0 §8.5.4.1.3.1).
+    first = states[0]
+    if len(states) == 2 and len(first) == 1 and first[0][0] == "CH" and children == {
+            "$": (0, False)}:
+        return int(first[0][2])
+    return -1
 
 
 class _Grammar:
-    __slots__ = ("children", "states", "simple")
+    __slots__ = ("children", "order", "lists", "states", "simple")
 
-    def __init__(self, children: dict, states: tuple) -> None:
+    def __init__(self, children: dict, states: tuple, datatypes: tuple, simple: list[int],
+                 own: int) -> None:
         self.children = children
-        self.states = tuple(_State(s) for s in states)
-        first = states[0]
-        # An element of simple type: CH then EE (EXI 1.0 §8.5.4.1.3.1).
-        self.simple = first[0][2] if len(states) == 2 and first[0][0] == "CH" and len(
-            first) == 1 and children == {"$": (0, False)} else -1
+        self.order = tuple(sorted(children, key=lambda k: children[k][0]))
+        self.lists = frozenset(k for k, (_rank, many) in children.items() if many)
+        self.states = tuple(_State(s, datatypes, simple) for s in states)
+        self.simple = datatypes[own] if own >= 0 else None
 
 
 class Schema:
@@ -65,7 +87,9 @@ class Schema:
     def __init__(self, tables: ModuleType) -> None:
         self.namespace: str = tables.NAMESPACE
         self.datatypes = tuple((_DT_KINDS[d[0]],) + tuple(d[1:]) for d in tables.DATATYPES)
-        self.grammars = tuple(_Grammar(c, s) for c, s in tables.GRAMMARS)
+        simple = [_simple_dt(c, s) for c, s in tables.GRAMMARS]
+        self.grammars = tuple(_Grammar(c, s, self.datatypes, simple, own)
+                              for (c, s), own in zip(tables.GRAMMARS, simple, strict=True))
         self.roots = tuple(tables.ROOTS)
         # DocContent: one SE per global element plus SE(*), no second level (§8.5.4.1.2).
         self.root_width = len(self.roots).bit_length()
@@ -112,26 +136,28 @@ class Decoder:
         g = self.schema.grammars[gi]
         r = self.r
         try:
-            if g.simple >= 0:
-                if r.bits(1):
-                    raise ExiError("undeclared content (second-level event) not supported")
-                value = self.value(g.simple)
-                if r.bits(1):
-                    raise ExiError("undeclared content (second-level event) not supported")
-                return value
+            if g.simple is not None:
+                return self.simple(g.simple)
             if depth > MAX_DEPTH:
                 raise ExiError("nested too deep")
             out: dict[str, Any] = {}
-            children = g.children
-            st = g.states[0]
+            lists = g.lists
+            states = g.states
+            st = states[0]
             while True:
                 code = r.bits(st.width)
                 if code >= len(st.prods):
                     raise ExiError("undeclared content (second-level event) not supported")
-                kind, cname, arg, nxt, _qid = st.prods[code]
+                kind, cname, arg, nxt, sdt = st.prods[code]
                 if kind == SE:
-                    v = self.element(arg, cname, depth + 1)
-                    if children[cname][1]:
+                    if sdt is not None:
+                        try:
+                            v = self.simple(sdt)
+                        except ExiError as e:
+                            raise ExiError(f"{cname}/{e}") from None
+                    else:
+                        v = self.element(arg, cname, depth + 1)
+                    if cname in lists:
                         out.setdefault(cname, []).append(v)
                     else:
                         out[cname] = v
@@ -143,12 +169,20 @@ class Decoder:
                     out[cname] = self.value(arg)
                 else:
                     raise ExiError("wildcard content not supported")
-                st = g.states[nxt]
+                st = states[nxt]
         except ExiError as e:
             raise ExiError(f"{name}/{e}") from None
 
-    def value(self, di: int) -> Any:
-        dt = self.schema.datatypes[di]
+    def simple(self, dt: tuple) -> Any:
+        r = self.r
+        if r.bits(1):  # CH is the only first-level production
+            raise ExiError("undeclared content (second-level event) not supported")
+        value = self.value(dt)
+        if r.bits(1):  # EE likewise
+            raise ExiError("undeclared content (second-level event) not supported")
+        return value
+
+    def value(self, dt: tuple) -> Any:
         kind = dt[0]
         r = self.r
         if kind == NBIT:
@@ -221,27 +255,26 @@ class Encoder:
         g = self.schema.grammars[gi]
         w = self.w
         try:
-            if g.simple >= 0:
+            if g.simple is not None:
                 w.bits(0, 1)
                 self.value(g.simple, value)
                 w.bits(0, 1)
                 return
-            if not isinstance(value, dict):
+            if type(value) is not dict:
                 raise ExiError(f"a dict expected, got {type(value).__name__}")
             if depth > MAX_DEPTH:
                 raise ExiError("nested too deep")
-            children = g.children
-            try:
-                keys = sorted(value, key=lambda k: children[k][0])
-            except (KeyError, TypeError):
-                unknown = [k for k in value if k not in children]
-                raise ExiError(f"no child {unknown[0]!r} in the schema") from None
+            keys = [k for k in g.order if k in value]
+            if len(keys) != len(value):
+                unknown = [k for k in value if k not in g.children]
+                raise ExiError(f"no child {unknown[0]!r} in the schema")
+            lists = g.lists
             states = g.states
             st = states[0]
             for k in keys:
                 v = value[k]
-                if children[k][1]:
-                    if not isinstance(v, list) or not v:
+                if k in lists:
+                    if type(v) is not list or not v:
                         raise ExiError(f"{k}: a non-empty list expected (maxOccurs > 1)")
                     items = v
                 else:
@@ -249,24 +282,32 @@ class Encoder:
                 for item in items:
                     p = st.enc.get(k)
                     if p is None:
-                        raise ExiError(f"{k} not allowed here (order, count or a required "
-                                       f"child missing before it)")
-                    code, kind, arg, nxt, _qid = p
-                    w.bits(code, st.width)
-                    if kind == SE:
-                        self.element(arg, k, item, depth + 1)
+                        expected = [q[1] or "end" for q in st.prods]
+                        raise ExiError(f"{k} not allowed here (too many, or a required child "
+                                       f"missing before it): expected one of {expected}")
+                    code, kind, arg, nxt, sdt = p
+                    if sdt is not None:
+                        w.bits(code << 1, st.width + 1)  # the event, then CH (code 0)
+                        try:
+                            self.value(sdt, item)
+                        except ExiError as e:
+                            raise ExiError(f"{k}/{e}") from None
+                        w.bits(0, 1)  # EE
                     else:
-                        self.value(arg, item)
+                        w.bits(code, st.width)
+                        if kind == SE:
+                            self.element(arg, k, item, depth + 1)
+                        else:
+                            self.value(arg, item)
                     st = states[nxt]
             if st.ee < 0:
-                expected = [p[1] for p in st.prods]
+                expected = [q[1] for q in st.prods]
                 raise ExiError(f"required child missing, one of {expected} expected")
             w.bits(st.ee, st.width)
         except ExiError as e:
             raise ExiError(f"{name}/{e}") from None
 
-    def value(self, di: int, v: Any) -> None:
-        dt = self.schema.datatypes[di]
+    def value(self, dt: tuple, v: Any) -> None:
         kind = dt[0]
         w = self.w
         if kind <= INT:  # NBIT, UINT, INT

@@ -1,4 +1,4 @@
-"""Documents generated from the EXI grammar tables, for round trips and goldens.
+"""Documents generated from the EXI grammar tables: round trips, goldens, `make bench`.
 
 A walk through an element's grammar: at each state one of the first-level productions is
 chosen (by a chooser: deterministic "full" / "minimal", or random), so every document is
@@ -47,8 +47,8 @@ def document(name: str, root: str, body: str | None, chooser: Chooser,
 def _element(s: Schema, gi: int, chooser: Chooser, rnd: random.Random, depth: int,
              body: str | None, avoid: frozenset[str] = frozenset()) -> object:
     g = s.grammars[gi]
-    if g.simple >= 0:
-        return _value(s.datatypes[g.simple], rnd)
+    if g.simple is not None:
+        return _value(g.simple, rnd)
     out: dict[str, object] = {}
     last = None
     st = g.states[0]
@@ -76,7 +76,7 @@ def _element(s: Schema, gi: int, chooser: Chooser, rnd: random.Random, depth: in
         elif kind == SE:
             v = _element(s, arg, chooser, rnd, depth + 1, None, avoid)
         else:
-            v = _value(s.datatypes[arg], rnd)
+            v = _value(arg, rnd)
         if g.children[cname][1]:
             out.setdefault(cname, []).append(v)  # type: ignore[union-attr]
         else:
