@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from typing import Any
 
 from hal.v2g.exi import _SCHEMAS
 from hal.v2g.exi.codec import AT, BIN, BOOL, CH, EE, ENUM, INT, NBIT, SE, STR, UINT, Schema
 
-Chooser = Callable[[list[tuple], int], tuple]
+Chooser = Callable[[list[tuple[Any, ...]], int], tuple[Any, ...]]
 MAX_ITEMS = 3  # list items per child: enough to cross the string table and loop states
 _WORDS = ("A", "urn:x", "DE*ABC*E1", "x" * 20, "Z9")
 
@@ -36,7 +37,7 @@ def message_types(name: str) -> list[tuple[str, str | None]]:
 
 
 def document(name: str, root: str, body: str | None, chooser: Chooser,
-             rnd: random.Random, avoid: frozenset[str] = frozenset()) -> dict:
+             rnd: random.Random, avoid: frozenset[str] = frozenset()) -> dict[str, Any]:
     """A document of message `body` (DIN/ISO2) or `root`; no child named in `avoid` when the
     schema lets it out."""
     s = schema(name)
@@ -67,9 +68,10 @@ def _element(s: Schema, gi: int, chooser: Chooser, rnd: random.Random, depth: in
         if not options:
             raise ValueError("dead end in the grammar walk")
         p = chooser(options, depth)
-        kind, cname, arg, nxt, _qid = p
+        kind, cname, arg, nxt = p[:4]
         if kind == EE:
             return out
+        v: object
         if kind == SE and cname == "Body" and body is not None:
             v = {body: _element(s, _body_grammar(s, gi, body), chooser, rnd, depth + 2, None,
                                 avoid)}
@@ -78,7 +80,9 @@ def _element(s: Schema, gi: int, chooser: Chooser, rnd: random.Random, depth: in
         else:
             v = _value(arg, rnd)
         if g.children[cname][1]:
-            out.setdefault(cname, []).append(v)  # type: ignore[union-attr]
+            items = out.setdefault(cname, [])
+            assert isinstance(items, list)
+            items.append(v)
         else:
             out[cname] = v
         last = cname
@@ -93,7 +97,7 @@ def _body_grammar(s: Schema, v2g_gi: int, body: str) -> int:
     raise KeyError(body)
 
 
-def _value(dt: tuple, rnd: random.Random) -> object:
+def _value(dt: tuple[Any, ...], rnd: random.Random) -> object:
     kind = dt[0]
     if kind == NBIT:
         return rnd.randint(dt[1], dt[2])
@@ -120,7 +124,7 @@ def _value(dt: tuple, rnd: random.Random) -> object:
     return "".join(rnd.choice("abcXYZ019-äß€") for _ in range(n))
 
 
-def full(options: list[tuple], depth: int) -> tuple:
+def full(options: list[tuple[Any, ...]], depth: int) -> tuple[Any, ...]:
     """Every optional child present (a new child before the end), lists up to MAX_ITEMS."""
     for p in options:
         if p[0] != EE:
@@ -128,7 +132,7 @@ def full(options: list[tuple], depth: int) -> tuple:
     return options[0]
 
 
-def minimal(options: list[tuple], depth: int) -> tuple:
+def minimal(options: list[tuple[Any, ...]], depth: int) -> tuple[Any, ...]:
     """Only what the schema requires."""
     for p in options:
         if p[0] == EE:
@@ -137,7 +141,7 @@ def minimal(options: list[tuple], depth: int) -> tuple:
 
 
 def randomly(rnd: random.Random) -> Chooser:
-    def choose(options: list[tuple], depth: int) -> tuple:
+    def choose(options: list[tuple[Any, ...]], depth: int) -> tuple[Any, ...]:
         if depth > 12:
             return minimal(options, depth)
         return rnd.choice(options)

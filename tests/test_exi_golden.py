@@ -12,10 +12,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sim import exi_samples as samples
 import pytest
 
 from hal.v2g import exi
+from sim import exi_samples as samples
 
 GOLDENS = json.loads((Path(__file__).parent / "exi_golden" / "goldens.json").read_text())
 

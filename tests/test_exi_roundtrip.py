@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import random
 
-from sim import exi_samples as samples
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hal.v2g import exi
+from sim import exi_samples as samples
 
 MESSAGES = [(schema, root, body) for schema in exi.SCHEMAS
             for root, body in samples.message_types(schema)]

@@ -24,10 +24,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent.parent))
 
-from sim import exi_samples as samples  # noqa: E402
-
 from hal.v2g import exi  # noqa: E402
 from hal.v2g.exi.codec import AT, CH, SE, Schema  # noqa: E402
+from sim import exi_samples as samples  # noqa: E402
 
 OUT = HERE / "goldens.json"
 SEEDS = (1, 2, 3)
@@ -38,7 +37,7 @@ def _children(s: Schema, gi: int) -> dict[str, tuple[int, object]]:
     """name -> (kind, child grammar or datatype)"""
     out: dict[str, tuple[int, object]] = {}
     for st in s.grammars[gi].states:
-        for kind, name, arg, _nxt, _qid in st.prods:
+        for kind, name, arg, *_rest in st.prods:
             if kind in (SE, AT, CH):
                 out.setdefault(name, (kind, arg))
     return out

@@ -44,7 +44,7 @@ def namespace(schema: str) -> str:
     return _schema(schema).namespace
 
 
-def encode(schema: str, document: dict) -> bytes:
+def encode(schema: str, document: dict[str, Any]) -> bytes:
     """The EXI stream (header and body) of one document; ExiError if the schema forbids it."""
     try:
         return Encoder(_schema(schema)).document(document)

@@ -19,7 +19,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from hal.v2g.exi.bits import BitReader, BitWriter, ExiError
+from hal.v2g.exi.bits import SMALL, BitReader, BitWriter, ExiError, SmallBitReader
 
 AT, SE, SE_ANY, EE, CH = 0, 1, 2, 3, 4
 _KINDS = {"AT": AT, "SE": SE, "SE*": SE_ANY, "EE": EE, "CH": CH}
@@ -31,36 +31,42 @@ MAX_DEPTH = 64  # deepest ISO 15118-20 message is about 10 levels; bounds the re
 
 
 class _State:
-    """One grammar state. Productions resolved for speed: (kind, name, arg, next, simple)
-    where arg is the child grammar (SE) or the datatype tuple (AT, CH), and simple is the
-    datatype of a simple-typed child element (or None): its CH and EE are inlined."""
+    """One grammar state. Productions resolved for speed: (kind, name, arg, next, simple,
+    fixed) where arg is the child grammar (SE) or the datatype tuple (AT, CH), simple is the
+    datatype of a simple-typed child element (or None): its CH and EE are inlined, and fixed
+    is the bit width of its value when that is fixed (n-bit integer, boolean, enumeration;
+    else -1): then event, CH, value and EE are one read or write."""
 
     __slots__ = ("prods", "width", "enc", "ee")
 
-    def __init__(self, prods: tuple, datatypes: tuple, simple: list[int]) -> None:
+    def __init__(self, prods: tuple[Any, ...], datatypes: tuple[Any, ...],
+                 simple: list[int]) -> None:
         resolved = []
         for kind_name, name, arg, nxt, _qid in prods:
             kind = _KINDS[kind_name]
             sdt = None
+            fixed = -1
             if kind == SE and simple[arg] >= 0:
                 sdt = datatypes[simple[arg]]
+                fixed = {NBIT: sdt[3] if sdt[0] == NBIT else 0, BOOL: 1,
+                         ENUM: sdt[2] if sdt[0] == ENUM else 0}.get(sdt[0], -1)
             elif kind in (AT, CH):
                 arg = datatypes[arg]
-            resolved.append((kind, name, arg, nxt, sdt))
+            resolved.append((kind, name, arg, nxt, sdt, fixed))
         self.prods = tuple(resolved)
         # strict false: every element state also has second-level productions, so the
         # first-level code needs one value more than the production count (EXI 1.0 §6.2).
         self.width = len(self.prods).bit_length()
-        self.enc: dict[str, tuple] = {}
+        self.enc: dict[str, tuple[Any, ...]] = {}
         self.ee = -1
-        for code, (kind, name, arg, nxt, sdt) in enumerate(self.prods):
+        for code, (kind, name, arg, nxt, sdt, fixed) in enumerate(self.prods):
             if kind == EE:
                 self.ee = code
             elif kind in (SE, AT, CH):
-                self.enc.setdefault(name, (code, kind, arg, nxt, sdt))
+                self.enc.setdefault(name, (code, kind, arg, nxt, sdt, fixed))
 
 
-def _simple_dt(children: dict, states: tuple) -> int:
+def _simple_dt(children: dict[str, Any], states: tuple[Any, ...]) -> int:
     # An element of simple type: CH then EE (EXI 1.0 §8.5.4.1.3.1).
     first = states[0]
     if len(states) == 2 and len(first) == 1 and first[0][0] == "CH" and children == {
@@ -72,8 +78,8 @@ def _simple_dt(children: dict, states: tuple) -> int:
 class _Grammar:
     __slots__ = ("children", "order", "lists", "states", "simple")
 
-    def __init__(self, children: dict, states: tuple, datatypes: tuple, simple: list[int],
-                 own: int) -> None:
+    def __init__(self, children: dict[str, Any], states: tuple[Any, ...],
+                 datatypes: tuple[Any, ...], simple: list[int], own: int) -> None:
         self.children = children
         self.order = tuple(sorted(children, key=lambda k: children[k][0]))
         self.lists = frozenset(k for k, (_rank, many) in children.items() if many)
@@ -99,13 +105,45 @@ class Schema:
                 self.root_index[name] = (code, g, qid)
 
 
-def _check_range(dt: tuple, v: int, where: str) -> None:
+def _fixed_value(dt: Any, raw: int, where: str) -> Any:
+    kind = dt[0]
+    if kind == NBIT:
+        v = dt[1] + raw
+        if v > dt[2]:
+            raise ExiError(f"{where}: {v} above {dt[2]}")
+        return v
+    if kind == BOOL:
+        return raw == 1
+    if raw >= len(dt[1]):
+        raise ExiError(f"{where}: enumeration index {raw} of {len(dt[1])}")
+    return dt[1][raw]
+
+
+def _fixed_raw(dt: tuple[Any, ...], v: Any, where: str) -> int:
+    kind = dt[0]
+    if kind == NBIT:
+        if type(v) is not int:
+            raise ExiError(f"{where}: an int expected, got {v!r}")
+        if not dt[1] <= v <= dt[2]:
+            raise ExiError(f"{where}: {v} outside {dt[1]}..{dt[2]}")
+        return int(v - dt[1])
+    if kind == BOOL:
+        if type(v) is not bool:
+            raise ExiError(f"{where}: a bool expected, got {v!r}")
+        return int(v)
+    try:
+        return int(dt[1].index(v))
+    except ValueError:
+        raise ExiError(f"{where}: {v!r} is not one of {list(dt[1])}") from None
+
+
+def _check_range(dt: tuple[Any, ...], v: int, where: str) -> None:
     lo, hi = dt[1], dt[2]
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         raise ExiError(f"{where}: {v} outside {lo}..{hi}")
 
 
-def _check_len(dt: tuple, n: int, where: str) -> None:
+def _check_len(dt: tuple[Any, ...], n: int, where: str) -> None:
     if n < dt[1] or (dt[2] is not None and n > dt[2]):
         raise ExiError(f"{where}: length {n} outside {dt[1]}..{dt[2]}")
 
@@ -115,9 +153,9 @@ class Decoder:
 
     def __init__(self, schema: Schema, data: bytes) -> None:
         self.schema = schema
-        self.r = BitReader(data)
+        self.r = SmallBitReader(data) if len(data) <= SMALL else BitReader(data)
 
-    def document(self) -> dict:
+    def document(self) -> dict[str, Any]:
         r = self.r
         if r.size < 8 or r.data[0] != HEADER:
             got = r.data[:1].hex() or "nothing"
@@ -148,9 +186,15 @@ class Decoder:
                 code = r.bits(st.width)
                 if code >= len(st.prods):
                     raise ExiError("undeclared content (second-level event) not supported")
-                kind, cname, arg, nxt, sdt = st.prods[code]
+                kind, cname, arg, nxt, sdt, fixed = st.prods[code]  # sdt set when fixed >= 0
                 if kind == SE:
-                    if sdt is not None:
+                    if fixed >= 0:  # CH (0), the value, EE (0) in one read
+                        x = r.bits(fixed + 2)
+                        if x >> (fixed + 1) or x & 1:
+                            raise ExiError(f"{cname}/undeclared content (second-level "
+                                           f"event) not supported")
+                        v = _fixed_value(sdt, (x >> 1) & ((1 << fixed) - 1), cname)
+                    elif sdt is not None:
                         try:
                             v = self.simple(sdt)
                         except ExiError as e:
@@ -173,7 +217,7 @@ class Decoder:
         except ExiError as e:
             raise ExiError(f"{name}/{e}") from None
 
-    def simple(self, dt: tuple) -> Any:
+    def simple(self, dt: tuple[Any, ...]) -> Any:
         r = self.r
         if r.bits(1):  # CH is the only first-level production
             raise ExiError("undeclared content (second-level event) not supported")
@@ -182,7 +226,7 @@ class Decoder:
             raise ExiError("undeclared content (second-level event) not supported")
         return value
 
-    def value(self, dt: tuple) -> Any:
+    def value(self, dt: tuple[Any, ...]) -> Any:
         kind = dt[0]
         r = self.r
         if kind == NBIT:
@@ -213,7 +257,7 @@ class Decoder:
             return r.octets(n)
         return self.string(dt)
 
-    def string(self, dt: tuple) -> str:
+    def string(self, dt: tuple[Any, ...]) -> str:
         r = self.r
         n = r.unsigned()
         if n < 2:
@@ -278,15 +322,18 @@ class Encoder:
                         raise ExiError(f"{k}: a non-empty list expected (maxOccurs > 1)")
                     items = v
                 else:
-                    items = (v,)
+                    items = [v]
                 for item in items:
                     p = st.enc.get(k)
                     if p is None:
                         expected = [q[1] or "end" for q in st.prods]
                         raise ExiError(f"{k} not allowed here (too many, or a required child "
                                        f"missing before it): expected one of {expected}")
-                    code, kind, arg, nxt, sdt = p
-                    if sdt is not None:
+                    code, kind, arg, nxt, sdt, fixed = p
+                    if fixed >= 0:  # event, CH (0), the value, EE (0) in one write
+                        raw = _fixed_raw(sdt, item, k)
+                        w.bits((code << (fixed + 2)) | (raw << 1), st.width + fixed + 2)
+                    elif sdt is not None:
                         w.bits(code << 1, st.width + 1)  # the event, then CH (code 0)
                         try:
                             self.value(sdt, item)
@@ -307,7 +354,7 @@ class Encoder:
         except ExiError as e:
             raise ExiError(f"{name}/{e}") from None
 
-    def value(self, dt: tuple, v: Any) -> None:
+    def value(self, dt: tuple[Any, ...], v: Any) -> None:
         kind = dt[0]
         w = self.w
         if kind <= INT:  # NBIT, UINT, INT
@@ -342,7 +389,7 @@ class Encoder:
         else:
             self.string(dt, v)
 
-    def string(self, dt: tuple, v: Any) -> None:
+    def string(self, dt: tuple[Any, ...], v: Any) -> None:
         if type(v) is not str:
             raise ExiError(f"a str expected, got {v!r}")
         _check_len(dt, len(v), "string")

@@ -25,6 +25,7 @@ import argparse
 import os
 import pprint
 from collections import OrderedDict
+from typing import Any
 
 from hal.v2g.exi.xsd import (
     UNBOUNDED,
@@ -52,7 +53,8 @@ SCHEMA_FILES = {
 NBIT_RANGE_LIMIT = 4096
 
 EPS = None
-Terminal = tuple  # ("AT", qname, dt) | ("SE", qname, gkey) | ("SE*",) | ("EE",) | ("CH", dt)
+# ("AT", qname, attribute) | ("SE", qname, element) | ("SE*",) | ("EE",) | ("CH", type)
+Terminal = tuple[Any, ...]
 
 
 class Builder:
@@ -60,11 +62,11 @@ class Builder:
 
     def __init__(self, schemas: SchemaSet) -> None:
         self.s = schemas
-        self.datatypes: list[tuple] = []
-        self._dt_index: dict[tuple, int] = {}
+        self.datatypes: list[tuple[Any, ...]] = []
+        self._dt_index: dict[tuple[Any, ...], int] = {}
         self.qnames: list[QName] = []
         self._q_index: dict[QName, int] = {}
-        self.grammars: list[tuple | None] = []
+        self.grammars: list[tuple[Any, ...] | None] = []
         self._g_index: dict[object, int] = {}
         self._keep: list[object] = []  # keeps anonymous types alive so id() stays unique
 
@@ -72,7 +74,7 @@ class Builder:
     def dt(self, t: SimpleType) -> int:
         if t.kind == "int":
             if t.lo is not None and t.hi is not None and t.hi - t.lo < NBIT_RANGE_LIMIT:
-                d: tuple = ("nbit", t.lo, t.hi, (t.hi - t.lo).bit_length())
+                d: tuple[Any, ...] = ("nbit", t.lo, t.hi, (t.hi - t.lo).bit_length())
             elif t.lo is not None and t.lo >= 0:
                 d = ("uint", t.lo, t.hi)
             else:
@@ -108,15 +110,16 @@ class Builder:
         self._g_index[key] = idx
         self._keep.append(t)
         self.grammars.append(None)  # placeholder: child grammars may be built meanwhile
+        assert t is not None
         self.grammars[idx] = (self._simple_grammar(t) if isinstance(t, SimpleType)
                               else self._complex_grammar(t))
         return idx
 
-    def _simple_grammar(self, t: SimpleType) -> tuple:
+    def _simple_grammar(self, t: SimpleType) -> tuple[Any, ...]:
         states = ((("CH", "$", self.dt(t), 1, -1),), (("EE", "", 0, -1, -1),))
         return ({"$": (0, False)}, states)
 
-    def _complex_grammar(self, ct: ComplexType) -> tuple:
+    def _complex_grammar(self, ct: ComplexType) -> tuple[Any, ...]:
         nfa = _Nfa()
         s = nfa.new()
         start = s
@@ -194,7 +197,7 @@ class Builder:
             nfa.edge(o, EPS, s)
         return s
 
-    def _tabulate(self, nfa: _Nfa, start: int) -> tuple:
+    def _tabulate(self, nfa: _Nfa, start: int) -> tuple[Any, ...]:
         """ε elimination, subset construction, event-code order; productions as tuples
         (kind, name, arg, next state, qname id)."""
         expanded = [nfa.expand(i) for i in range(len(nfa.edges))]
@@ -228,7 +231,7 @@ class Builder:
             i += 1
         return tuple(states)
 
-    def _production(self, t: Terminal, nxt: int) -> tuple:
+    def _production(self, t: Terminal, nxt: int) -> tuple[Any, ...]:
         kind = t[0]
         if kind == "AT":
             a: Attribute = t[2]
@@ -281,7 +284,7 @@ def _term_key(t: Terminal) -> object:
     return (t[0],)
 
 
-def _event_order(p: tuple) -> tuple:
+def _event_order(p: tuple[Any, ...]) -> tuple[Any, ...]:
     # EXI 1.0 §8.5.4.3: AT(qname) sorted by local name then uri, then SE in schema order,
     # then SE(*), EE, CH.
     rank = {"AT": 0, "SE": 2, "SE*": 3, "EE": 4, "CH": 5}[p[0]]

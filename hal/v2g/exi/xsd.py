@@ -101,7 +101,7 @@ class SchemaSet:
         self._files: set[str] = set()
         self._pending: list[tuple[ET.Element, dict[str, str], str, str]] = []
         self._load(os.path.abspath(root_file))
-        for node, ns, tns, qual in self._pending:
+        for node, _ns, tns, _qual in self._pending:
             el = Element((tns, node.get("name", "")))
             self.elements[el.qname] = el
         for node, ns, tns, qual in self._pending:
