@@ -19,7 +19,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from hal.v2g.exi.bits import SMALL, BitReader, BitWriter, ExiError, SmallBitReader
+from hal.v2g.exi.bits import SMALL, BitReader, ExiError, SmallBitReader
 
 AT, SE, SE_ANY, EE, CH = 0, 1, 2, 3, 4
 _KINDS = {"AT": AT, "SE": SE, "SE*": SE_ANY, "EE": EE, "CH": CH}
@@ -182,8 +182,17 @@ class Decoder:
             lists = g.lists
             states = g.states
             st = states[0]
+            whole = r.whole if type(r) is SmallBitReader else None
+            size = r.size
             while True:
-                code = r.bits(st.width)
+                if whole is not None:  # r.bits inlined: the step taken most often
+                    end = r.pos + st.width
+                    if end > size:
+                        raise ExiError(f"stream ends at bit {size}, event code at bit {r.pos}")
+                    r.pos = end
+                    code = (whole >> (size - end)) & ((1 << st.width) - 1)
+                else:
+                    code = r.bits(st.width)
                 if code >= len(st.prods):
                     raise ExiError("undeclared content (second-level event) not supported")
                 kind, cname, arg, nxt, sdt, fixed = st.prods[code]  # sdt set when fixed >= 0
@@ -275,12 +284,28 @@ class Decoder:
         return "".join(chars)
 
 
+def _unsigned(v: int) -> tuple[int, int]:
+    """EXI 1.0 §7.1.6 unsigned integer as (bits, count): 7-bit groups, least significant
+    first, high bit set on all but the last octet."""
+    if v < 0x80:
+        return v, 8
+    bits = 0
+    n = 0
+    while v > 0x7F:
+        bits = (bits << 8) | (v & 0x7F) | 0x80
+        v >>= 7
+        n += 8
+    return (bits << 8) | v, n + 8
+
+
 class Encoder:
-    __slots__ = ("schema", "w")
+    """Each element returns its bits as (int, count), merged by its parent: local integer
+    arithmetic instead of a writer call per event."""
+
+    __slots__ = ("schema",)
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        self.w = BitWriter()
 
     def document(self, document: Any) -> bytes:
         if not isinstance(document, dict) or len(document) != 1:
@@ -290,20 +315,19 @@ class Encoder:
         if root is None:
             raise ExiError(f"{name!r} is no global element of {self.schema.namespace}")
         code, g, _qid = root
-        self.w.bits(HEADER, 8)
-        self.w.bits(code, self.schema.root_width)
-        self.element(g, name, value, 0)
-        return self.w.finish()
+        width = self.schema.root_width
+        bits, n = self.element(g, name, value, 0)
+        n += 8 + width
+        bits |= ((HEADER << width) | code) << (n - 8 - width)
+        pad = -n % 8  # EXI 1.0 §5.2 / §8: the stream ends on a byte boundary
+        return (bits << pad).to_bytes((n + pad) // 8, "big")
 
-    def element(self, gi: int, name: str, value: Any, depth: int) -> None:
+    def element(self, gi: int, name: str, value: Any, depth: int) -> tuple[int, int]:
         g = self.schema.grammars[gi]
-        w = self.w
         try:
             if g.simple is not None:
-                w.bits(0, 1)
-                self.value(g.simple, value)
-                w.bits(0, 1)
-                return
+                vb, vn = self.value(g.simple, value)
+                return vb << 1, vn + 2  # CH (code 0), the value, EE (code 0)
             if type(value) is not dict:
                 raise ExiError(f"a dict expected, got {type(value).__name__}")
             if depth > MAX_DEPTH:
@@ -315,6 +339,8 @@ class Encoder:
             lists = g.lists
             states = g.states
             st = states[0]
+            acc = 0
+            n = 0
             for k in keys:
                 v = value[k]
                 if k in lists:
@@ -330,73 +356,72 @@ class Encoder:
                         raise ExiError(f"{k} not allowed here (too many, or a required child "
                                        f"missing before it): expected one of {expected}")
                     code, kind, arg, nxt, sdt, fixed = p
-                    if fixed >= 0:  # event, CH (0), the value, EE (0) in one write
-                        raw = _fixed_raw(sdt, item, k)
-                        w.bits((code << (fixed + 2)) | (raw << 1), st.width + fixed + 2)
-                    elif sdt is not None:
-                        w.bits(code << 1, st.width + 1)  # the event, then CH (code 0)
-                        try:
-                            self.value(sdt, item)
-                        except ExiError as e:
-                            raise ExiError(f"{k}/{e}") from None
-                        w.bits(0, 1)  # EE
+                    if fixed >= 0:  # event, CH (0), the value, EE (0) in one step
+                        width = st.width + fixed + 2
+                        acc = (acc << width) | (code << (fixed + 2)) | (
+                            _fixed_raw(sdt, item, k) << 1)
+                        n += width
                     else:
-                        w.bits(code, st.width)
-                        if kind == SE:
-                            self.element(arg, k, item, depth + 1)
+                        if sdt is not None:
+                            try:
+                                cb, cn = self.value(sdt, item)
+                            except ExiError as e:
+                                raise ExiError(f"{k}/{e}") from None
+                            cb <<= 1  # CH (0) before, EE (0) after
+                            cn += 2
+                        elif kind == SE:
+                            cb, cn = self.element(arg, k, item, depth + 1)
                         else:
-                            self.value(arg, item)
+                            cb, cn = self.value(arg, item)
+                        acc = (((acc << st.width) | code) << cn) | cb
+                        n += st.width + cn
                     st = states[nxt]
             if st.ee < 0:
                 expected = [q[1] for q in st.prods]
                 raise ExiError(f"required child missing, one of {expected} expected")
-            w.bits(st.ee, st.width)
+            return (acc << st.width) | st.ee, n + st.width
         except ExiError as e:
             raise ExiError(f"{name}/{e}") from None
 
-    def value(self, dt: tuple[Any, ...], v: Any) -> None:
+    def value(self, dt: tuple[Any, ...], v: Any) -> tuple[int, int]:
         kind = dt[0]
-        w = self.w
         if kind <= INT:  # NBIT, UINT, INT
             if type(v) is not int:
                 raise ExiError(f"an int expected, got {v!r}")
             _check_range(dt, v, "value")
             if kind == NBIT:
-                w.bits(v - dt[1], dt[3])
-            elif kind == UINT:
-                w.unsigned(v)
-            elif v < 0:
-                w.bits(1, 1)
-                w.unsigned(-v - 1)
-            else:
-                w.bits(0, 1)
-                w.unsigned(v)
-        elif kind == BOOL:
+                return v - dt[1], dt[3]
+            if kind == UINT:
+                return _unsigned(v)
+            ub, un = _unsigned(-v - 1 if v < 0 else v)
+            return ((1 << un) | ub if v < 0 else ub), un + 1  # sign bit first
+        if kind == BOOL:
             if type(v) is not bool:
                 raise ExiError(f"a bool expected, got {v!r}")
-            w.bits(v, 1)
-        elif kind == ENUM:
+            return int(v), 1
+        if kind == ENUM:
             try:
-                w.bits(dt[1].index(v), dt[2])
+                return dt[1].index(v), dt[2]
             except ValueError:
                 raise ExiError(f"{v!r} is not one of {list(dt[1])}") from None
-        elif kind == BIN:
+        if kind == BIN:
             if not isinstance(v, (bytes, bytearray)):
                 raise ExiError(f"bytes expected, got {type(v).__name__}")
             _check_len(dt, len(v), "binary")
-            w.unsigned(len(v))
-            w.octets(bytes(v))
-        else:
-            self.string(dt, v)
+            lb, ln = _unsigned(len(v))
+            return (lb << (8 * len(v))) | int.from_bytes(v, "big"), ln + 8 * len(v)
+        return self.string(dt, v)
 
-    def string(self, dt: tuple[Any, ...], v: Any) -> None:
+    def string(self, dt: tuple[Any, ...], v: Any) -> tuple[int, int]:
         if type(v) is not str:
             raise ExiError(f"a str expected, got {v!r}")
         _check_len(dt, len(v), "string")
-        w = self.w
-        w.unsigned(len(v) + 2)
+        bits, n = _unsigned(len(v) + 2)  # literal: length + 2 (no value table, see above)
         for c in v:
             cp = ord(c)
             if 0xD800 <= cp <= 0xDFFF:
                 raise ExiError("string: lone surrogate")
-            w.unsigned(cp)
+            cb, cn = _unsigned(cp)
+            bits = (bits << cn) | cb
+            n += cn
+        return bits, n
