@@ -69,7 +69,7 @@ exi-tables: $(STAMP)
 	rm -rf $(EXI_XSD) && mkdir -p $(EXI_XSD)
 	$(BIN)/pip download -q --no-deps iso15118==0.31.2 -d $(EXI_XSD)
 	$(BIN)/python -m zipfile -e $(EXI_XSD)/iso15118-0.31.2-py3-none-any.whl $(EXI_XSD)
-	$(BIN)/python -m hal.v2g.exi.generate $(EXI_XSD)/iso15118/shared/schemas
+	$(BIN)/python hal/v2g/exi/generate.py $(EXI_XSD)/iso15118/shared/schemas
 
 # Golden EXI streams (tests/exi_golden/goldens.json, committed) from Josev's EXIficient
 # codec; needs Java (Debian openjdk-17-jre-headless). The product tests need neither.

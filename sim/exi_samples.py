@@ -28,11 +28,11 @@ def message_types(name: str) -> list[tuple[str, str | None]]:
     """(root element, body element or None) for every message of the schema."""
     s = schema(name)
     if name in ("DIN", "ISO2"):
-        code, gi, _qid = s.root_index["V2G_Message"]
+        code, gi = s.root_index["V2G_Message"]
         body_gi = s.grammars[gi].states[1].prods[0][2]
         return [("V2G_Message", p[1]) for p in s.grammars[body_gi].states[0].prods
                 if p[0] == SE and p[1] != "BodyElement"]
-    return [(r[0], None) for r in s.roots if r[3] and (
+    return [(r[0], None) for r in s.roots if r[2] and (
         name == "SAP" or r[0].endswith(("Req", "Res")))]
 
 
@@ -41,7 +41,7 @@ def document(name: str, root: str, body: str | None, chooser: Chooser,
     """A document of message `body` (DIN/ISO2) or `root`; no child named in `avoid` when the
     schema lets it out."""
     s = schema(name)
-    _code, gi, _qid = s.root_index[root]
+    _code, gi = s.root_index[root]
     return {root: _element(s, gi, chooser, rnd, 0, body, avoid)}
 
 
@@ -52,6 +52,7 @@ def _element(s: Schema, gi: int, chooser: Chooser, rnd: random.Random, depth: in
         return _value(g.simple, rnd)
     out: dict[str, object] = {}
     last = None
+    si = 0
     st = g.states[0]
     while True:
         options = []
@@ -86,7 +87,8 @@ def _element(s: Schema, gi: int, chooser: Chooser, rnd: random.Random, depth: in
         else:
             out[cname] = v
         last = cname
-        st = g.states[nxt]
+        si += nxt
+        st = g.states[si]
 
 
 def _body_grammar(s: Schema, v2g_gi: int, body: str) -> int:

@@ -42,7 +42,7 @@ class _State:
     def __init__(self, prods: tuple[Any, ...], datatypes: tuple[Any, ...],
                  simple: list[int]) -> None:
         resolved = []
-        for kind_name, name, arg, nxt, _qid in prods:
+        for kind_name, name, arg, nxt in prods:
             kind = _KINDS[kind_name]
             sdt = None
             fixed = -1
@@ -66,8 +66,9 @@ class _State:
                 self.enc.setdefault(name, (code, kind, arg, nxt, sdt, fixed))
 
 
-def _simple_dt(children: dict[str, Any], states: tuple[Any, ...]) -> int:
+def _simple_dt(children: dict[str, Any], runs: tuple[Any, ...], pool: tuple[Any, ...]) -> int:
     # An element of simple type: CH then EE (EXI 1.0 §8.5.4.1.3.1).
+    states = [pool[i] for i, count in runs for _ in range(count)]
     first = states[0]
     if len(states) == 2 and len(first) == 1 and first[0][0] == "CH" and children == {
             "$": (0, False)}:
@@ -78,12 +79,13 @@ def _simple_dt(children: dict[str, Any], states: tuple[Any, ...]) -> int:
 class _Grammar:
     __slots__ = ("children", "order", "lists", "states", "simple")
 
-    def __init__(self, children: dict[str, Any], states: tuple[Any, ...],
-                 datatypes: tuple[Any, ...], simple: list[int], own: int) -> None:
+    def __init__(self, children: dict[str, Any], runs: tuple[Any, ...],
+                 pool: tuple[_State, ...], datatypes: tuple[Any, ...], own: int) -> None:
         self.children = children
         self.order = tuple(sorted(children, key=lambda k: children[k][0]))
         self.lists = frozenset(k for k, (_rank, many) in children.items() if many)
-        self.states = tuple(_State(s, datatypes, simple) for s in states)
+        # shared state objects; the walk moves by each production's relative next state
+        self.states = tuple(pool[i] for i, count in runs for _ in range(count))
         self.simple = datatypes[own] if own >= 0 else None
 
 
@@ -93,16 +95,17 @@ class Schema:
     def __init__(self, tables: ModuleType) -> None:
         self.namespace: str = tables.NAMESPACE
         self.datatypes = tuple((_DT_KINDS[d[0]],) + tuple(d[1:]) for d in tables.DATATYPES)
-        simple = [_simple_dt(c, s) for c, s in tables.GRAMMARS]
-        self.grammars = tuple(_Grammar(c, s, self.datatypes, simple, own)
-                              for (c, s), own in zip(tables.GRAMMARS, simple, strict=True))
+        simple = [_simple_dt(c, r, tables.STATES) for c, r in tables.GRAMMARS]
+        pool = tuple(_State(s, self.datatypes, simple) for s in tables.STATES)
+        self.grammars = tuple(_Grammar(c, r, pool, self.datatypes, own)
+                              for (c, r), own in zip(tables.GRAMMARS, simple, strict=True))
         self.roots = tuple(tables.ROOTS)
         # DocContent: one SE per global element plus SE(*), no second level (§8.5.4.1.2).
         self.root_width = len(self.roots).bit_length()
-        self.root_index: dict[str, tuple[int, int, int]] = {}
-        for code, (name, g, qid, own) in enumerate(self.roots):
+        self.root_index: dict[str, tuple[int, int]] = {}
+        for code, (name, g, own) in enumerate(self.roots):
             if name not in self.root_index or own:
-                self.root_index[name] = (code, g, qid)
+                self.root_index[name] = (code, g)
 
 
 def _fixed_value(dt: Any, raw: int, where: str) -> Any:
@@ -164,7 +167,7 @@ class Decoder:
         code = r.bits(self.schema.root_width)
         if code >= len(self.schema.roots):
             raise ExiError("document: undeclared root element (SE(*)) not supported")
-        name, g, _qid, _own = self.schema.roots[code]
+        name, g, _own = self.schema.roots[code]
         value = self.element(g, name, 0)
         if r.left() >= 8:
             raise ExiError(f"{r.left() // 8} bytes after the end of the document")
@@ -181,6 +184,7 @@ class Decoder:
             out: dict[str, Any] = {}
             lists = g.lists
             states = g.states
+            si = 0
             st = states[0]
             whole = r.whole if type(r) is SmallBitReader else None
             size = r.size
@@ -222,7 +226,8 @@ class Decoder:
                     out[cname] = self.value(arg)
                 else:
                     raise ExiError("wildcard content not supported")
-                st = states[nxt]
+                si += nxt
+                st = states[si]
         except ExiError as e:
             raise ExiError(f"{name}/{e}") from None
 
@@ -314,7 +319,7 @@ class Encoder:
         root = self.schema.root_index.get(name)
         if root is None:
             raise ExiError(f"{name!r} is no global element of {self.schema.namespace}")
-        code, g, _qid = root
+        code, g = root
         width = self.schema.root_width
         bits, n = self.element(g, name, value, 0)
         n += 8 + width
@@ -338,6 +343,7 @@ class Encoder:
                 raise ExiError(f"no child {unknown[0]!r} in the schema")
             lists = g.lists
             states = g.states
+            si = 0
             st = states[0]
             acc = 0
             n = 0
@@ -375,7 +381,8 @@ class Encoder:
                             cb, cn = self.value(arg, item)
                         acc = (((acc << st.width) | code) << cn) | cb
                         n += st.width + cn
-                    st = states[nxt]
+                    si += nxt
+                    st = states[si]
             if st.ee < 0:
                 expected = [q[1] for q in st.prods]
                 raise ExiError(f"required child missing, one of {expected} expected")

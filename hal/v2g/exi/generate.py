@@ -3,7 +3,9 @@
 Run by hand (`make exi-tables`) when the schemas change; the tables are committed, the XSD
 files (ISO text) are not. Usage:
 
-    python -m hal.v2g.exi.generate SCHEMA_DIR
+    python hal/v2g/exi/generate.py SCHEMA_DIR
+
+(a script, not `-m`: importing the package would load the tables this rewrites)
 
 SCHEMA_DIR is `iso15118/shared/schemas` from the unzipped `iso15118==0.31.2` wheel.
 
@@ -24,10 +26,12 @@ from __future__ import annotations
 import argparse
 import os
 import pprint
+import sys
 from collections import OrderedDict
 from typing import Any
 
-from hal.v2g.exi.xsd import (
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from xsd import (  # noqa: E402
     UNBOUNDED,
     Attribute,
     ComplexType,
@@ -311,9 +315,22 @@ def build(schema_dir: str, name: str) -> str:
     # uri, followed by SE(*).
     roots = []
     for el in sorted(schemas.elements.values(), key=lambda e: (e.qname[1], e.qname[0])):
-        roots.append((el.qname[1], b.grammar(el), b.qid(el.qname), el.qname[0] == namespace))
-    grammars = [(g[0], tuple(tuple(p[:5] for p in st) for st in g[1]))
-                for g in b.grammars if g is not None]
+        roots.append((el.qname[1], b.grammar(el), el.qname[0] == namespace))
+    # States as indices into one pool of distinct states, runs collapsed: with the next
+    # state relative, the copies a bounded repetition unrolls to (maxOccurs 1024) are one.
+    pool: dict[tuple[Any, ...], int] = {}
+    grammars = []
+    for g in b.grammars:
+        assert g is not None
+        runs: list[list[int]] = []
+        for si, st in enumerate(g[1]):
+            rel = tuple((p[0], p[1], p[2], p[3] - si if p[3] >= 0 else 0) for p in st)
+            idx = pool.setdefault(rel, len(pool))
+            if runs and runs[-1][0] == idx:
+                runs[-1][1] += 1
+            else:
+                runs.append([idx, 1])
+        grammars.append((g[0], tuple(tuple(r) for r in runs)))
     lines = [
         f'"""EXI grammar tables for {namespace} (schema {name}).',
         "",
@@ -323,11 +340,12 @@ def build(schema_dir: str, name: str) -> str:
         "# ruff: noqa: E501",
         "# mypy: ignore-errors",
         f"NAMESPACE = {namespace!r}",
-        "# (local name, grammar, qname id, in the message namespace) per global element",
+        "# (local name, grammar, in the message namespace) per global element",
         "ROOTS = " + pprint.pformat(tuple(roots), width=100, compact=True),
         "DATATYPES = " + pprint.pformat(tuple(b.datatypes), width=100, compact=True),
-        "QNAMES = " + pprint.pformat(tuple(b.qnames), width=100, compact=True),
-        "# (children: name -> (rank, is_list), states: ((kind, name, arg, next, qname id), ...))",
+        "# distinct states: ((kind, name, grammar or datatype, next state - this state), ...)",
+        "STATES = " + pprint.pformat(tuple(pool), width=100, compact=True),
+        "# (children: name -> (rank, is_list), states as runs: ((index in STATES, count), ...))",
         "GRAMMARS = " + pprint.pformat(tuple(grammars), width=100, compact=True),
         "",
     ]

@@ -1,6 +1,7 @@
 """Reading the ISO 15118 / DIN 70121 XSD files into a small component model (generator side).
 
-Used only by `generate.py` (by hand, `make exi-tables`), never at run time. It understands the
+Used only by `generate.py` (by hand, `make exi-tables`), never at run time; imports
+nothing from the codec. It understands the
 part of XML Schema 1.0 these schemas use: global and local elements, element refs, abstract
 elements and substitution groups, named and anonymous complex types (sequence, choice,
 complexContent extension/restriction, simpleContent extension, mixed, wildcards), attributes,
