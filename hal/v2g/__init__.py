@@ -1,0 +1,1 @@
+"""ISO 15118 / DIN 70121 vehicle communication (V2G)."""
