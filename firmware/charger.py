@@ -30,6 +30,8 @@ import serial
 
 from firmware import drivers
 from firmware.authorization import Authorization
+from firmware.bay.compose import BayParts
+from firmware.bay.compose import check as check_bay
 from firmware.config import ChargerConfig, ConfigError
 from firmware.core.events import StopReason
 from firmware.drivers import HardwareMissing, Wires
@@ -58,6 +60,7 @@ def check(config: ChargerConfig) -> None:
     drivers.check(config)
     if "ocpp" in config.extra:
         _ocpp_settings(config)
+    check_bay(config)
 
 
 def _ocpp_settings(config: ChargerConfig) -> OcppSettings:
@@ -90,6 +93,7 @@ class Charger:
     def build(cls, config: ChargerConfig, clock: Clock, wires: Wires | None = None,
               say: Say | None = None) -> Charger:
         drivers.check(config)  # the [ocpp] section is parsed (and so checked) below
+        check_bay(config)
         wires = wires or Wires()
         power = drivers.build("power_stage", config, clock, wires)
         io = drivers.build("io_board", config, clock, wires)
@@ -110,6 +114,13 @@ class Charger:
             charger.station = Station(controller, settings, clock, say=say,
                                       ping_interval=None if clock.virtual else 30.0,
                                       authorization=authorization)
+        # The bay: prices, the screen, the card terminal and the card reader.
+        terminal = drivers.build("payment", config, clock, wires)
+        reader = drivers.build("card_reader", config, clock, wires)
+        bay = BayParts.build(config, clock, controller, authorization, terminal, reader)
+        charger.slots.update(screen=bay, payment=terminal, card_reader=reader)
+        if bay is not None and charger.station is not None:
+            charger.station.bay = bay.shell  # display messages, CostUpdated, remote stop
         return charger
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -125,6 +136,9 @@ class Charger:
             if self.station is not None:
                 await self.station.start()
                 self._started.append("station")
+            if self.slots["screen"] is not None:
+                await self.slots["screen"].start()
+                self._started.append("bay")
         except BaseException:
             await self._close_started()
             raise
@@ -166,6 +180,8 @@ class Charger:
         if self._closed:
             return
         self._closed = True
+        if "bay" in self._started:
+            await self.slots["screen"].close()
         if "station" in self._started:
             await self.station.stop()
         self.authorization.close()

@@ -42,9 +42,11 @@ from firmware.drivers import Wires
 from firmware.errors import Severity, spec
 from hal.clock import Clock
 from hal.vehicle_link_virtual import connect
+from sim.card_reader import SimCardReader
 from sim.csms import LocalCsms, Token
 from sim.mcu_board import SimMcuBoard
 from sim.monitor import BaySnapshot, CableCheckJudge, SafetyMonitor, cable_check_voltage
+from sim.payment_terminal import SimTerminal
 from sim.plant import OutputPlant
 from sim.power_modules import ModuleBank
 from sim.truck import Truck
@@ -78,6 +80,9 @@ class SessionRecord:
     stop_reason: str | None = None
     fault: str | None = None  # the fault behind stop_reason "Fault"
     max_current_a: float = 0.0
+    token: str | None = None
+    cost: dict[str, object] | None = None  # the bay's price of it (firmware/bay)
+    payment: dict[str, object] | None = None  # the card terminal's figures, if it paid
     peak_power_kw: float = 0.0
     faults: list[FaultRecord] = field(default_factory=list)
     started_at: float | None = None
@@ -98,6 +103,8 @@ class SessionRecord:
             "faults": [{"code": f.code, "at_s": round(f.at_s, 3),
                         "safe_state_ms": None if f.safe_state_ms is None
                         else round(f.safe_state_ms, 1)} for f in self.faults],
+            **({"cost": self.cost} if self.cost is not None else {}),
+            **({"payment": self.payment} if self.payment is not None else {}),
         }
 
 
@@ -167,6 +174,9 @@ class SimWorld:
         self._physics: asyncio.Task[None] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._remote_ids = 0
+        self.terminal: SimTerminal | None = None  # with a [payment] section
+        self.card_reader: SimCardReader | None = None  # with a [card_reader] section
+        self._bay_tmp: tempfile.TemporaryDirectory[str] | None = None
 
     # --- the service's view: the far end of every wire ----------------------------------
 
@@ -187,6 +197,7 @@ class SimWorld:
             vehicle_link=replace(config.vehicle_link, driver="virtual", channel=self.channel))
         if "ocpp" in config.extra:
             config = await self._central_system(config)
+        config = await self._bay_devices(config)
         self.config = config
         self._physics = asyncio.create_task(self._run_physics(), name="physics")
         return config, Wires(io_board_port=self.io.host_port(board.baudrate))
@@ -211,6 +222,93 @@ class SimWorld:
             section["csms_url"] = self.csms.url
         return replace(config, extra={**config.extra, "ocpp": section})
 
+    async def _bay_devices(self, config: ChargerConfig) -> ChargerConfig:
+        """The card terminal (ZVT on 127.0.0.1) and the RFID reader (a pty), when the
+        config has their sections; a fresh reservation file per run, a free screen port."""
+        extra = dict(config.extra)
+        if "payment" in extra:
+            self.terminal = SimTerminal()
+            port = await self.terminal.start()
+            self._bay_tmp = tempfile.TemporaryDirectory(prefix="chargebay-bay-")
+            extra["payment"] = {**extra["payment"], "host": "127.0.0.1", "port": port,
+                                "state_file": f"{self._bay_tmp.name}/reservations.sqlite"}
+        if "card_reader" in extra:
+            self.card_reader = SimCardReader()
+            extra["card_reader"] = {**extra["card_reader"], "port": self.card_reader.port_name}
+        return replace(config, extra=extra)
+
+    @property
+    def bay_shell(self) -> Any:
+        """The charger's bay (firmware/bay/shell.py), or None without bay sections."""
+        parts = self.charger.slots.get("screen") if self.charger is not None else None
+        return parts.shell if parts is not None else None
+
+    async def pay(self, evse_id: int, mode: str = "approve") -> None:
+        """The driver pays by card at the bay: select the connector, "Pay by card", the
+        terminal does ``mode`` (approve, decline, timeout, lost); returns once the
+        terminal has answered."""
+        shell = self.bay_shell
+        if shell is None or self.terminal is None:
+            raise RuntimeError("pay needs [payment] in the config")
+        self.terminal.mode = {"lost": "lost"}.get(mode, mode)
+        shell.tap("select", evse_id)
+        shell.tap("pay_card", evse_id)
+        for _ in range(int(shell.payments.settings.timeout_s * 10) + 100):
+            if shell.screen.page.value != "paying":
+                break
+            await self.clock.sleep(0.1)
+        self._say(f"bay {evse_id} card terminal ({mode}): screen shows "
+                  f"{shell.screen.page.value}")
+        self.terminal.mode = "approve"
+
+    async def tap_card(self, evse_id: int, uid: str) -> None:
+        """A card at the bay's RFID reader (the pty), for the connector selected on the
+        screen; waits for the authorization's answer."""
+        shell = self.bay_shell
+        if self.card_reader is None or shell is None:
+            raise RuntimeError("tap needs [card_reader] in the config")
+        if shell.screen.evse_id != evse_id:
+            shell.tap("select", evse_id)
+        before = shell.authorization.last(evse_id)
+        self.card_reader.tap(uid)
+        for _ in range(100):
+            await self.clock.sleep(0.1)
+            if shell.authorization.last(evse_id) is not before:
+                break
+
+    def press(self, evse_id: int, button: str) -> None:
+        """A button on the bay's screen."""
+        shell = self.bay_shell
+        if shell is None:
+            raise RuntimeError("press needs a bay section ([screen], [tariff], [payment])")
+        if evse_id and button != "select" and shell.screen.evse_id != evse_id:
+            shell.tap("select", evse_id)  # as a driver would: the connector first
+        shell.tap(button, evse_id or None)
+
+    def terminal_lost(self, lost: bool) -> None:
+        """The card terminal's link goes (and comes back)."""
+        if self.terminal is not None:
+            self.terminal.mode = "lost" if lost else "approve"
+            for w in list(self.terminal._conns):
+                w.close()
+
+    def _bay_figures(self) -> None:
+        """Each session's price and card payment, from the bay (after the capture)."""
+        shell = self.bay_shell
+        if shell is None:
+            return
+        for record in self.sessions:
+            if record.token is None:
+                continue
+            priced = next((f for f in shell.finished if f["token"] == record.token), None)
+            if priced is not None:
+                record.cost = priced["cost"].as_json()
+            if shell.payments is not None:
+                paid = next((r for r in shell.payments.reports if r.token == record.token),
+                            None)
+                if paid is not None:
+                    record.payment = paid.as_json()
+
     def attach(self, charger: Charger) -> None:
         self.charger = charger
         charger.controller.observers.append(self._observe)
@@ -225,6 +323,12 @@ class SimWorld:
             tasks.append(self._physics)  # type: ignore[arg-type]
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.io.close()
+        if self.terminal is not None:
+            await self.terminal.close()
+        if self.card_reader is not None:
+            self.card_reader.close()
+        if self._bay_tmp is not None:
+            self._bay_tmp.cleanup()
         if self.csms is not None:
             await self.csms.down()
         self.sim_bus.shutdown()
@@ -343,9 +447,10 @@ class SimWorld:
         bay = self.bays[evse_id]
         record = bay.record
         match cmd:
-            case ev.SessionStarted(_, _, at):
+            case ev.SessionStarted(token, _, at):
                 if record is not None and record.started_at is None:
                     record.started_at = at
+                    record.token = token
             case ev.SessionEnded(reason, at, energy_wh, fault):
                 if record is not None and record.open:
                     record.stop_reason = reason.value
@@ -399,6 +504,7 @@ class SimWorld:
         for bay in self.bays.values():
             if bay.record is not None and bay.record.open:
                 self._close_record(bay)
+        self._bay_figures()
 
     # --- physics -------------------------------------------------------------------------
 
