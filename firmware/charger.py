@@ -117,7 +117,8 @@ class Charger:
         # The bay: prices, the screen, the card terminal and the card reader.
         terminal = drivers.build("payment", config, clock, wires)
         reader = drivers.build("card_reader", config, clock, wires)
-        bay = BayParts.build(config, clock, controller, authorization, terminal, reader)
+        bay = BayParts.build(config, clock, controller, authorization, terminal, reader,
+                              say)
         charger.slots.update(screen=bay, payment=terminal, card_reader=reader)
         if bay is not None and charger.station is not None:
             charger.station.bay = bay.shell  # display messages, CostUpdated, remote stop

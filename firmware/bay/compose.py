@@ -12,6 +12,8 @@ prices and card payments still work (the simulator's scenarios press buttons dir
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -29,6 +31,8 @@ from firmware.schema import Section, parse_section
 from hal.card_reader import CardReader
 from hal.clock import Clock
 from hal.payment import PaymentTerminal
+
+log = logging.getLogger("chargebay.bay")
 
 BAY_SECTIONS = ("screen", "tariff", "payment", "card_reader")
 
@@ -60,11 +64,13 @@ class BayParts:
     shell: BayShell
     web: Any = None  # firmware.bay.web.WebScreen with a [screen] section
     reader: CardReader | None = None
+    say: Callable[[str], None] | None = None
 
     @classmethod
     def build(cls, config: ChargerConfig, clock: Clock, controller: Controller,
               authorization: Authorization, terminal: PaymentTerminal | None,
-              reader: CardReader | None) -> BayParts | None:
+              reader: CardReader | None, say: Callable[[str], None] | None = None
+              ) -> BayParts | None:
         if not any(name in config.extra for name in BAY_SECTIONS):
             return None
         tariffs = tf.parse(config.extra.get("tariff"))
@@ -83,7 +89,7 @@ class BayParts:
             from firmware.bay.web import WebScreen
 
             web = WebScreen(shell, screen.host, screen.port)
-        return cls(shell, web, reader)
+        return cls(shell, web, reader, say)
 
     @property
     def url(self) -> str | None:
@@ -92,7 +98,17 @@ class BayParts:
     async def start(self) -> None:
         await self.shell.start()
         if self.web is not None:
-            await self.web.start()
+            try:
+                await self.web.start()
+            except OSError as exc:  # port taken: the charger charges on, the page is off
+                text = (f"bay screen: cannot listen on {self.web.host}:{self.web.port} "
+                        f"({exc.strerror or exc}); config key 'screen.port'")
+                log.error("%s", text)
+                self.web = None
+            else:
+                text = f"bay screen: {self.web.url}"
+            if self.say is not None:
+                self.say(text)
         if self.reader is not None:
             await self.reader.start(self.shell.present_card)
 
