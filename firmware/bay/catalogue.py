@@ -328,8 +328,8 @@ def render(view: View, tariffs: Tariffs, preauth: Decimal, station_id: str = "",
                               [t["vat"].format(v=number(c.vat_rate * 100, 0, lang)),
                                money(c.vat, cur, lang)],
                               [t["total"], money(c.total, cur, lang)]]
-            figures.append([t["total"], money(bay.csms_total if bay.csms_total is not None
-                                              else c.total, cur, lang)])
+            if bay.csms_total is not None:  # the CSMS's figure, beside the local receipt
+                figures.append([t["total"], money(bay.csms_total, cur, lang)])
         lines.append(t["move"])
         button("home", t["home_button"], primary=True)
     elif view.page is Page.FAULT:
