@@ -3,8 +3,10 @@ and its words (firmware/bay/catalogue.py) in four languages."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -282,3 +284,20 @@ def test_bad_screen_section() -> None:
     with pytest.raises(ConfigError) as err:
         sc.parse({"idle_timeout_s": 1.0})
     assert err.value.key == "screen.idle_timeout_s"
+
+
+def test_bad_bay_sections_are_found_by_check_config() -> None:
+    """chargebay check-config finds them before a start (firmware/charger.py check)."""
+    from firmware import config as cfg
+    from firmware.charger import check
+
+    base = cfg.load(Path(__file__).parent.parent / "examples" / "sim-bay.toml")
+    for section, data, key in (("tariff", {"vat_percent": -1}, "tariff.vat_percent"),
+                               ("payment", {"preauth": 0}, "payment.preauth"),
+                               ("card_reader", {"baudrate": 1}, "card_reader.baudrate"),
+                               ("screen", {"remote_stop": "sometimes"},
+                                "screen.remote_stop")):
+        bad = replace(base, extra={**base.extra, section: data})
+        with pytest.raises(ConfigError) as err:
+            check(bad)
+        assert err.value.key == key

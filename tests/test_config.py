@@ -61,7 +61,8 @@ def test_bad_config_names_key(mutate: Any, key: str, reason: str) -> None:
      "no io_board driver 'inprocess' (known: serial)"),
     (lambda d: d["vehicle_link"].update(driver="iso15118"), "vehicle_link.driver",
      "no vehicle_link driver 'iso15118'"),
-    (lambda d: d.update(screen={"driver": "hdmi"}), "screen.driver", "known: none yet"),
+    (lambda d: d.update(screen={"driver": "hdmi"}), "screen.driver", "known: web"),
+        (lambda d: d.update(meter={"driver": "modbus"}), "meter.driver", "known: none yet"),
     (lambda d: d["ocpp"].update(security_profile=4), "ocpp.security_profile", "1, 2 or 3"),
     (lambda d: d["simulator"].update(speeed=3), "simulator.speeed", "unknown key"),
 ])
