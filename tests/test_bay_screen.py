@@ -226,6 +226,7 @@ def test_cost_from_the_csms_wins_else_local_else_fallback() -> None:
     assert dict(words(s, now)["figures"])["Cost so far"] == f"€{cost.total}"
     s.handle(bay(1, Phase.CHARGING, personal_message="0.59 EUR/kWh"), now)
     assert dict(words(s, now)["figures"])["Cost so far"] == "0.59 EUR/kWh"
+    assert "0.59 EUR/kWh" in words(s, now)["lines"]  # the tariff text, shown as sent
 
 
 def test_display_message_from_the_csms() -> None:

@@ -312,6 +312,8 @@ def render(view: View, tariffs: Tariffs, preauth: Decimal, station_id: str = "",
         out["title"] = (t["confirm_stop"].format(n=n) if view.page is Page.CONFIRM_STOP
                         else f"{t['connector'].format(n=n)}: {t['charging']}")
         figures.extend(_figures(bay, view, cur, lang))
+        if bay.personal_message:  # the CSMS's tariff or personal text for this driver
+            lines.append(bay.personal_message)
         if view.page is Page.CONFIRM_STOP:
             button("confirm", t["confirm"], n, primary=True)
             button("back", t["back"], n)

@@ -59,6 +59,7 @@ class BayShell:
         self.subscribers: list[Subscriber] = []
         self.finished: list[dict[str, Any]] = []  # every ended session's price
         self._csms_total: dict[int, Decimal] = {}
+        self._personal: dict[int, str] = {}  # idTokenInfo.personalMessage per session
         self._messages: dict[int, dict[str, Any]] = {}  # id -> MessageInfo (camelCase)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last: dict[str, Any] | None = None
@@ -119,6 +120,7 @@ class BayShell:
         if isinstance(cmd, ev.Screen | ev.SessionStarted | ev.SessionEnded):
             if isinstance(cmd, ev.SessionStarted):
                 self._csms_total.pop(evse_id, None)
+                self._personal.pop(evse_id, None)
             self.screen.handle(sc.BayChanged(self._bay(evse_id)), now)
             self._push()
 
@@ -173,6 +175,7 @@ class BayShell:
                       st.soc_percent, st.elapsed_s, fault, st.stop_reason,
                       source=source, cost=running,
                       csms_total=self._csms_total.get(evse_id),
+                      personal_message=self._personal.get(evse_id),
                       paid_by_card=source == "payment")
 
     def view(self) -> dict[str, Any]:
@@ -219,6 +222,11 @@ class BayShell:
 
     def cost_updated(self, evse_id: int, total: Decimal) -> None:
         self._csms_total[evse_id] = total
+        self.screen.handle(sc.BayChanged(self._bay(evse_id)), self.clock.now())
+        self._push()
+
+    def personal_message(self, evse_id: int, text: str) -> None:
+        self._personal[evse_id] = text
         self.screen.handle(sc.BayChanged(self._bay(evse_id)), self.clock.now())
         self._push()
 
