@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from firmware.core.transitions import Phase
 from ocpp_rig import OcppRig, run_rig
+
+from firmware.core.transitions import Phase
 
 BAY = {"tariff": {}, "screen": {"port": 0, "support_phone": "+49 800 1"},
        "payment": {}}
@@ -24,9 +25,9 @@ def test_display_messages_reach_the_screen() -> None:
         got = await r.command("SetDisplayMessage", message(7, "Site closes at 22:00"))
         assert got["status"] == "Accepted"
         assert shell.view()["message"] == "Site closes at 22:00"
-        got = await r.command("SetDisplayMessage", message(8, "<b>x</b>", **{}) | {
-            "message": {"id": 8, "priority": "InFront",
-                        "message": {"format": "HTML", "content": "<b>x</b>"}}})
+        got = await r.command("SetDisplayMessage", {"message": {
+            "id": 8, "priority": "InFront",
+            "message": {"format": "HTML", "content": "<b>x</b>"}}})
         assert got["status"] == "NotSupportedMessageFormat"
         got = await r.command("SetDisplayMessage", message(9, "x",
                                                           transactionId="no-such-tx"))

@@ -360,3 +360,33 @@ def test_bad_payment_section() -> None:
         pay.parse({"preauth": 0})
     assert err.value.key == "payment.preauth"
     assert pay.parse({"preauth": 150}).preauth == Decimal(150)
+
+
+def test_terminal_lost_mid_session_capture_is_asked_again_once_it_is_back(
+        tmp_path: Path) -> None:
+    async def body() -> None:
+        sim = SimTerminal()
+        await sim.start()
+        p, _, auth = await flow(sim, tmp_path / "r.sqlite")
+        await p.pay(1)
+        sim.mode = "lost"  # the terminal's cable is out while the truck charges
+        for w in list(sim._conns):
+            w.close()
+        session(p, 1, auth.started[0][1], 0.0, 150_000, 1800)
+        await asyncio.sleep(1)
+        assert sim.journal[1].state == "open"
+        assert p.store.get("0001").state == "capturing"  # type: ignore[union-attr]
+        p.refresh(2000.0)  # still lost: asked again, fails again, stays pending
+        await asyncio.sleep(1)
+        sim.mode = "approve"
+        p.refresh(2030.0)
+        await asyncio.sleep(1)
+        assert sim.bookings[1] == ["booked 7359"]
+        assert p.store.get("0001").state == "settled"  # type: ignore[union-attr]
+        assert p.reports[0].captured == "73.59"
+        p.refresh(2060.0)
+        await asyncio.sleep(1)
+        assert sim.bookings[1] == ["booked 7359"]  # nothing asked twice
+        await p.close()
+        await sim.close()
+    run(body)

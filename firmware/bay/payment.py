@@ -121,6 +121,8 @@ class CardPayments:
     _open: dict[int, Record] = field(default_factory=dict)  # evse -> its reservation
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _busy: set[int] = field(default_factory=set)
+    _retry: dict[str, Record] = field(default_factory=dict)  # receipt -> failed settle
+    _settling: set[str] = field(default_factory=set)  # receipts the terminal works on
 
     def __post_init__(self) -> None:
         self.meter.listeners.append(self._on_usage)
@@ -205,7 +207,12 @@ class CardPayments:
 
     def refresh(self, now: float) -> None:
         """Every figures refresh (30 s): the running cost is saved with the reservation,
-        and the session stops before it would cost more than was reserved."""
+        the session stops before it would cost more than was reserved, and a capture or
+        release the terminal could not take (link lost) is asked again."""
+        for receipt, record in list(self._retry.items()):
+            if receipt not in self._settling:
+                del self._retry[receipt]
+                self._spawn(self._again(record))
         cur = self.tariffs.currency
         for evse_id, record in list(self._open.items()):
             t = self.meter.current.get(evse_id)
@@ -234,31 +241,46 @@ class CardPayments:
         else:
             await self._capture(record, amount)
 
+    async def _again(self, record: Record) -> None:
+        if record.state == "capturing":
+            await self._capture(record, record.final_minor)
+        else:
+            await self._release(record, "retried")
+
     async def _capture(self, record: Record, amount_minor: int) -> None:
         receipt = record.reservation.receipt
         self.store.set_state(receipt, "capturing", amount_minor)
+        self._settling.add(receipt)
         try:
             await self.terminal.capture(record.reservation, amount_minor)
         except UnknownReservation:
             log.warning("reservation %s was already booked: counted as settled", receipt)
         except PaymentError as exc:
-            log.error("capture of reservation %s failed (%s): retried at the next start",
-                      receipt, exc)
+            log.error("capture of reservation %s failed (%s): asked again in %.0f s",
+                      receipt, exc, 30.0)
+            self._retry[receipt] = Record(record.reservation, record.evse_id, record.token,
+                                          "capturing", amount_minor)
             return
+        finally:
+            self._settling.discard(receipt)
         self.store.set_state(receipt, "settled", amount_minor)
         self._done(record, "settled", amount_minor)
 
     async def _release(self, record: Record, why: str) -> None:
         receipt = record.reservation.receipt
         self.store.set_state(receipt, "releasing")
+        self._settling.add(receipt)
         try:
             await self.terminal.release(record.reservation)
         except UnknownReservation:
             log.warning("reservation %s was already reversed: counted as released", receipt)
         except PaymentError as exc:
-            log.error("release of reservation %s failed (%s): retried at the next start",
-                      receipt, exc)
+            log.error("release of reservation %s failed (%s): asked again", receipt, exc)
+            self._retry[receipt] = Record(record.reservation, record.evse_id, record.token,
+                                          "releasing")
             return
+        finally:
+            self._settling.discard(receipt)
         log.info("reservation %s released: %s", receipt, why)
         self.store.set_state(receipt, "released")
         self._done(record, "released", 0)
