@@ -138,8 +138,14 @@ class Charger:
                 await self.station.start()
                 self._started.append("station")
             if self.slots["screen"] is not None:
-                await self.slots["screen"].start()
-                self._started.append("bay")
+                self._started.append("bay")  # first: a half-started bay is closed too
+                try:
+                    await self.slots["screen"].start()
+                except (OSError, serial.SerialException) as exc:  # only the reader opens
+                    reason = getattr(exc, "strerror", None) or str(exc)
+                    port = getattr(self.slots["card_reader"], "port_name", "?")
+                    raise HardwareMissing("card_reader.port", f"serial device {port}",
+                                          reason) from None
         except BaseException:
             await self._close_started()
             raise

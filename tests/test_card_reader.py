@@ -65,3 +65,37 @@ def test_reader_on_a_pty_reads_cards_once_and_drops_noise() -> None:
 ])
 def test_taps_from_the_page(text: str, tap: tuple | None) -> None:
     assert parse_tap(text) == tap
+
+
+def test_a_missing_reader_is_one_hardware_missing_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A configured reader that is not there: HardwareMissing naming the key, and the
+    parts already started are closed again (no task left)."""
+    from dataclasses import replace
+    from pathlib import Path
+
+    from firmware import config as cfg
+    from firmware.drivers import HardwareMissing
+    from firmware.service import running
+    from sim.world import SimWorld
+
+    base = cfg.load(Path(__file__).parent.parent / "examples" / "sim-bay.toml")
+    extra = {k: v for k, v in base.extra.items() if k != "ocpp"}
+    extra["screen"] = {"port": 0}
+    config = replace(base, extra=extra)
+
+    class NoReaderWorld(SimWorld):
+        async def _bay_devices(self, config: cfg.ChargerConfig) -> cfg.ChargerConfig:
+            config = await super()._bay_devices(config)
+            return replace(config, extra={**config.extra, "card_reader": {
+                "port": str(tmp_path / "no-such-tty")}})
+
+    async def body() -> None:
+        clock = Clock()
+        with pytest.raises(HardwareMissing) as err:
+            async with running(config, clock, NoReaderWorld(config, clock)):
+                pass
+        assert err.value.key == "card_reader.port"
+        left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()
+                and "bay" in t.get_name()]
+        assert left == []
+    asyncio.run(body())
