@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-# A whole 45-minute session on simulated hardware, 60 times faster than real time.
+# A card-paid session on simulated hardware, 60 times faster than real time; it prints
+# the bay screen's URL first (open it to watch the session live).
 run: $(STAMP)
-	$(BIN)/chargebay sim break-45min --speed 60
+	$(BIN)/chargebay sim card-paid --config examples/sim-bay.toml --speed 60
 
 lint: $(STAMP)
 	$(BIN)/ruff check firmware hal sim tests

@@ -31,6 +31,8 @@ import serial
 
 from firmware import drivers
 from firmware.authorization import Authorization
+from firmware.bay.compose import BayParts
+from firmware.bay.compose import check as check_bay
 from firmware.config import ChargerConfig, ConfigError
 from firmware.console.settings import parse as parse_console
 from firmware.core.events import StopReason
@@ -61,6 +63,7 @@ def check(config: ChargerConfig) -> None:
     drivers.check(config)
     if "ocpp" in config.extra:
         _ocpp_settings(config)
+    check_bay(config)
     if "console" in config.extra:
         parse_console(config.extra["console"])
 
@@ -99,6 +102,7 @@ class Charger:
     def build(cls, config: ChargerConfig, clock: Clock, wires: Wires | None = None,
               say: Say | None = None) -> Charger:
         drivers.check(config)  # the [ocpp] section is parsed (and so checked) below
+        check_bay(config)
         wires = wires or Wires()
         power = drivers.build("power_stage", config, clock, wires)
         io = drivers.build("io_board", config, clock, wires)
@@ -119,6 +123,14 @@ class Charger:
             charger.station = Station(controller, settings, clock, say=say,
                                       ping_interval=None if clock.virtual else 30.0,
                                       authorization=authorization)
+        # The bay: prices, the screen, the card terminal and the card reader.
+        terminal = drivers.build("payment", config, clock, wires)
+        reader = drivers.build("card_reader", config, clock, wires)
+        bay = BayParts.build(config, clock, controller, authorization, terminal, reader,
+                              say)
+        charger.slots.update(screen=bay, payment=terminal, card_reader=reader)
+        if bay is not None and charger.station is not None:
+            charger.station.bay = bay.shell  # display messages, CostUpdated, remote stop
         if "console" in config.extra:
             from firmware.console.server import Console
 
@@ -140,6 +152,15 @@ class Charger:
             if self.station is not None:
                 await self.station.start()
                 self._started.append("station")
+            if self.slots["screen"] is not None:
+                self._started.append("bay")  # first: a half-started bay is closed too
+                try:
+                    await self.slots["screen"].start()
+                except (OSError, serial.SerialException) as exc:  # only the reader opens
+                    reason = getattr(exc, "strerror", None) or str(exc)
+                    port = getattr(self.slots["card_reader"], "port_name", "?")
+                    raise HardwareMissing("card_reader.port", f"serial device {port}",
+                                          reason) from None
             if self.slots["console"] is not None:
                 await self.slots["console"].start()
                 self._started.append("console")
@@ -184,8 +205,10 @@ class Charger:
         if self._closed:
             return
         self._closed = True
-        if "console" in self._started:
+        if "console" in self._started:  # started last, stopped first
             await self.slots["console"].stop()
+        if "bay" in self._started:
+            await self.slots["screen"].close()
         if "station" in self._started:
             await self.station.stop()
         self.authorization.close()

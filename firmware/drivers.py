@@ -19,9 +19,13 @@ from typing import Any
 import can
 
 from firmware.config import ChargerConfig, ConfigError
+from hal.card_reader import CardReader
+from hal.card_reader_serial import SerialCardReader
 from hal.clock import Clock
 from hal.io_board import IoBoard
 from hal.io_board_serial import SerialIoBoard, SerialLike
+from hal.payment import PaymentTerminal
+from hal.payment_zvt import ZvtTerminal
 from hal.power_stage import PowerStage
 from hal.power_stage_can import InfyPowerStage
 from hal.vehicle_link import VehicleLinks
@@ -74,6 +78,28 @@ def _virtual_links(config: ChargerConfig, clock: Clock, wires: Wires) -> Vehicle
                                tuple(c.evse_id for c in config.connectors))
 
 
+def _zvt_terminal(config: ChargerConfig, clock: Clock, wires: Wires) -> PaymentTerminal:
+    from firmware.bay import payment, tariff
+
+    s = payment.parse(config.extra.get("payment"))
+    return ZvtTerminal(s.host, s.port, clock, password=s.password,
+                       currency=tariff.parse(config.extra.get("tariff")).currency.code,
+                       ack_timeout_s=s.ack_timeout_s, timeout_s=s.timeout_s)
+
+
+def _serial_card_reader(config: ChargerConfig, clock: Clock, wires: Wires) -> CardReader:
+    from firmware.bay.compose import reader_section
+
+    s = reader_section(config)
+    return SerialCardReader(s.port, clock, s.baudrate, s.repeat_s)
+
+
+def _web_screen(config: ChargerConfig, clock: Clock, wires: Wires) -> str:
+    """The bay screen is a web page the bay's parts serve (firmware/bay/web.py); no
+    device to open here."""
+    return "web"
+
+
 Factory = Callable[[ChargerConfig, Clock, Wires], Any]
 
 # role -> (config key of its driver name, {driver name: factory})
@@ -83,13 +109,17 @@ ROLES: dict[str, tuple[str, dict[str, Factory]]] = {
     # ISO 15118 / DIN 70121 on the wire comes with its own issue; until then the only
     # vehicle link is the in-process one a simulated truck connects to.
     "vehicle_link": ("vehicle_link.driver", {"virtual": _virtual_links}),
-    "screen": ("screen.driver", {}),
-    "card_reader": ("card_reader.driver", {}),
-    "payment": ("payment.driver", {}),
+    "screen": ("screen.driver", {"web": _web_screen}),
+    "card_reader": ("card_reader.driver", {"serial": _serial_card_reader}),
+    "payment": ("payment.driver", {"zvt": _zvt_terminal}),
     "meter": ("meter.driver", {}),
     # (the field console has no driver choice: [console] device names a serial device or
     # "pty", hal/console_port.py; the composition root builds it)
 }
+
+
+# A section that names no driver gets this one (a [tariff] alone needs none).
+DEFAULT_DRIVER = {"screen": "web", "payment": "zvt", "card_reader": "serial"}
 
 
 def driver_name(config: ChargerConfig, role: str) -> str | None:
@@ -102,7 +132,7 @@ def driver_name(config: ChargerConfig, role: str) -> str | None:
     section = config.extra.get(role)
     if section is None:
         return None
-    name = section.get("driver")
+    name = section.get("driver", DEFAULT_DRIVER.get(role))
     return name if isinstance(name, str) else ""
 
 

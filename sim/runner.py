@@ -96,6 +96,14 @@ async def do(world: SimWorld, step: Step, progress: Progress | None = None,
             if world.station is None:
                 raise ScenarioFailed(f"line {step.line}: no [ocpp] section in the config")
             await world.csms_switch(step.args[0] == "up")
+        case "pay":
+            await world.pay(step.connector, step.args[0] if step.args else "approve")
+        case "press":
+            world.press(step.connector, step.args[0])
+        case "tap":
+            await world.tap_card(step.connector, step.args[0])
+        case "terminal":
+            world.terminal_lost(step.args[0] == "down")
         case "stop":
             world.request_stop(step.connector, step.args[0] if step.args else "Local")
         case "unplug":

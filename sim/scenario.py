@@ -85,7 +85,12 @@ _ARITY = {  # verb -> (takes a connector, positional args min, max)
     "wait-soc": (True, 1, 1), "sleep": (False, 1, 1), "stop": (True, 0, 1),
     "unplug": (True, 0, 0), "fault": (True, 1, 2), "clear": (True, 1, 2),
     "expect": (True, 1, 1), "csms": (False, 1, 1),
+    # the bay (docs/bay.md): pay by card, a screen button, a card at the RFID reader,
+    # the card terminal's link
+    "pay": (True, 0, 1), "press": (True, 1, 1), "tap": (True, 1, 1),
+    "terminal": (False, 1, 1),
 }
+PAY_MODES = ("approve", "decline", "timeout", "lost")
 
 
 def parse_line(text: str, line: int) -> Step | None:
@@ -129,6 +134,10 @@ def parse_line(text: str, line: int) -> Step | None:
                          f"{', '.join(r.value for r in StopReason)}")
     elif verb == "authorize" and positional[0] not in AUTH_SOURCES:
         raise ValueError(f"authorize source must be one of {', '.join(AUTH_SOURCES)}")
+    elif verb == "pay" and positional and positional[0] not in PAY_MODES:
+        raise ValueError(f"pay takes one of {', '.join(PAY_MODES)}")
+    elif verb == "terminal" and positional[0] not in ("down", "up"):
+        raise ValueError("terminal takes down or up")
     elif verb == "csms" and positional[0] not in ("down", "up"):
         raise ValueError("csms takes down or up")
     elif verb in ("fault", "clear"):

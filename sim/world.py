@@ -42,9 +42,12 @@ from firmware.drivers import Wires
 from firmware.errors import Severity, spec
 from hal.clock import Clock
 from hal.vehicle_link_virtual import connect
+from sim.bay_side import BaySide
+from sim.card_reader import SimCardReader
 from sim.csms import LocalCsms, Token
 from sim.mcu_board import SimMcuBoard
 from sim.monitor import BaySnapshot, CableCheckJudge, SafetyMonitor, cable_check_voltage
+from sim.payment_terminal import SimTerminal
 from sim.plant import OutputPlant
 from sim.power_modules import ModuleBank
 from sim.truck import Truck
@@ -78,6 +81,9 @@ class SessionRecord:
     stop_reason: str | None = None
     fault: str | None = None  # the fault behind stop_reason "Fault"
     max_current_a: float = 0.0
+    token: str | None = None
+    cost: dict[str, object] | None = None  # the bay's price of it (firmware/bay)
+    payment: dict[str, object] | None = None  # the card terminal's figures, if it paid
     peak_power_kw: float = 0.0
     faults: list[FaultRecord] = field(default_factory=list)
     started_at: float | None = None
@@ -98,6 +104,8 @@ class SessionRecord:
             "faults": [{"code": f.code, "at_s": round(f.at_s, 3),
                         "safe_state_ms": None if f.safe_state_ms is None
                         else round(f.safe_state_ms, 1)} for f in self.faults],
+            **({"cost": self.cost} if self.cost is not None else {}),
+            **({"payment": self.payment} if self.payment is not None else {}),
         }
 
 
@@ -126,7 +134,7 @@ def simulator_section(config: ChargerConfig) -> dict[str, Any]:
     return section
 
 
-class SimWorld:
+class SimWorld(BaySide):
     """The simulated world; ``chargebay run`` gets it with its control interface
     (sim/control.py ``ControlledWorld``, entry point ``chargebay.simulators: world``),
     the scenario player and the tests use it as it is."""
@@ -167,6 +175,9 @@ class SimWorld:
         self._physics: asyncio.Task[None] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._remote_ids = 0
+        self.terminal: SimTerminal | None = None  # with a [payment] section
+        self.card_reader: SimCardReader | None = None  # with a [card_reader] section
+        self._bay_tmp: tempfile.TemporaryDirectory[str] | None = None
 
     # --- the service's view: the far end of every wire ----------------------------------
 
@@ -187,6 +198,7 @@ class SimWorld:
             vehicle_link=replace(config.vehicle_link, driver="virtual", channel=self.channel))
         if "ocpp" in config.extra:
             config = await self._central_system(config)
+        config = await self._bay_devices(config)
         self.config = config
         self._physics = asyncio.create_task(self._run_physics(), name="physics")
         return config, Wires(io_board_port=self.io.host_port(board.baudrate))
@@ -225,6 +237,12 @@ class SimWorld:
             tasks.append(self._physics)  # type: ignore[arg-type]
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.io.close()
+        if self.terminal is not None:
+            await self.terminal.close()
+        if self.card_reader is not None:
+            self.card_reader.close()
+        if self._bay_tmp is not None:
+            self._bay_tmp.cleanup()
         if self.csms is not None:
             await self.csms.down()
         self.sim_bus.shutdown()
@@ -343,9 +361,10 @@ class SimWorld:
         bay = self.bays[evse_id]
         record = bay.record
         match cmd:
-            case ev.SessionStarted(_, _, at):
+            case ev.SessionStarted(token, _, at):
                 if record is not None and record.started_at is None:
                     record.started_at = at
+                    record.token = token
             case ev.SessionEnded(reason, at, energy_wh, fault):
                 if record is not None and record.open:
                     record.stop_reason = reason.value
@@ -399,6 +418,7 @@ class SimWorld:
         for bay in self.bays.values():
             if bay.record is not None and bay.record.open:
                 self._close_record(bay)
+        self._bay_figures()
 
     # --- physics -------------------------------------------------------------------------
 

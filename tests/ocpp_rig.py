@@ -106,7 +106,8 @@ def station_tasks() -> list[str]:
 
 def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | None = None,
             variables: dict[str, str] | None = None, boot_status: str = "Accepted",
-            tokens: list[str] | None = None, power_cut: bool = False) -> None:
+            tokens: list[str] | None = None, power_cut: bool = False,
+            sections: dict[str, Any] | None = None) -> None:
     """``power_cut``: end with the power going (no ordered stop, no Ended sent), as a
     restart test needs; else the charger stops in order as on SIGTERM."""
     config = cfg.load(CONFIG)
@@ -118,6 +119,7 @@ def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | Non
     extra = {**config.extra, "ocpp": section}
     if tokens is not None:
         extra["simulator"] = {**extra.get("simulator", {}), "tokens": tokens}
+    extra.update(sections or {})  # more config sections (the bay's: tariff, screen, ...)
     config = replace(config, extra=extra)
     left: list[str] = []
 

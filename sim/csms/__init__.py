@@ -86,6 +86,8 @@ class _Session(ChargePoint):  # type: ignore[misc]
             raise InternalError(description="database unavailable")
         if id_token is None:
             return call_result.TransactionEvent()
+        if id_token.get("type") == "Local":  # the station's own id: paid at its terminal
+            return call_result.TransactionEvent(id_token_info={"status": "Accepted"})
         return call_result.TransactionEvent(
             id_token_info=self.csms.token_info(id_token["id_token"]))
 

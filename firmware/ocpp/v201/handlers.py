@@ -31,6 +31,7 @@ from firmware.ocpp.v201 import mapping
 from firmware.ocpp.v201.auth import AuthStore
 from firmware.ocpp.v201.authorizer import Authorizer, RemoteStart
 from firmware.ocpp.v201.device_model import DeviceModel
+from firmware.ocpp.v201.display import DisplayHandlers
 from firmware.ocpp.v201.link import Link
 from firmware.ocpp.v201.transactions import Transactions
 
@@ -72,7 +73,7 @@ def _camel_token(token: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"idToken": token.get("id_token"), "type": token.get("type")}
 
 
-class Handlers:
+class Handlers(DisplayHandlers):
     """The CSMS's requests, answered for ``station`` (the route map is built from this
     object, see Link)."""
 
@@ -180,7 +181,7 @@ class Handlers:
     def on_request_stop(self, transaction_id: str,
                         **_: Any) -> call_result.RequestStopTransaction:
         evse_id = self.st.tx.evse_of(transaction_id)
-        if evse_id is None:
+        if evse_id is None or not self.remote_stop_allowed(evse_id):  # the bay's policy
             return call_result.RequestStopTransaction(status="Rejected")
         self.st.controller.request_stop(evse_id, StopReason.REMOTE)
         return call_result.RequestStopTransaction(status="Accepted")

@@ -12,8 +12,11 @@ from firmware.core.events import StopReason, UnlockOutcome
 from firmware.core.transitions import Phase
 from firmware.errors import ErrorCode, spec
 
-# The core's token sources -> IdTokenEnumType (IdTokenType.type).
-_ID_TOKEN_TYPE = {"rfid": "ISO14443", "app": "Central", "payment": "DirectPayment",
+# The core's token sources -> IdTokenEnumType (IdTokenType.type). A card-paid session is
+# "Local" (an id the station made: PAY-<trace>-<receipt>, firmware/bay/payment.py):
+# 2.0.1's enum has no payment type (DirectPayment is OCPP 2.1's) and the schema check
+# would refuse the TransactionEvent.
+_ID_TOKEN_TYPE = {"rfid": "ISO14443", "app": "Central", "payment": "Local",
                   "local": "Local"}
 
 

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,7 @@ class Station:
         self.authorization = authorization or Authorization(controller, clock.now)
         self.authorizer = Authorizer(self.authorization, self.auth, self.model, self.tx,
                                      clock.now, self._online_link, self.note)
+        self.bay: Any = None  # the bay screen (display.py BayPort), set by the charger
         self.handlers = Handlers(self)
         self.connection = ConnectionLoop(settings, self.station_id, SUBPROTOCOL, clock,
                                          self._backoff, self._serve, ping_interval)
@@ -384,8 +386,17 @@ class Station:
 
     def _on_transaction_response(self, payload: dict[str, Any],
                                  response: dict[str, Any]) -> None:
-        """A token the CSMS now says is not valid stops the session (E05, StopTxOnInvalidId)."""
+        """A token the CSMS now says is not valid stops the session (E05, StopTxOnInvalidId).
+        The CSMS's running cost (totalCost, I02) goes to the bay screen."""
+        tx = payload.get("transactionInfo", {}).get("transactionId")
+        if self.bay is not None and "totalCost" in response and tx:
+            evse = self.tx.evse_of(tx)
+            if evse is not None:
+                self.bay.cost_updated(evse, Decimal(str(response["totalCost"])))
         info = response.get("idTokenInfo")
+        text = (info or {}).get("personalMessage", {}).get("content")
+        if self.bay is not None and text and tx and self.tx.evse_of(tx) is not None:
+            self.bay.personal_message(self.tx.evse_of(tx), str(text))  # the tariff text
         if info is None or info.get("status") == "Accepted":
             return
         tx_id = payload.get("transactionInfo", {}).get("transactionId")
