@@ -56,6 +56,7 @@ class PhysicalBay:
     isolation_fault: bool = False
     estop: bool = False
     temperature_c: float = TEMPERATURE_C
+    output_v: float = 0.0  # what the board's HV sense sees (the plant sets it)
     coil: bool = False
     lock_drive: int = 0
     pwm_duty_u16: int = 0
@@ -123,7 +124,7 @@ class SimMcuBoard:
         pins = self.firmware.PINS
         for c in self.connectors:
             for role, number in pins[c].items():
-                (self._adc if role in ("cp_high", "cp_low", "temp") else self._roles)[
+                (self._adc if role in ("cp_high", "cp_low", "temp", "hv") else self._roles)[
                     number] = (c, role)
             # Inputs as wired before power-up (see board.py for each polarity).
             self.machine.levels.update({pins[c]["pp"]: 1, pins[c]["mirror"]: 0,
@@ -218,6 +219,8 @@ class SimMcuBoard:
         if role == "temp":
             volts = bay.temperature_c / 100.0 + 0.5
             return int(volts / 3.3 * 65535)
+        if role == "hv":
+            return round(bay.output_v / float(self.firmware.HV_FULL_SCALE_V) * 65535)
         high, low = self._cp_levels(bay)
         volts = high if role == "cp_high" else low
         return int((volts + 15.0) / 30.0 * 65535)
@@ -283,6 +286,22 @@ class SimMcuBoard:
         self.wake()
 
     # --- world side: the truck and the scenario ------------------------------------------
+
+    def set_output_voltage(self, connector: int, volts: float) -> None:
+        """The plant's voltage at the board's HV sense. The MCU samples it every pass;
+        here a pass runs when it moves across the board's band (or back), or by more than
+        1 V, so the over-voltage filter starts at the crossing."""
+        bay = self.bays[connector]
+        old, bay.output_v = bay.output_v, volts
+        limit = self.board.connectors[connector].ovp_limit_v if self.board else 0.0
+        if (old > limit) != (volts > limit) or abs(volts - old) > 1.0:
+            self.wake()
+
+    def allow_heartbeat_up_to(self, timeout_ms: int) -> None:
+        """At --speed N the pty's wall-time latency is N times longer in simulated time;
+        only on the simulated board, the firmware's HELLO bound widens to cover it."""
+        fw = self.firmware
+        fw.HEARTBEAT_MAX_MS = max(fw.HEARTBEAT_MAX_MS, timeout_ms)
 
     def port(self, connector: int) -> SimPilotPort:
         return SimPilotPort(self, connector)

@@ -179,6 +179,7 @@ class SimWorld:
         # if its timeout covers WALL_JITTER_S of wall time (virtual time: unchanged).
         timeout_ms = min(65535, max(board.heartbeat_timeout_ms,
                                     round(WALL_JITTER_S * self.clock.speed * 1000)))
+        self.io.allow_heartbeat_up_to(timeout_ms)
         config = replace(
             config,
             power_stage=replace(config.power_stage, can_interface="virtual",
@@ -418,6 +419,7 @@ class SimWorld:
             truck = bay.truck
             battery = truck.battery if truck is not None and truck.contactor_closed else None
             bay.plant.step(modules, board.contactors, battery, dt)
+            self.io.set_output_voltage(evse_id, bay.plant.voltage_v)
             self._account(bay)
             plugged = board.vehicle_state != "A"
             limit = self.cable_max_a[evse_id]

@@ -161,6 +161,14 @@ class SetPower:
 
 
 @dataclass(frozen=True, slots=True)
+class SetOverVoltageBand:
+    """The IO board's over-voltage limit for this session's negotiated range (IEC
+    61851-23 bands); the board trips on it by itself (9 ms + 1 ms)."""
+
+    limit_v: float
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     response: VehicleResponse
 
@@ -209,5 +217,5 @@ class UnlockResult:
     outcome: UnlockOutcome
 
 
-Command = (SetPilot | SetContactors | SetLock | SetPower | Answer | Screen | SessionStarted
-           | SessionEnded | FaultReported | UnlockResult)
+Command = (SetPilot | SetContactors | SetLock | SetPower | SetOverVoltageBand | Answer
+           | Screen | SessionStarted | SessionEnded | FaultReported | UnlockResult)

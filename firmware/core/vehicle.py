@@ -118,6 +118,10 @@ def answer(bay: Bay, x: VehicleExchange, c: CurrentControl, req: vl.VehicleReque
                 return _sequence_error(bay, x, c, req, now, out)
             x.params, x.soc = params, params.soc_percent
             x.max_current_a, x.max_power_w = params.max_current_a, params.max_power_w
+            # The session's voltage range is negotiated here: the board gets its
+            # over-voltage band before any test voltage (IEC 61851-23).
+            negotiated_v = min(params.max_voltage_v, evse_max(bay)[0])
+            out.append(ev.SetOverVoltageBand(lim.ovp_limit_v(negotiated_v)))
             return _response(bay, x, c, req)
         case vl.CableCheckReq(soc):
             x.soc = soc
