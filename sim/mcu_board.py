@@ -53,7 +53,9 @@ class PhysicalBay:
     lock_jammed: bool = False
     pilot_short: bool = False  # CP shorted to PE: state E
     diode_fault: bool = False  # vehicle's pilot diode shorted
-    isolation_fault: bool = False
+    isolation_fault: bool = False  # injected at the IMD's alarm input
+    imd_alarm: bool = False  # the plant's insulation monitor alarms
+    pe_open: bool = False  # the cable's PE broken: CP and PP lose their return path
     estop: bool = False
     temperature_c: float = TEMPERATURE_C
     output_v: float = 0.0  # what the board's HV sense sees (the plant sets it)
@@ -230,6 +232,8 @@ class SimMcuBoard:
         """The pilot's two peak levels: what the board drives loaded by the vehicle."""
         if bay.pilot_short:
             return 0.0, 0.0
+        if bay.pe_open and bay.pwm_duty_u16 != 0:
+            return 12.0, -12.0  # no return through PE: the board's source unloaded
         if bay.pwm_duty_u16 == 0:
             return -12.0, -12.0  # state F driven by the board
         high = CP_LEVEL_V[bay.vehicle_state]
@@ -309,7 +313,19 @@ class SimMcuBoard:
     def set_vehicle_state(self, connector: int, state: str) -> None:
         bay = self.bays[connector]
         bay.vehicle_state = state
-        self._set_input(connector, "pp", 1 if state == "A" else 0)
+        self._set_pp(connector)
+
+    def _set_pp(self, connector: int) -> None:
+        bay = self.bays[connector]  # PP's resistor returns through PE too
+        self._set_input(connector, "pp", 1 if bay.vehicle_state == "A" or bay.pe_open else 0)
+
+    def set_imd_alarm(self, connector: int, alarm: bool) -> None:
+        """The plant's insulation monitor, wired to the same alarm input as an injected
+        isolation fault."""
+        bay = self.bays[connector]
+        if bay.imd_alarm != alarm:
+            bay.imd_alarm = alarm
+            self._set_input(connector, "imd", 1 if alarm or bay.isolation_fault else 0)
 
     def inject(self, connector: int, fault: str, active: bool = True) -> None:
         bay = self.bays[connector]
@@ -320,7 +336,10 @@ class SimMcuBoard:
                 self.machine.set_input(self.firmware.ESTOP_PIN, 1 if active else 0)
             case "isolation":
                 bay.isolation_fault = active
-                self._set_input(connector, "imd", 1 if active else 0)
+                self._set_input(connector, "imd", 1 if active or bay.imd_alarm else 0)
+            case "pe_open":
+                bay.pe_open = active
+                self._set_pp(connector)
             case "welded":
                 bay.welded = active
                 if not active:

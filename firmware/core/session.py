@@ -368,10 +368,15 @@ class ConnectorSession:
             self.supervision.contactors_commanded()
         self.contactors_commanded = False
 
-    def close_contactors(self, now: float, out: list[ev.Command]) -> bool:
-        """Close only after a passed cable check, with the lock confirmed and no blocking
-        fault (IEC 61851-23). Returns whether the command was given."""
-        if not (self.cable_check.passed and self.lock_locked and not self.blocking_faults):
+    def close_contactors(self, now: float, out: list[ev.Command],
+                         for_cable_check: bool = False) -> bool:
+        """Close only with the lock confirmed and no blocking fault, and either for the
+        cable check itself (its test voltage must reach the cable; the vehicle's own
+        contactors are open until PreCharge, at most the 2 A test current flows) or after
+        it passed (IEC 61851-23). Returns whether the command was given."""
+        checked = self.cable_check.passed or (
+            for_cable_check and self.phase is Phase.CABLE_CHECK)
+        if not (checked and self.lock_locked and not self.blocking_faults):
             return False
         if not self.contactors_commanded:
             self.contactors_commanded = True
@@ -407,8 +412,11 @@ class ConnectorSession:
     def _energize_progress(self, now: float, out: list[ev.Command]) -> None:
         fault = None
         if self.phase is Phase.CABLE_CHECK and not self.cable_check.passed:
+            if self.lock_locked and not self.contactors_commanded:
+                self.close_contactors(now, out, for_cable_check=True)
             fault = energize.cable_check_progress(
-                self.cable_check, lock_locked=self.lock_locked, voltage_v=self.voltage_v,
+                self.cable_check, path_ready=self.lock_locked and self.contactors_closed
+                and self.contactors_commanded, voltage_v=self.voltage_v,
                 settle_s=self.limits.cable_check_settle_s, now=now, out=out)
         elif self.phase is Phase.PRE_CHARGE and not self.precharge.matched:
             fault = energize.precharge_progress(self.precharge, self.voltage_v, now)
