@@ -263,7 +263,8 @@ class Controller:
             self._feed_inputs(conn, now)
             events: list[ev.Event] = []
             tele = self.power.telemetry(conn.config.output)
-            measurement = ev.Measurement(tele.voltage_v, tele.current_a)
+            cable_v = conn.inputs.output_voltage_v if conn.inputs is not None else None
+            measurement = ev.Measurement(tele.voltage_v, tele.current_a, cable_v)
             if self.measurement_due(s, measurement, conn.last_measurement):
                 events.append(measurement)
             conn.last_measurement = measurement

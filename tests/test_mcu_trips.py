@@ -182,3 +182,15 @@ def test_the_longest_heartbeat_timeout_accepted_is_one_second() -> None:
         return ok
 
     assert virtual(body)
+
+
+def test_pilot_pwm_is_1khz() -> None:
+    async def body() -> list[int]:
+        rig = Rig(connectors=(1, 2))
+        await rig.start()
+        board: Any = rig.board.board
+        freqs = [board.io[n]["pwm"].hz for n in (1, 2)]
+        await rig.close()
+        return freqs
+
+    assert virtual(body) == [1000, 1000]  # IEC 61851-1 Annex A

@@ -64,10 +64,14 @@ class Feedback:
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
-    """Output voltage and current (power stage telemetry or DC meter)."""
+    """Output voltage and current (power stage telemetry or DC meter), and the voltage
+    at the EVSE's side of the cable from the IO board's HV sense where it has one: with
+    the contactors open the two nodes differ, and the < 60 V gates and WeldingDetection
+    must read the cable's."""
 
     voltage_v: float
     current_a: float
+    cable_voltage_v: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

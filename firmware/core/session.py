@@ -74,6 +74,7 @@ class ConnectorSession:
     unlock_requested_at: float | None = None  # waiting for the switch to confirm open
     voltage_v: float = 0.0
     current_a: float = 0.0
+    cable_voltage_v: float | None = None  # the board's HV sense, cable side of contactors
     capability: ev.Capability = ev.Capability(0.0, 0.0, 0.0)
     faults: set[ErrorCode] = field(default_factory=set)
     conditions: set[ErrorCode] = field(default_factory=set)  # reported present by an input
@@ -110,7 +111,8 @@ class ConnectorSession:
                     # Found locked at start (a controller restart mid-session): own it,
                     # so the lock gate releases it once the output is safe.
                     self.lock_commanded = locked and not self.lock_wanted
-            case ev.Measurement(volts, amps):
+            case ev.Measurement(volts, amps, cable_v):
+                self.cable_voltage_v = cable_v
                 self._on_measurement(volts, amps, now)
             case ev.Capability():
                 self._on_capability(event, now, out)
@@ -162,7 +164,15 @@ class ConnectorSession:
     def below_safe_voltage(self) -> bool:
         """The output is known to be below 60 V. Before the first measurement (a fresh
         start, possibly mid-session after a restart) it is not known, so not safe."""
-        return self.last_measure_at is not None and self.voltage_v < lim.SAFE_VOLTAGE_V
+        return self.last_measure_at is not None and self.inlet_voltage_v < lim.SAFE_VOLTAGE_V
+
+    @property
+    def inlet_voltage_v(self) -> float:
+        """What a person at the inlet faces: the higher of the module side and the cable
+        side (the board's HV sense), so neither node is missed with contactors open."""
+        if self.cable_voltage_v is None:
+            return self.voltage_v
+        return max(self.voltage_v, self.cable_voltage_v)
 
     @property
     def blocking_faults(self) -> list[ErrorCode]:

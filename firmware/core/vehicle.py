@@ -8,6 +8,7 @@ rest of the session it reads and asks through the Bay. Neither does I/O.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from firmware.core import energize
@@ -134,7 +135,9 @@ def answer(bay: Bay, x: VehicleExchange, c: CurrentControl, req: vl.VehicleReque
             return _current_demand(bay, x, c, req, now, out)
         case vl.WeldingDetectionReq() | vl.SessionStopReq():
             if bay.phase in WINDING_DOWN:
-                return _response(bay, x, c, req)
+                # The EV checks its own contactors against the voltage at the inlet.
+                return dataclasses.replace(_response(bay, x, c, req),
+                                           present_voltage_v=bay.inlet_voltage_v)
             return _sequence_error(bay, x, c, req, now, out)
         case vl.LinkLost():
             if bay.phase in TALKING:

@@ -15,7 +15,8 @@ needs to check is in this file:
   pass, whatever the host does (IEC 61851-1: within 100 ms);
 - over-voltage: the output above the band the host set for the session (or the board's
   default) for OVP_FILTER_MS opens the contactors (IEC 61851-23: exceeded for 9 ms ->
-  shutdown begins within 1 ms more); the trip holds until the vehicle leaves;
+  shutdown begins within 1 ms more); the trip holds until the vehicle leaves (pilot A or
+  the plug out);
 - host silent for the heartbeat timeout: contactors open and the pilot goes to state F;
 - the lock never unlocks while the mirror contacts say a contactor is closed (welded or
   not): the output may be live;
@@ -206,8 +207,9 @@ class Connector:
         if self.estop or not self.link_ok:
             self.allow_power = False
         self._update_ovp(now_ms)
-        if self.pilot.state == "A":
-            # The vehicle left: the next one starts from the default band, no trips.
+        if self.pilot.state == "A" or not self.plugged:
+            # The vehicle left (pilot A, or the plug out while we drive state F): the
+            # next one starts from the default band, no trips.
             self.ovp_trip = self.pilot_trip = False
             self.ovp_limit_v = OVP_DEFAULT_V
         close = self.may_close()
