@@ -38,6 +38,7 @@ FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "hal" / "mcu"
 CONTACTOR_DROPOUT_S = 0.004
 CONTACTOR_PICKUP_S = 0.020
 LOCK_TRAVEL_S = 0.150
+WATCHDOG_S = 0.100  # hal/mcu/main.py WATCHDOG_MS
 TEMPERATURE_C = 35.0
 CP_LEVEL_V = {"A": 12.0, "B": 9.0, "C": 6.0, "D": 3.0}  # IEC 61851-1 Annex A
 
@@ -118,6 +119,8 @@ class SimMcuBoard:
         self.wire: WirePort | None = None
         self._settle_started: float | None = None
         self.settle_timeouts = 0
+        self.halted = False  # the MCU hangs or is held in reset: no pass runs
+        self.resets = 0
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -202,8 +205,11 @@ class SimMcuBoard:
         loop = asyncio.get_running_loop()
         while True:
             sent = self.uart.tx_bytes
-            self.board.step()
-            self.passes += 1
+            if self.halted:
+                self.uart.fifo.clear()  # nobody reads the UART
+            else:
+                self.board.step()
+                self.passes += 1
             if self.uart.tx_bytes != sent:
                 self.hold_time()
             # The MCU's pass runs every millisecond: a deadline is met by the pass after it.
@@ -277,6 +283,13 @@ class SimMcuBoard:
         if not bay.contactors and self.on_contactors_open is not None:
             self.on_contactors_open(c, self.clock.now())
 
+    def _watchdog_reset(self) -> None:
+        self.resets += 1
+        self.board = self.firmware.Board(self.uart, self.connectors)  # outputs to reset state
+        for c in self.connectors:
+            self.bays[c].refused = partial(_refused_closes, self.board.connectors[c])
+        self.wake()
+
     def _lock_follow(self, c: int) -> None:
         self._timers.pop((c, "lock"), None)
         bay = self.bays[c]
@@ -347,6 +360,16 @@ class SimMcuBoard:
                                    self._contacts_follow)
             case "lock_jam":
                 bay.lock_jammed = active
+            case "board_reset":
+                # The MCU hangs: its watchdog (main.py, 100 ms) resets it, every output
+                # falls back to its pull-down (coils off, pilot F), and it stays in
+                # reset while the fault lasts (a brown-out); cleared, it boots afresh
+                # and needs the host's HELLO again.
+                if active and not self.halted:
+                    self.halted = True
+                    self.clock.call_later(WATCHDOG_S, self._watchdog_reset)
+                elif not active and self.halted:
+                    self.halted = False
             case "pilot_short":
                 bay.pilot_short = active
             case "diode":

@@ -63,7 +63,7 @@ FAULT_CODES = {"estop": "emergency_stop", "isolation": "isolation_fault",
                "welded": "welded_contactor", "lock_jam": "lock_failure",
                "pilot_short": "pilot_fault", "diode": "diode_fault",
                "cable_insulation": "isolation_fault", "earth_voltage": "isolation_fault",
-               "overvoltage": "over_voltage"}
+               "overvoltage": "over_voltage", "board_reset": "io_board_link_lost"}
 # Faults of the plant (sim/plant.py), not of the board's inputs. pe_open is both: the
 # cable's PE, which the board's pilot and proximity inputs return through.
 CABLE_FAULT_OHM = 50e3  # a damaged cable, DC- to PE: below IEC 61851-23's 100 kOhm
