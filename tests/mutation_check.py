@@ -114,6 +114,8 @@ MUTATIONS = (
     Mutation("gate_reads_module_side_only", "firmware/core/session.py",
              "return max(self.voltage_v, self.cable_voltage_v)", "return self.voltage_v",
              (T + "test_lock_held_while_the_cable_side_is_above_60v",)),
+    Mutation("pwm_loss_past_6s", "hal/mcu/rules.py", "PWM_LOSS_OPEN_MS = 5000",
+             "PWM_LOSS_OPEN_MS = 7000", (M + "test_pwm_off_in_state_c_powers_off_within_6s",)),
     Mutation("weld_flag_removed", "hal/mcu/rules.py",
              "            self.welded = True\n", "            pass\n",
              (L + "test_unlock_refused_while_a_contactor_is_welded",)),

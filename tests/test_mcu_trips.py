@@ -194,3 +194,24 @@ def test_pilot_pwm_is_1khz() -> None:
         return freqs
 
     assert virtual(body) == [1000, 1000]  # IEC 61851-1 Annex A
+
+
+def test_pwm_off_in_state_c_powers_off_within_6s() -> None:
+    # IEC 61851-1: PWM switched off while the vehicle stays in C -> power off within 6 s.
+    async def body() -> tuple[bool, list[float]]:
+        rig = Rig()
+        await rig.start()
+        await rig.charging()
+        t0 = rig.clock.now()
+        rig.host.set_pilot(1, 100.0, False)  # steady +12 V: no PWM, truck stays in C
+        await rig.sleep(1.0)
+        still = rig.board.bays[1].contactors  # not at once: an EV gets time to stop
+        await rig.sleep(5.5)
+        opened = [t - t0 for _, t in rig.opened_at]
+        await rig.close()
+        return still, opened
+
+    still, opened = virtual(body)
+    assert still
+    (opened_s,) = opened
+    assert opened_s <= 6.0

@@ -13,6 +13,8 @@ needs to check is in this file:
   command from the host: a released e-stop never re-energizes by itself. C -> B (or A,
   E, F) therefore opens the contactors here, PILOT_DEBOUNCE_MS after the change plus one
   pass, whatever the host does (IEC 61851-1: within 100 ms);
+- PWM off while the contactors are closed (the host stopped it, the vehicle stays in C):
+  they open after PWM_LOSS_OPEN_MS (IEC 61851-1: power off within 6 s);
 - over-voltage: the output above the band the host set for the session (or the board's
   default) for OVP_FILTER_MS opens the contactors (IEC 61851-23: exceeded for 9 ms ->
   shutdown begins within 1 ms more); the trip holds until the vehicle leaves (pilot A or
@@ -35,6 +37,10 @@ LOCK_TRAVEL_MAX_MS = 800  # lock motor must reach its end switch within this
 PWM_FULL = 1000  # duty per mille: constant +12 V (states A/B without PWM)
 PWM_STATE_F = 0  # constant -12 V: EVSE not available (IEC 61851-1 Annex A, state F)
 ENERGY_STATES = ("C", "D")  # IEC 61851-1 Annex A: the vehicle asks for energy
+# IEC 61851-1: PWM switched off while the vehicle stays in C -> power off within 6 s.
+# The board opens after 5 s without PWM, leaving the contactor's drop-out and a pass
+# well inside the 6 s.
+PWM_LOSS_OPEN_MS = 5000
 # IEC 61851-23 over-voltage bands by the session's negotiated maximum voltage: (range up
 # to V, limit V). 550 V up to 500 V, 825 V above 500, 935 V above 750, 1100 V above 850,
 # 1375 V above 1000 (MCS).
@@ -148,6 +154,7 @@ class Connector:
         self.ovp_trip = False
         self.pilot_trip = False  # opened because the pilot left C/D (reported once)
         self._over_since = -1
+        self._pwm_off_since = -1  # contactors closed with no PWM on the pilot since
         self._coil_off_ms = 0
         self._lock_target = False
         self._lock_started_ms = 0
@@ -207,6 +214,7 @@ class Connector:
         if self.estop or not self.link_ok:
             self.allow_power = False
         self._update_ovp(now_ms)
+        self._update_pwm_loss(now_ms)
         if self.pilot.state == "A" or not self.plugged:
             # The vehicle left (pilot A, or the plug out while we drive state F): the
             # next one starts from the default band, no trips.
@@ -237,6 +245,16 @@ class Connector:
             self.ovp_trip = True
             self.allow_power = False
 
+    def _update_pwm_loss(self, now_ms: int) -> None:
+        running = 0 < self.pwm_output() < PWM_FULL
+        if not self.coil_on or running:
+            self._pwm_off_since = -1
+            return
+        if self._pwm_off_since < 0:
+            self._pwm_off_since = now_ms
+        if now_ms - self._pwm_off_since >= PWM_LOSS_OPEN_MS:
+            self.allow_power = False  # opens below; closing again takes a new command
+
     def _update_lock(self, now_ms: int) -> None:
         target = self.want_locked or self.mirror_closed  # never unlock a live connector
         if target != self._lock_target:
@@ -262,6 +280,8 @@ class Connector:
             times.append(self._lock_started_ms + LOCK_TRAVEL_MAX_MS)
         if self._over_since >= 0 and not self.ovp_trip:
             times.append(self._over_since + OVP_FILTER_MS)
+        if self._pwm_off_since >= 0:
+            times.append(self._pwm_off_since + PWM_LOSS_OPEN_MS)
         times = [t for t in times if t >= 0]
         return min(times) if times else -1
 
