@@ -44,13 +44,7 @@ from hal.clock import Clock
 from hal.vehicle_link_virtual import connect
 from sim.csms import LocalCsms, Token
 from sim.mcu_board import SimMcuBoard
-from sim.monitor import (
-    BaySnapshot,
-    CableCheckJudge,
-    SafetyMonitor,
-    cable_check_voltage,
-    ovp_band_v,
-)
+from sim.monitor import BaySnapshot, CableCheckJudge, SafetyMonitor, cable_check_voltage, ovp_band_v
 from sim.plant import HEALTHY_INSULATION_OHM, ISOLATION_FAULT_OHM, OutputPlant, earth_limit_v
 from sim.power_modules import ModuleBank
 from sim.truck import Truck
@@ -64,8 +58,7 @@ FAULT_CODES = {"estop": "emergency_stop", "isolation": "isolation_fault",
                "pilot_short": "pilot_fault", "diode": "diode_fault",
                "cable_insulation": "isolation_fault", "earth_voltage": "isolation_fault",
                "overvoltage": "over_voltage", "board_reset": "io_board_link_lost"}
-# Faults of the plant (sim/plant.py), not of the board's inputs. pe_open is both: the
-# cable's PE, which the board's pilot and proximity inputs return through.
+# Faults of the plant (sim/plant.py); pe_open is also the board's (CP/PP return via PE).
 CABLE_FAULT_OHM = 50e3  # a damaged cable, DC- to PE: below IEC 61851-23's 100 kOhm
 EARTH_OFFSET_V = 400.0  # another source lifts the output against PE (approx.)
 OVERSHOOT_V = 150.0  # a power stage regulating this far above its setpoint (approx.)
@@ -469,8 +462,7 @@ class SimWorld:
                 current_a=plant.current_a, limit_a=limit,
                 vehicle_contactors_closed=truck is not None and truck.contactor_closed,
                 over_voltage_limit_v=band_v,
-                earth_over_limit=max(plant.earth_voltages_v()) >= earth_limit_v(
-                    plant.voltage_v),
+                earth_over_limit=max(plant.earth_voltages_v()) >= earth_limit_v(plant.voltage_v),
                 insulation_low=plant.voltage_v >= 60.0
                 and plant.insulation_ohm() < ISOLATION_FAULT_OHM,
                 pe_ok=plant.pe_ok))

@@ -168,8 +168,7 @@ class ConnectorSession:
 
     @property
     def inlet_voltage_v(self) -> float:
-        """What a person at the inlet faces: the higher of the module side and the cable
-        side (the board's HV sense), so neither node is missed with contactors open."""
+        """The higher of the module side and the cable side (the board's HV sense)."""
         if self.cable_voltage_v is None:
             return self.voltage_v
         return max(self.voltage_v, self.cable_voltage_v)
@@ -380,10 +379,9 @@ class ConnectorSession:
 
     def close_contactors(self, now: float, out: list[ev.Command],
                          for_cable_check: bool = False) -> bool:
-        """Close only with the lock confirmed and no blocking fault, and either for the
-        cable check itself (its test voltage must reach the cable; the vehicle's own
-        contactors are open until PreCharge, at most the 2 A test current flows) or after
-        it passed (IEC 61851-23). Returns whether the command was given."""
+        """Close only with the lock confirmed and no blocking fault, for the cable check
+        itself (its voltage must reach the cable; the vehicle's contactors stay open until
+        PreCharge) or after it passed (IEC 61851-23). Returns whether it was commanded."""
         checked = self.cable_check.passed or (
             for_cable_check and self.phase is Phase.CABLE_CHECK)
         if not (checked and self.lock_locked and not self.blocking_faults):
