@@ -17,6 +17,17 @@ CONNECTOR_COOLED_C = 80.0
 
 def input_events(old: ConnectorInputs | None, new: ConnectorInputs) -> list[ev.Event]:
     out: list[ev.Event] = []
+    # What the board found or tripped on, before the pilot: a trip it clears as the
+    # vehicle leaves must be gone when the unplug clears the session's faults.
+    for code, now_on, was_on in (
+            (ErrorCode.WELDED_CONTACTOR, new.welded, old is not None and old.welded),
+            (ErrorCode.LOCK_FAILURE, new.lock_fault, old is not None and old.lock_fault),
+            (ErrorCode.OVER_VOLTAGE, new.over_voltage_trip,
+             old is not None and old.over_voltage_trip)):
+        if now_on and not was_on:
+            out.append(ev.FaultRaised(code))
+        elif was_on and not now_on:
+            out.append(ev.FaultCleared(code))
     # Unplugged is unplugged whatever the pilot reads (it reads F while we drive F).
     pilot = new.pilot if new.plugged else "A"
     before = None if old is None else (old.pilot if old.plugged else "A")

@@ -398,7 +398,8 @@ class Controller:
         self._feed_inputs(conn, now)
         events: list[ev.Event] = []
         tele = self.power.telemetry(conn.config.output)
-        measurement = ev.Measurement(tele.voltage_v, tele.current_a)
+        cable_v = conn.inputs.output_voltage_v if conn.inputs is not None else None
+        measurement = ev.Measurement(tele.voltage_v, tele.current_a, cable_v)
         if self.measurement_due(s, measurement, conn.last_measurement):
             events.append(measurement)
         conn.last_measurement = measurement
@@ -509,6 +510,8 @@ class Controller:
                 self.io.set_lock(evse, locked)
             case ev.SetPilot(duty, not_available):
                 self.io.set_pilot(evse, duty, not_available)
+            case ev.SetOverVoltageBand(limit_v):
+                self.io.set_ovp_band(evse, limit_v)
             case ev.Answer(response):
                 if conn.link is not None:
                     conn.link.answer(response)

@@ -7,9 +7,13 @@ temperatures.
 
 Behaviour every driver must keep:
 - The board itself enforces the hard rules, whatever the host says: e-stop opens the
-  contactors within 10 ms; contactors close only if the host allowed it AND the lock is
-  confirmed AND there is no e-stop AND no isolation fault; no valid host frame for the
-  heartbeat timeout opens the contactors and drives the pilot to state F.
+  contactors within 10 ms; the pilot leaving C/D opens them within 100 ms (IEC 61851-1);
+  the output above the session's over-voltage band for 9 ms opens them (IEC 61851-23);
+  contactors close only if the host allowed it AND the lock is confirmed AND there is no
+  e-stop AND no isolation fault AND the pilot is C or D; no valid host frame for the
+  heartbeat timeout opens the contactors and drives the pilot to state F. Each trip is
+  reported in the inputs (``over_voltage_trip``, ``pilot_trip``), as are the board's
+  welded-contactor and lock-fault findings.
 - ``inputs()`` returns what the board last reported; a driver never invents a reading.
 - Link loss with the board is reported once through ``take_faults()`` as
   ``io_board_link_lost`` (emergency severity in the error catalogue); the board's own
@@ -34,6 +38,11 @@ class ConnectorInputs:
     temperature_c: float
     plugged: bool = False  # proximity / insertion detection (PP): sees the plug even
     # while the board holds the pilot at state F
+    welded: bool = False  # commanded open, mirror contacts still closed (the board's timer)
+    lock_fault: bool = False  # the lock did not reach the commanded position in time
+    over_voltage_trip: bool = False  # the board opened: output above the band for 9 ms
+    pilot_trip: bool = False  # the board opened: pilot left C/D while closed
+    output_voltage_v: float | None = None  # the board's HV sense (None: board has none)
 
 
 class IoBoard(Protocol):
@@ -54,6 +63,10 @@ class IoBoard(Protocol):
     def set_contactors(self, connector: int, closed: bool) -> None: ...
 
     def set_lock(self, connector: int, locked: bool) -> None: ...
+
+    def set_ovp_band(self, connector: int, limit_v: float) -> None:
+        """The over-voltage limit of the session's negotiated range (IEC 61851-23 bands);
+        the board trips on it by itself."""
 
     def poll(self, now: float) -> None:
         """Read what arrived; send the heartbeat when due."""

@@ -176,6 +176,11 @@ class SerialIoBoard:
     def set_lock(self, connector: int, locked: bool) -> None:
         self._command(frame.SET_LOCK, connector, bytes([connector, int(locked)]))
 
+    def set_ovp_band(self, connector: int, limit_v: float) -> None:
+        volts = max(0, min(0xFFFF, round(limit_v)))
+        self._command(frame.SET_OVP_BAND, connector, bytes([connector, volts >> 8,
+                                                            volts & 0xFF]))
+
     def poll(self, now: float) -> None:
         if self.port is None:
             return
@@ -300,6 +305,9 @@ class SerialIoBoard:
             if body[1] == frame.BAD_VERSION:
                 self._refuse("IO board refused our protocol version "
                              f"{frame.PROTOCOL_VERSION}")
+            elif body[1] == frame.BAD_ARGS and body[0] == self._hello_seq:
+                self._refuse("IO board refused heartbeat timeout "
+                             f"{self.heartbeat_timeout_ms} ms")
         elif mtype == frame.HELLO_ACK and len(body) == 6 and body[0] == self._hello_seq:
             if body[1] != frame.PROTOCOL_VERSION:
                 self._refuse(f"IO board protocol {body[1]}, driver {frame.PROTOCOL_VERSION}")
@@ -314,7 +322,7 @@ class SerialIoBoard:
             records = frame.unpack_status(body)
             if not records:
                 self.stats.frames_dropped += 1  # malformed status: nothing in it is believed
-            for connector, pilot, flags, temperature in records:
+            for connector, pilot, flags, trips, temperature, volts in records:
                 if connector not in self.connectors:
                     self.stats.frames_dropped += 1  # a connector we do not have
                     continue
@@ -327,7 +335,11 @@ class SerialIoBoard:
                 self._status[connector] = ConnectorInputs(
                     pilot, bool(flags & frame.F_CONTACTORS), bool(flags & frame.F_LOCKED),
                     bool(flags & frame.F_ESTOP), bool(flags & frame.F_ISOLATION),
-                    temperature, plugged=bool(flags & frame.F_PLUGGED))
+                    temperature, plugged=bool(flags & frame.F_PLUGGED),
+                    welded=bool(flags & frame.F_WELDED),
+                    lock_fault=bool(flags & frame.F_LOCK_FAULT),
+                    over_voltage_trip=bool(trips & frame.T_OVER_VOLTAGE),
+                    pilot_trip=bool(trips & frame.T_PILOT), output_voltage_v=volts)
             if self._hello_done.is_set():
                 self._status_seen.set()
         else:

@@ -38,6 +38,7 @@ FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "hal" / "mcu"
 CONTACTOR_DROPOUT_S = 0.004
 CONTACTOR_PICKUP_S = 0.020
 LOCK_TRAVEL_S = 0.150
+WATCHDOG_S = 0.100  # hal/mcu/main.py WATCHDOG_MS
 TEMPERATURE_C = 35.0
 CP_LEVEL_V = {"A": 12.0, "B": 9.0, "C": 6.0, "D": 3.0}  # IEC 61851-1 Annex A
 
@@ -53,9 +54,12 @@ class PhysicalBay:
     lock_jammed: bool = False
     pilot_short: bool = False  # CP shorted to PE: state E
     diode_fault: bool = False  # vehicle's pilot diode shorted
-    isolation_fault: bool = False
+    isolation_fault: bool = False  # injected at the IMD's alarm input
+    imd_alarm: bool = False  # the plant's insulation monitor alarms
+    pe_open: bool = False  # the cable's PE broken: CP and PP lose their return path
     estop: bool = False
     temperature_c: float = TEMPERATURE_C
+    output_v: float = 0.0  # what the board's HV sense sees (the plant sets it)
     coil: bool = False
     lock_drive: int = 0
     pwm_duty_u16: int = 0
@@ -115,6 +119,8 @@ class SimMcuBoard:
         self.wire: WirePort | None = None
         self._settle_started: float | None = None
         self.settle_timeouts = 0
+        self.halted = False  # the MCU hangs or is held in reset: no pass runs
+        self.resets = 0
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -123,7 +129,7 @@ class SimMcuBoard:
         pins = self.firmware.PINS
         for c in self.connectors:
             for role, number in pins[c].items():
-                (self._adc if role in ("cp_high", "cp_low", "temp") else self._roles)[
+                (self._adc if role in ("cp_high", "cp_low", "temp", "hv") else self._roles)[
                     number] = (c, role)
             # Inputs as wired before power-up (see board.py for each polarity).
             self.machine.levels.update({pins[c]["pp"]: 1, pins[c]["mirror"]: 0,
@@ -199,8 +205,11 @@ class SimMcuBoard:
         loop = asyncio.get_running_loop()
         while True:
             sent = self.uart.tx_bytes
-            self.board.step()
-            self.passes += 1
+            if self.halted:
+                self.uart.fifo.clear()  # nobody reads the UART
+            else:
+                self.board.step()
+                self.passes += 1
             if self.uart.tx_bytes != sent:
                 self.hold_time()
             # The MCU's pass runs every millisecond: a deadline is met by the pass after it.
@@ -218,6 +227,8 @@ class SimMcuBoard:
         if role == "temp":
             volts = bay.temperature_c / 100.0 + 0.5
             return int(volts / 3.3 * 65535)
+        if role == "hv":
+            return round(bay.output_v / float(self.firmware.HV_FULL_SCALE_V) * 65535)
         high, low = self._cp_levels(bay)
         volts = high if role == "cp_high" else low
         return int((volts + 15.0) / 30.0 * 65535)
@@ -227,6 +238,8 @@ class SimMcuBoard:
         """The pilot's two peak levels: what the board drives loaded by the vehicle."""
         if bay.pilot_short:
             return 0.0, 0.0
+        if bay.pe_open and bay.pwm_duty_u16 != 0:
+            return 12.0, -12.0  # no return through PE: the board's source unloaded
         if bay.pwm_duty_u16 == 0:
             return -12.0, -12.0  # state F driven by the board
         high = CP_LEVEL_V[bay.vehicle_state]
@@ -270,6 +283,13 @@ class SimMcuBoard:
         if not bay.contactors and self.on_contactors_open is not None:
             self.on_contactors_open(c, self.clock.now())
 
+    def _watchdog_reset(self) -> None:
+        self.resets += 1
+        self.board = self.firmware.Board(self.uart, self.connectors)  # outputs to reset state
+        for c in self.connectors:
+            self.bays[c].refused = partial(_refused_closes, self.board.connectors[c])
+        self.wake()
+
     def _lock_follow(self, c: int) -> None:
         self._timers.pop((c, "lock"), None)
         bay = self.bays[c]
@@ -284,13 +304,41 @@ class SimMcuBoard:
 
     # --- world side: the truck and the scenario ------------------------------------------
 
+    def set_output_voltage(self, connector: int, volts: float) -> None:
+        """The plant's voltage at the board's HV sense. The MCU samples it every pass;
+        here a pass runs when it moves across the board's band (or back), or by more than
+        1 V, so the over-voltage filter starts at the crossing."""
+        bay = self.bays[connector]
+        old, bay.output_v = bay.output_v, volts
+        limit = self.board.connectors[connector].ovp_limit_v if self.board else 0.0
+        if (old > limit) != (volts > limit) or abs(volts - old) > 1.0:
+            self.wake()
+
+    def allow_heartbeat_up_to(self, timeout_ms: int) -> None:
+        """At --speed N the pty's wall-time latency is N times longer in simulated time;
+        only on the simulated board, the firmware's HELLO bound widens to cover it."""
+        fw = self.firmware
+        fw.HEARTBEAT_MAX_MS = max(fw.HEARTBEAT_MAX_MS, timeout_ms)
+
     def port(self, connector: int) -> SimPilotPort:
         return SimPilotPort(self, connector)
 
     def set_vehicle_state(self, connector: int, state: str) -> None:
         bay = self.bays[connector]
         bay.vehicle_state = state
-        self._set_input(connector, "pp", 1 if state == "A" else 0)
+        self._set_pp(connector)
+
+    def _set_pp(self, connector: int) -> None:
+        bay = self.bays[connector]  # PP's resistor returns through PE too
+        self._set_input(connector, "pp", 1 if bay.vehicle_state == "A" or bay.pe_open else 0)
+
+    def set_imd_alarm(self, connector: int, alarm: bool) -> None:
+        """The plant's insulation monitor, wired to the same alarm input as an injected
+        isolation fault."""
+        bay = self.bays[connector]
+        if bay.imd_alarm != alarm:
+            bay.imd_alarm = alarm
+            self._set_input(connector, "imd", 1 if alarm or bay.isolation_fault else 0)
 
     def inject(self, connector: int, fault: str, active: bool = True) -> None:
         bay = self.bays[connector]
@@ -301,7 +349,10 @@ class SimMcuBoard:
                 self.machine.set_input(self.firmware.ESTOP_PIN, 1 if active else 0)
             case "isolation":
                 bay.isolation_fault = active
-                self._set_input(connector, "imd", 1 if active else 0)
+                self._set_input(connector, "imd", 1 if active or bay.imd_alarm else 0)
+            case "pe_open":
+                bay.pe_open = active
+                self._set_pp(connector)
             case "welded":
                 bay.welded = active
                 if not active:
@@ -309,6 +360,16 @@ class SimMcuBoard:
                                    self._contacts_follow)
             case "lock_jam":
                 bay.lock_jammed = active
+            case "board_reset":
+                # The MCU hangs: its watchdog (main.py, 100 ms) resets it, every output
+                # falls back to its pull-down (coils off, pilot F), and it stays in
+                # reset while the fault lasts (a brown-out); cleared, it boots afresh
+                # and needs the host's HELLO again.
+                if active and not self.halted:
+                    self.halted = True
+                    self.clock.call_later(WATCHDOG_S, self._watchdog_reset)
+                elif not active and self.halted:
+                    self.halted = False
             case "pilot_short":
                 bay.pilot_short = active
             case "diode":

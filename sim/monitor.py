@@ -18,6 +18,23 @@ FAULT_GRACE_S = 0.2  # one physics step plus the bus round to switch modules off
 # to measure (approx.; the standard leaves the duration to the device).
 CABLE_CHECK_HOLD_S = 1.0
 CABLE_CHECK_REACHED = 0.95  # fraction of the test voltage counted as applied
+TEST_CURRENT_A = 2.0  # IEC 61851-23: cable-check current limited to 2 A
+# How long a condition may last with the EVSE contactors closed before it is a
+# violation. The board trips in milliseconds; the physics step is 0.2 s, so one step
+# late is "at once" here. PE continuity: IEC 61851-23, emergency shutdown within 5 s.
+AT_ONCE_S = 0.25
+PE_LOSS_S = 5.0
+# IEC 61851-23 over-voltage bands by negotiated range, written here from the standard
+# (not taken from the board): (range up to V, limit V).
+OVP_BANDS = ((500.0, 550.0), (750.0, 825.0), (850.0, 935.0), (1000.0, 1100.0),
+             (1250.0, 1375.0))
+
+
+def ovp_band_v(negotiated_v: float) -> float:
+    for upto, limit in OVP_BANDS:
+        if negotiated_v <= upto:
+            return limit
+    return OVP_BANDS[-1][1]
 
 
 def cable_check_voltage(ev_max_v: float, evse_max_v: float) -> float:
@@ -71,9 +88,14 @@ class BaySnapshot:
     contactor_welded: bool
     cable_check_passed: bool
     faulted: bool
-    voltage_v: float
+    voltage_v: float  # at the cable node / vehicle inlet
     current_a: float
     limit_a: float  # min(EV request, EV maximum, cable rating, what the modules may give)
+    vehicle_contactors_closed: bool = False  # the truck's own
+    over_voltage_limit_v: float | None = None  # the band of the negotiated range
+    earth_over_limit: bool = False  # a pole above the voltage-to-earth limit
+    insulation_low: bool = False  # below 100 kOhm while energized
+    pe_ok: bool = True
 
 
 @dataclass
@@ -81,13 +103,38 @@ class SafetyMonitor:
     violations: list[Violation] = field(default_factory=list)
     _over_since: dict[int, float] = field(default_factory=dict)
     _faulted_since: dict[int, float] = field(default_factory=dict)
+    _condition_since: dict[tuple[int, str], float] = field(default_factory=dict)
 
     def check(self, now: float, bay: BaySnapshot) -> None:
         c = bay.connector
         if bay.plugged and not bay.lock_locked and bay.voltage_v > SAFE_VOLTAGE_V:
             self._add(now, c, "unlock_above_60v", f"{bay.voltage_v:.0f} V with lock open")
+        # The cable check itself runs with the EVSE contactors closed (its voltage must
+        # reach the cable), the vehicle's open and at most the test current.
         if bay.contactors_closed and not bay.cable_check_passed and not bay.contactor_welded:
-            self._add(now, c, "contactors_without_cable_check", "contactors closed")
+            if bay.vehicle_contactors_closed:
+                self._add(now, c, "contactors_without_cable_check",
+                          "EVSE and vehicle contactors closed")
+            elif not bay.lock_locked:
+                self._add(now, c, "cable_check_unlocked", "test voltage path without lock")
+            elif bay.current_a > TEST_CURRENT_A + 0.5:
+                self._add(now, c, "cable_check_current", f"{bay.current_a:.1f} A")
+        energized_path = bay.contactors_closed and not bay.contactor_welded
+        over_v = (bay.over_voltage_limit_v is not None
+                  and bay.voltage_v > bay.over_voltage_limit_v)
+        for rule, present, allowed_s in (
+                ("over_voltage_not_tripped", over_v, AT_ONCE_S),
+                ("earth_voltage_energized", bay.earth_over_limit, AT_ONCE_S),
+                ("insulation_fault_energized", bay.insulation_low, AT_ONCE_S),
+                ("pe_loss_energized", not bay.pe_ok, PE_LOSS_S)):
+            key = (c, rule)
+            if present and energized_path:
+                since = self._condition_since.setdefault(key, now)
+                if now - since > allowed_s:
+                    self._add(now, c, rule, f"{bay.voltage_v:.0f} V, contactors closed")
+                    self._condition_since[key] = now
+            else:
+                self._condition_since.pop(key, None)
         tolerance = max(2.0, 0.015 * bay.limit_a)
         if bay.current_a > bay.limit_a + tolerance:
             since = self._over_since.setdefault(c, now)

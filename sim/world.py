@@ -46,9 +46,9 @@ from sim.bay_side import BaySide
 from sim.card_reader import SimCardReader
 from sim.csms import LocalCsms, Token
 from sim.mcu_board import SimMcuBoard
-from sim.monitor import BaySnapshot, CableCheckJudge, SafetyMonitor, cable_check_voltage
+from sim.monitor import BaySnapshot, CableCheckJudge, SafetyMonitor, cable_check_voltage, ovp_band_v
 from sim.payment_terminal import SimTerminal
-from sim.plant import OutputPlant
+from sim.plant import HEALTHY_INSULATION_OHM, ISOLATION_FAULT_OHM, OutputPlant, earth_limit_v
 from sim.power_modules import ModuleBank
 from sim.truck import Truck
 
@@ -58,7 +58,13 @@ WALL_JITTER_S = 0.05  # event-loop stall the IO board link must ride out at --sp
 SIMULATOR_KEYS = ("tokens", "control", "csms")
 FAULT_CODES = {"estop": "emergency_stop", "isolation": "isolation_fault",
                "welded": "welded_contactor", "lock_jam": "lock_failure",
-               "pilot_short": "pilot_fault", "diode": "diode_fault"}
+               "pilot_short": "pilot_fault", "diode": "diode_fault",
+               "cable_insulation": "isolation_fault", "earth_voltage": "isolation_fault",
+               "overvoltage": "over_voltage", "board_reset": "io_board_link_lost"}
+# Faults of the plant (sim/plant.py); pe_open is also the board's (CP/PP return via PE).
+CABLE_FAULT_OHM = 50e3  # a damaged cable, DC- to PE: below IEC 61851-23's 100 kOhm
+EARTH_OFFSET_V = 400.0  # another source lifts the output against PE (approx.)
+OVERSHOOT_V = 150.0  # a power stage regulating this far above its setpoint (approx.)
 
 
 @dataclass
@@ -190,6 +196,7 @@ class SimWorld(BaySide):
         # if its timeout covers WALL_JITTER_S of wall time (virtual time: unchanged).
         timeout_ms = min(65535, max(board.heartbeat_timeout_ms,
                                     round(WALL_JITTER_S * self.clock.speed * 1000)))
+        self.io.allow_heartbeat_up_to(timeout_ms)
         config = replace(
             config,
             power_stage=replace(config.power_stage, can_interface="virtual",
@@ -347,8 +354,20 @@ class SimWorld(BaySide):
                 self.bank.set_derating(address, float(args[1]) if active and len(args) > 1
                                        else 0.5 if active else 1.0)
             return
-        self.io.inject(evse_id, kind, active)
-        if active:
+        plant = self.bays[evse_id].plant
+        if kind == "cable_insulation":
+            plant.insulation_minus_ohm = CABLE_FAULT_OHM if active else HEALTHY_INSULATION_OHM
+        elif kind == "earth_voltage":
+            plant.earth_offset_v = EARTH_OFFSET_V if active else 0.0
+        elif kind == "overvoltage":
+            plant.overshoot_v = OVERSHOOT_V if active else 0.0
+        elif kind == "imd_selftest":
+            plant.imd.broken = active
+        else:
+            if kind == "pe_open":
+                plant.pe_ok = not active
+            self.io.inject(evse_id, kind, active)
+        if active and kind in FAULT_CODES:
             self._note_fault(evse_id, FAULT_CODES[kind], now)
 
     def _say(self, text: str) -> None:
@@ -437,16 +456,20 @@ class SimWorld(BaySide):
             board = self.io.bays[evse_id]
             truck = bay.truck
             battery = truck.battery if truck is not None and truck.contactor_closed else None
-            bay.plant.step(modules, board.contactors, battery, dt)
+            plant = bay.plant
+            plant.step(modules, board.contactors, battery, dt)
+            self.io.set_output_voltage(evse_id, plant.voltage_v)
+            self.io.set_imd_alarm(evse_id, plant.imd.alarm)
             self._account(bay)
             plugged = board.vehicle_state != "A"
             limit = self.cable_max_a[evse_id]
-            test_v = None
+            test_v = band_v = None
             if truck is not None:
                 b = truck.battery
                 limit = min(limit, b.max_charge_current_a(),
                             b.max_power_w / max(b.terminal_voltage(0.0), 1.0) * 1.05)
                 test_v = cable_check_voltage(b.max_voltage_v, self.evse_max_v[evse_id])
+                band_v = ovp_band_v(min(b.max_voltage_v, self.evse_max_v[evse_id]))
             bay.cable_check.step(now, plugged, test_v, bay.plant.voltage_v, board.lock,
                                  board.isolation_fault)
             faulted = (self.charger is not None
@@ -455,8 +478,14 @@ class SimWorld(BaySide):
                 connector=evse_id, plugged=plugged,
                 lock_locked=board.lock, contactors_closed=board.contactors,
                 contactor_welded=board.welded, cable_check_passed=bay.cable_check.passed,
-                faulted=faulted, voltage_v=bay.plant.voltage_v,
-                current_a=bay.plant.current_a, limit_a=limit))
+                faulted=faulted, voltage_v=plant.voltage_v,
+                current_a=plant.current_a, limit_a=limit,
+                vehicle_contactors_closed=truck is not None and truck.contactor_closed,
+                over_voltage_limit_v=band_v,
+                earth_over_limit=max(plant.earth_voltages_v()) >= earth_limit_v(plant.voltage_v),
+                insulation_low=plant.voltage_v >= 60.0
+                and plant.insulation_ohm() < ISOLATION_FAULT_OHM,
+                pe_ok=plant.pe_ok))
 
     def _account(self, bay: Bay) -> None:
         record = bay.record

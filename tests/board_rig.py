@@ -26,12 +26,14 @@ def virtual(body: Callable[[], Awaitable[T]]) -> T:
 
 
 class Rig:
-    def __init__(self, connectors: tuple[int, ...] = (1,)) -> None:
+    def __init__(self, connectors: tuple[int, ...] = (1,),
+                 heartbeat_timeout_ms: int = 500) -> None:
         self.clock = Clock()
         self.opened_at: list[tuple[int, float]] = []
         self.board = SimMcuBoard(connectors, self.clock,
                                  on_contactors_open=lambda c, t: self.opened_at.append((c, t)))
-        self.host = SerialIoBoard(connectors, self.board.host_port(), self.clock)
+        self.host = SerialIoBoard(connectors, self.board.host_port(), self.clock,
+                                  heartbeat_timeout_ms=heartbeat_timeout_ms)
         self.polling = True
         self._poller: asyncio.Task[None] | None = None
 

@@ -68,7 +68,8 @@ class Hardware:
     def apply_board_rules(self) -> None:
         if not self.lock_jammed:
             self.lock = self.lock_cmd
-        allowed = self.contactors_cmd and self.lock and not self.estop and not self.isolation
+        allowed = (self.contactors_cmd and self.lock and not self.estop and not self.isolation
+                   and self.pilot() in ("C", "D"))  # the board's rules (hal/mcu/rules.py)
         if allowed and not self.stuck_open:
             self.contactors = True
         elif not self.welded:
@@ -263,7 +264,11 @@ class Bench:
     def check_closing(self) -> None:
         s = self.session
         blocking = [c for c in s.faults if spec(c).blocks_charging]
-        if not self.cable_check_passed or not self.hw.lock or blocking or not self.hw.plugged:
+        # For the cable check itself (its voltage must reach the cable) while the truck
+        # asks for it with its own relays open, or after it passed.
+        for_check = self.truck.stage == "cable_check" and not self.hw.ev_relays
+        if not (self.cable_check_passed or for_check) or not self.hw.lock or blocking \
+                or not self.hw.plugged:
             self.violations.append(
                 f"t={self.now:.2f}: close commanded: cable check passed "
                 f"{self.cable_check_passed}, lock {self.hw.lock}, blocking {blocking}")
@@ -285,9 +290,10 @@ class Bench:
 
     def check_physical(self) -> None:
         hw = self.hw
-        if hw.contactors and not hw.welded and not self.cable_check_passed:
-            self.violations.append(f"t={self.now:.2f}: contactors closed without a passed "
-                                   f"cable check")
+        if hw.contactors and not hw.welded and not self.cable_check_passed and (
+                hw.ev_relays or hw.current_a > 2.5):
+            self.violations.append(f"t={self.now:.2f}: power path to the pack closed "
+                                   f"without a passed cable check")
         if self.emergency_active() and (self.session.contactors_commanded
                                         or hw.mode is not Mode.OFF):
             self.violations.append(f"t={self.now:.2f}: emergency {self.emergency_active()} "

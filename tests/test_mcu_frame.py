@@ -100,7 +100,9 @@ def test_oversize_run_is_dropped_then_resyncs() -> None:
 
 
 def test_status_round_trip_and_malformed() -> None:
-    body = frame.pack_status(1, "C", 0x13, 41.7) + frame.pack_status(2, "A", 0, -5.2)
-    assert frame.unpack_status(body) == [(1, "C", 0x13, 41.7), (2, "A", 0, -5.2)]
+    body = (frame.pack_status(1, "C", 0x13, frame.T_OVER_VOLTAGE, 41.7, 935.4)
+            + frame.pack_status(2, "A", 0, 0, -5.2, 0.0))
+    assert frame.unpack_status(body) == [(1, "C", 0x13, frame.T_OVER_VOLTAGE, 41.7, 935.4),
+                                         (2, "A", 0, 0, -5.2, 0.0)]
     assert frame.unpack_status(body[:-1]) == []
-    assert frame.unpack_status(b"\x01Z\x00\x00\x00") == []
+    assert frame.unpack_status(b"\x01Z" + bytes(6)) == []

@@ -124,7 +124,12 @@ def test_isolation_fault_never_energizes() -> None:
     r.send(ev.FaultRaised("isolation_fault"))
     assert r.s.phase is Phase.FAULTED and r.mode is Mode.OFF
     assert r.ask(vl.PreChargeReq(650, 2)).code is not vl.ResponseCode.OK
-    assert not any(isinstance(c, ev.SetContactors) and c.closed for c in r.log)
+    # Closed only for the cable check itself (its voltage must reach the cable), opened
+    # by the fault, and never a precharge or charging setpoint.
+    contactor_cmds = [c.closed for c in r.log if isinstance(c, ev.SetContactors)]
+    assert contactor_cmds[-1] is False and not r.contactors
+    assert not any(isinstance(c, ev.SetPower) and c.mode in (Mode.PRECHARGE, Mode.CHARGE)
+                   for c in r.log)
     r.advance(2)
     assert not r.lock  # unlocked once below 60 V
     r.send(ev.PilotChanged("A"))

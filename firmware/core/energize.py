@@ -19,7 +19,7 @@ class CableCheck:
 
     test_voltage_v: float = 0.0
     started_at: float = 0.0
-    applied: bool = False  # test voltage commanded (only behind a confirmed lock)
+    applied: bool = False  # test voltage commanded (lock confirmed, EVSE contactors closed)
     reached_at: float | None = None  # when the output reached the test voltage
     passed: bool = False
 
@@ -44,14 +44,17 @@ def start_cable_check(cc: CableCheck, ev_max_voltage_v: float, evse_max_voltage_
     cc.started_at, cc.applied, cc.reached_at, cc.passed = now, False, None, False
 
 
-def cable_check_progress(cc: CableCheck, *, lock_locked: bool, voltage_v: float,
+def cable_check_progress(cc: CableCheck, *, path_ready: bool, voltage_v: float,
                          settle_s: float, now: float,
                          out: list[ev.Command]) -> ErrorCode | None:
-    """Advance the test; returns the fault to raise, if any."""
+    """Advance the test; returns the fault to raise, if any. ``path_ready``: the lock is
+    confirmed and the EVSE's output contactors are closed (mirror contacts), so the test
+    voltage reaches the cable and the vehicle inlet up to the vehicle's own contactors,
+    which stay open until PreCharge (IEC 61851-23 cable check)."""
     if now - cc.started_at > lim.CABLE_CHECK_TIMEOUT_S:
         return ErrorCode.CABLE_CHECK_TIMEOUT
     if not cc.applied:
-        if lock_locked:  # test voltage only behind a confirmed lock
+        if path_ready:
             cc.applied = True
             out.append(ev.SetPower(Mode.CABLE_CHECK, cc.test_voltage_v, TEST_CURRENT_LIMIT_A))
         return None

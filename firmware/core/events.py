@@ -64,10 +64,14 @@ class Feedback:
 
 @dataclass(frozen=True, slots=True)
 class Measurement:
-    """Output voltage and current (power stage telemetry or DC meter)."""
+    """Output voltage and current (power stage telemetry or DC meter), and the voltage
+    at the EVSE's side of the cable from the IO board's HV sense where it has one: with
+    the contactors open the two nodes differ, and the < 60 V gates and WeldingDetection
+    must read the cable's."""
 
     voltage_v: float
     current_a: float
+    cable_voltage_v: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +165,14 @@ class SetPower:
 
 
 @dataclass(frozen=True, slots=True)
+class SetOverVoltageBand:
+    """The IO board's over-voltage limit for this session's negotiated range (IEC
+    61851-23 bands); the board trips on it by itself (9 ms + 1 ms)."""
+
+    limit_v: float
+
+
+@dataclass(frozen=True, slots=True)
 class Answer:
     response: VehicleResponse
 
@@ -209,5 +221,5 @@ class UnlockResult:
     outcome: UnlockOutcome
 
 
-Command = (SetPilot | SetContactors | SetLock | SetPower | Answer | Screen | SessionStarted
-           | SessionEnded | FaultReported | UnlockResult)
+Command = (SetPilot | SetContactors | SetLock | SetPower | SetOverVoltageBand | Answer
+           | Screen | SessionStarted | SessionEnded | FaultReported | UnlockResult)

@@ -5,6 +5,10 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from hal.mcu.rules import ovp_limit_v
+
+__all__ = ["ovp_limit_v"]  # the IEC 61851-23 bands: one table, the board's (hal/mcu/rules.py)
+
 # IEC 61851-23: no cable check, and no unlocking, unless the output is below 60 V.
 SAFE_VOLTAGE_V = 60.0
 

@@ -74,6 +74,7 @@ class ConnectorSession:
     unlock_requested_at: float | None = None  # waiting for the switch to confirm open
     voltage_v: float = 0.0
     current_a: float = 0.0
+    cable_voltage_v: float | None = None  # the board's HV sense, cable side of contactors
     capability: ev.Capability = ev.Capability(0.0, 0.0, 0.0)
     faults: set[ErrorCode] = field(default_factory=set)
     conditions: set[ErrorCode] = field(default_factory=set)  # reported present by an input
@@ -110,7 +111,8 @@ class ConnectorSession:
                     # Found locked at start (a controller restart mid-session): own it,
                     # so the lock gate releases it once the output is safe.
                     self.lock_commanded = locked and not self.lock_wanted
-            case ev.Measurement(volts, amps):
+            case ev.Measurement(volts, amps, cable_v):
+                self.cable_voltage_v = cable_v
                 self._on_measurement(volts, amps, now)
             case ev.Capability():
                 self._on_capability(event, now, out)
@@ -162,7 +164,14 @@ class ConnectorSession:
     def below_safe_voltage(self) -> bool:
         """The output is known to be below 60 V. Before the first measurement (a fresh
         start, possibly mid-session after a restart) it is not known, so not safe."""
-        return self.last_measure_at is not None and self.voltage_v < lim.SAFE_VOLTAGE_V
+        return self.last_measure_at is not None and self.inlet_voltage_v < lim.SAFE_VOLTAGE_V
+
+    @property
+    def inlet_voltage_v(self) -> float:
+        """The higher of the module side and the cable side (the board's HV sense)."""
+        if self.cable_voltage_v is None:
+            return self.voltage_v
+        return max(self.voltage_v, self.cable_voltage_v)
 
     @property
     def blocking_faults(self) -> list[ErrorCode]:
@@ -368,10 +377,14 @@ class ConnectorSession:
             self.supervision.contactors_commanded()
         self.contactors_commanded = False
 
-    def close_contactors(self, now: float, out: list[ev.Command]) -> bool:
-        """Close only after a passed cable check, with the lock confirmed and no blocking
-        fault (IEC 61851-23). Returns whether the command was given."""
-        if not (self.cable_check.passed and self.lock_locked and not self.blocking_faults):
+    def close_contactors(self, now: float, out: list[ev.Command],
+                         for_cable_check: bool = False) -> bool:
+        """Close only with the lock confirmed and no blocking fault, for the cable check
+        itself (its voltage must reach the cable; the vehicle's contactors stay open until
+        PreCharge) or after it passed (IEC 61851-23). Returns whether it was commanded."""
+        checked = self.cable_check.passed or (
+            for_cable_check and self.phase is Phase.CABLE_CHECK)
+        if not (checked and self.lock_locked and not self.blocking_faults):
             return False
         if not self.contactors_commanded:
             self.contactors_commanded = True
@@ -407,8 +420,11 @@ class ConnectorSession:
     def _energize_progress(self, now: float, out: list[ev.Command]) -> None:
         fault = None
         if self.phase is Phase.CABLE_CHECK and not self.cable_check.passed:
+            if self.lock_locked and not self.contactors_commanded:
+                self.close_contactors(now, out, for_cable_check=True)
             fault = energize.cable_check_progress(
-                self.cable_check, lock_locked=self.lock_locked, voltage_v=self.voltage_v,
+                self.cable_check, path_ready=self.lock_locked and self.contactors_closed
+                and self.contactors_commanded, voltage_v=self.voltage_v,
                 settle_s=self.limits.cable_check_settle_s, now=now, out=out)
         elif self.phase is Phase.PRE_CHARGE and not self.precharge.matched:
             fault = energize.precharge_progress(self.precharge, self.voltage_v, now)

@@ -63,6 +63,12 @@ def output(bay: Bay, ev_max_voltage_v: float | None, ev_max_current_a: float, no
 
 def contactors(bay: Bay, sup: Supervision, now: float, out: list[ev.Command]) -> None:
     """Mirror contacts must follow the command within CONTACTOR_CONFIRM_S."""
+    if ErrorCode.IO_BOARD_LINK_LOST in bay.faults:
+        # The readings are the last ones before the link went: judging them would call
+        # a contactor the board opened (its own link rule) welded, a needs-service
+        # fault that never clears. The timer starts afresh once the board answers.
+        sup.contactor_mismatch_since = None
+        return
     if bay.contactors_closed == bay.contactors_commanded:
         sup.contactor_mismatch_since = None
         return
@@ -77,6 +83,9 @@ def contactors(bay: Bay, sup: Supervision, now: float, out: list[ev.Command]) ->
 def lock(bay: Bay, sup: Supervision, now: float, out: list[ev.Command]) -> None:
     """The lock's position switch must follow the command within LOCK_CONFIRM_S; a lock
     that opens while the output is energized is a failure at once."""
+    if ErrorCode.IO_BOARD_LINK_LOST in bay.faults:
+        sup.lock_pending_since = None  # stale readings, as for the contactors
+        return
     if bay.lock_locked == bay.lock_commanded:
         sup.lock_pending_since = None
         if bay.pilot == "A" and ErrorCode.LOCK_FAILURE in bay.faults:

@@ -8,6 +8,7 @@ rest of the session it reads and asks through the Bay. Neither does I/O.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from firmware.core import energize
@@ -118,6 +119,10 @@ def answer(bay: Bay, x: VehicleExchange, c: CurrentControl, req: vl.VehicleReque
                 return _sequence_error(bay, x, c, req, now, out)
             x.params, x.soc = params, params.soc_percent
             x.max_current_a, x.max_power_w = params.max_current_a, params.max_power_w
+            # The session's voltage range is negotiated here: the board gets its
+            # over-voltage band before any test voltage (IEC 61851-23).
+            negotiated_v = min(params.max_voltage_v, evse_max(bay)[0])
+            out.append(ev.SetOverVoltageBand(lim.ovp_limit_v(negotiated_v)))
             return _response(bay, x, c, req)
         case vl.CableCheckReq(soc):
             x.soc = soc
@@ -130,7 +135,9 @@ def answer(bay: Bay, x: VehicleExchange, c: CurrentControl, req: vl.VehicleReque
             return _current_demand(bay, x, c, req, now, out)
         case vl.WeldingDetectionReq() | vl.SessionStopReq():
             if bay.phase in WINDING_DOWN:
-                return _response(bay, x, c, req)
+                # The EV checks its own contactors against the voltage at the inlet.
+                return dataclasses.replace(_response(bay, x, c, req),
+                                           present_voltage_v=bay.inlet_voltage_v)
             return _sequence_error(bay, x, c, req, now, out)
         case vl.LinkLost():
             if bay.phase in TALKING:

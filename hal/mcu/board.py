@@ -22,6 +22,16 @@ except ImportError:
 FIRMWARE_VERSION = (0, 1, 0)
 TELEMETRY_MS = 100  # status at 10 Hz even when nothing changes
 DEFAULT_HEARTBEAT_TIMEOUT_MS = 500
+# The host's heartbeat timeout a HELLO may ask for; outside it the HELLO is refused (ACK
+# BAD_ARGS, link stays down, contactors stay open). No standard has a figure for this
+# link: while the host is silent nobody supervises what only the host can, so the
+# longest silence is the board's own limit, 1 s, well inside the tightest host-held
+# deadline it stands in for (emergency shutdown within 5 s of PE-continuity loss,
+# IEC 61851-23; power off within 6 s of PWM loss in state C, IEC 61851-1). The lower
+# bound is two of the host's 100 ms heartbeats, so one late frame does not trip.
+HEARTBEAT_MIN_MS = 200
+HEARTBEAT_MAX_MS = 1000
+HV_FULL_SCALE_V = 1500.0  # output-voltage divider: 0..1500 V onto the ADC's range
 
 # Pin map of the reference board. Partial: the RP2040 has four ADC inputs; the reference
 # board reads the six analogue channels below through an external multiplexer, which
@@ -29,15 +39,20 @@ DEFAULT_HEARTBEAT_TIMEOUT_MS = 500
 ESTOP_PIN = 22  # NC mushroom-button loop to GND: high = pressed or wire broken
 PINS = {
     1: {"cp_pwm": 2, "pp": 3, "coil": 4, "mirror": 5, "lock_a": 6, "lock_b": 7,
-        "lock_sw": 8, "imd": 9, "cp_high": 0, "cp_low": 1, "temp": 2},
+        "lock_sw": 8, "imd": 9, "cp_high": 0, "cp_low": 1, "temp": 2, "hv": 6},
     2: {"cp_pwm": 10, "pp": 11, "coil": 12, "mirror": 13, "lock_a": 14, "lock_b": 15,
-        "lock_sw": 16, "imd": 17, "cp_high": 3, "cp_low": 4, "temp": 5},
+        "lock_sw": 16, "imd": 17, "cp_high": 3, "cp_low": 4, "temp": 5, "hv": 7},
 }
 
 
 def cp_volts(raw_u16: int) -> float:
     """CP front end: -15 V..+15 V scaled onto the ADC's full range."""
     return raw_u16 * 30.0 / 65535 - 15.0
+
+
+def output_volts(raw_u16: int) -> float:
+    """HV sense: the output divider's 0..HV_FULL_SCALE_V on the ADC's full range."""
+    return raw_u16 * HV_FULL_SCALE_V / 65535
 
 
 def temperature_c(raw_u16: int) -> float:
@@ -69,6 +84,7 @@ class Board:
                 "cp_high": machine.ADC(p["cp_high"]),
                 "cp_low": machine.ADC(p["cp_low"]),
                 "temp": machine.ADC(p["temp"]),
+                "hv": machine.ADC(p["hv"]),
             }
             self.connectors[n] = rules.Connector(n)
         self.coils = [self.io[n]["coil"] for n in connectors]  # for the interrupt handler
@@ -84,7 +100,7 @@ class Board:
         self.now_ms = 0
         self.last_rx_ms = 0
         self.last_status_ms = -TELEMETRY_MS
-        self.last_sent: dict[int, tuple[str, int]] = {}  # what was last reported
+        self.last_sent: dict[int, tuple[str, int, int]] = {}  # what was last reported
         self.out = bytearray()
         self.answered = False  # a heartbeat arrived in this pass: report the status
         self.last_command: tuple[int, int, bytes] = (-1, -1, b"")
@@ -139,6 +155,7 @@ class Board:
         conn.lock_switch = io["lock_sw"].value() == 0
         conn.isolation_fault = io["imd"].value() == 1  # IMD alarm relay, fail-safe open
         conn.temperature_c = temperature_c(io["temp"].read_u16())
+        conn.output_v = output_volts(io["hv"].read_u16())
         high = cp_volts(io["cp_high"].read_u16())
         low = cp_volts(io["cp_low"].read_u16())
         running = 0 < self.driven[n] < rules.PWM_FULL  # what the pilot carries right now
@@ -174,7 +191,11 @@ class Board:
             if len(body) != 3 or body[0] != frame.PROTOCOL_VERSION:
                 self._send(frame.ACK, bytes([seq, frame.BAD_VERSION]))
                 return
-            self.heartbeat_timeout_ms = (body[1] << 8) | body[2]
+            timeout_ms = (body[1] << 8) | body[2]
+            if not HEARTBEAT_MIN_MS <= timeout_ms <= HEARTBEAT_MAX_MS:
+                self._send(frame.ACK, bytes([seq, frame.BAD_ARGS]))
+                return
+            self.heartbeat_timeout_ms = timeout_ms
             self.hello_done = True
             self.last_rx_ms = now
             major, minor, patch = FIRMWARE_VERSION
@@ -196,7 +217,8 @@ class Board:
         self._send(frame.ACK, bytes([seq, result]))
 
     def _command(self, mtype: int, body: bytes, now: int) -> int:
-        if mtype not in (frame.SET_PILOT, frame.SET_CONTACTORS, frame.SET_LOCK):
+        if mtype not in (frame.SET_PILOT, frame.SET_CONTACTORS, frame.SET_LOCK,
+                         frame.SET_OVP_BAND):
             return frame.UNKNOWN_TYPE
         conn = self.connectors.get(body[0]) if body else None
         if conn is None:
@@ -208,12 +230,16 @@ class Board:
                 return frame.REFUSED
         elif mtype == frame.SET_LOCK and len(body) == 2:
             conn.command_lock(body[1] == 1, now)
+        elif mtype == frame.SET_OVP_BAND and len(body) == 3:
+            if not conn.command_ovp_band(float((body[1] << 8) | body[2])):
+                return frame.BAD_ARGS
         else:
             return frame.BAD_ARGS
         return frame.OK
 
     def _report(self, now: int) -> None:
-        status = {n: (c.pilot.state, c.flags()) for n, c in self.connectors.items()}
+        status = {n: (c.pilot.state, c.flags(), c.trips())
+                  for n, c in self.connectors.items()}
         changed = status != self.last_sent
         # Due every TELEMETRY_MS, and at once as the answer to a heartbeat.
         asked, self.answered = self.answered, False
@@ -223,8 +249,9 @@ class Board:
             return
         body = bytearray()
         for n, conn in self.connectors.items():
-            pilot, flags = status[n]
-            body.extend(frame.pack_status(n, pilot, flags, conn.temperature_c))
+            pilot, flags, trips = status[n]
+            body.extend(frame.pack_status(n, pilot, flags, trips, conn.temperature_c,
+                                          conn.output_v))
         self._send(frame.EVENT if changed else frame.TELEMETRY, bytes(body))
         self.last_sent = status
         self.last_status_ms = now

@@ -10,7 +10,7 @@ whole. The length byte catches a frame cut short by a corrupted COBS code byte, 
 CRC alone misses once in 65536.
 """
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: status carries the board's trips and output voltage; SET_OVP_BAND
 MAX_PAYLOAD = 64  # seq + type + len + body + CRC; longest real message is about 30 bytes
 MAX_BODY = MAX_PAYLOAD - 5
 MAX_ENCODED = MAX_PAYLOAD + MAX_PAYLOAD // 254 + 2
@@ -22,12 +22,13 @@ SET_PILOT = 0x02  # body: connector u8, mode u8 (0 PWM, 1 state F), duty per mil
 SET_CONTACTORS = 0x03  # body: connector u8, closed u8
 SET_LOCK = 0x04  # body: connector u8, locked u8
 HEARTBEAT = 0x05  # body: empty
+SET_OVP_BAND = 0x06  # body: connector u8, over-voltage limit V u16 (the negotiated band)
 
 # MCU -> host.
 ACK = 0x80  # body: acknowledged seq u8, result u8
 HELLO_ACK = 0x81  # body: acked seq u8, protocol version u8, firmware major, minor, patch u8,
 #                   connector count u8
-TELEMETRY = 0x90  # body: per connector 5 bytes, see pack_status; every 100 ms at most
+TELEMETRY = 0x90  # body: per connector 8 bytes, see pack_status; every 100 ms at most
 EVENT = 0x91  # same body as TELEMETRY, sent at once when a status bit or pilot changes
 
 # ACK result codes.
@@ -46,7 +47,11 @@ F_PLUGGED = 0x10  # proximity / insertion detection
 F_WELDED = 0x20  # commanded open, mirror still says closed
 F_LOCK_FAULT = 0x40  # lock motor did not reach the commanded position in time
 F_LINK_TRIP = 0x80  # the heartbeat rule tripped (host was silent)
-F_STATUS_SIZE = 5  # connector, pilot letter, flags, temperature (0.1 degC, signed 16 bit)
+# Second flag byte: why the board opened the contactors on its own (it tells the host).
+T_OVER_VOLTAGE = 0x01  # output above the band for the filter time (IEC 61851-23)
+T_PILOT = 0x02  # pilot left C/D while the contactors were closed (IEC 61851-1)
+F_STATUS_SIZE = 8  # connector, pilot letter, flags, trips, temperature (0.1 degC, signed
+#                    16 bit), output voltage at the EVSE's side of the cable (0.1 V, u16)
 
 
 def _crc_table() -> list[int]:
@@ -169,14 +174,18 @@ class Decoder:
         return payload[0], payload[1], payload[3:-2]
 
 
-def pack_status(connector: int, pilot: str, flags: int, temperature_c: float) -> bytes:
+def pack_status(connector: int, pilot: str, flags: int, trips: int, temperature_c: float,
+                output_v: float) -> bytes:
     deci = int(round(temperature_c * 10))
     deci = max(-32768, min(32767, deci)) & 0xFFFF
-    return bytes([connector & 0xFF, ord(pilot), flags & 0xFF, deci >> 8, deci & 0xFF])
+    volts = max(0, min(65535, int(round(output_v * 10))))
+    return bytes([connector & 0xFF, ord(pilot), flags & 0xFF, trips & 0xFF, deci >> 8,
+                  deci & 0xFF, volts >> 8, volts & 0xFF])
 
 
-def unpack_status(body: bytes) -> list[tuple[int, str, int, float]]:
-    """[(connector, pilot, flags, temperature_c), ...]; [] if the body is malformed."""
+def unpack_status(body: bytes) -> list[tuple[int, str, int, int, float, float]]:
+    """[(connector, pilot, flags, trips, temperature_c, output_v), ...]; [] if the body is
+    malformed."""
     if len(body) % F_STATUS_SIZE:
         return []
     out = []
@@ -184,8 +193,9 @@ def unpack_status(body: bytes) -> list[tuple[int, str, int, float]]:
         pilot = chr(body[i + 1])
         if pilot not in "ABCDEF":
             return []
-        deci = (body[i + 3] << 8) | body[i + 4]
+        deci = (body[i + 4] << 8) | body[i + 5]
         if deci >= 0x8000:
             deci -= 0x10000
-        out.append((body[i], pilot, body[i + 2], deci / 10.0))
+        volts = (body[i + 6] << 8) | body[i + 7]
+        out.append((body[i], pilot, body[i + 2], body[i + 3], deci / 10.0, volts / 10.0))
     return out

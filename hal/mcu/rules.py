@@ -5,21 +5,28 @@ milliseconds, and drives the outputs this class decides. Everything a safety ass
 needs to check is in this file:
 
 - contactors close only if the host allowed power AND the lock is confirmed AND there is
-  no e-stop AND no isolation fault AND the host link is alive AND the pilot is not in
-  state A (no vehicle) or E (CP shorted to PE);
+  no e-stop AND no isolation fault AND the host link is alive AND the pilot is in state
+  C or D (IEC 61851-1: energy only while the vehicle asks for it) AND the output has not
+  tripped on over-voltage;
 - losing any of those opens them on the next update (the e-stop also has an interrupt
   that opens them before any update, see board.py), and closing again then takes a new
-  command from the host: a released e-stop never re-energizes by itself;
+  command from the host: a released e-stop never re-energizes by itself. C -> B (or A,
+  E, F) therefore opens the contactors here, PILOT_DEBOUNCE_MS after the change plus one
+  pass, whatever the host does (IEC 61851-1: within 100 ms);
+- PWM off while the contactors are closed (the host stopped it, the vehicle stays in C):
+  they open after PWM_LOSS_OPEN_MS (IEC 61851-1: power off within 6 s);
+- over-voltage: the output above the band the host set for the session (or the board's
+  default) for OVP_FILTER_MS opens the contactors (IEC 61851-23: exceeded for 9 ms ->
+  shutdown begins within 1 ms more); the trip holds until the vehicle leaves (pilot A or
+  the plug out);
 - host silent for the heartbeat timeout: contactors open and the pilot goes to state F;
 - the lock never unlocks while the mirror contacts say a contactor is closed (welded or
   not): the output may be live;
 - a contactor that is commanded open but whose mirror contact still says closed is
   reported welded.
 
-Partial, not on the board yet: an output over-voltage trip (the reference board has no
-output-voltage input; the modules' own OVP and the host's limits cover it today),
-over-temperature action (the board reports temperatures, the host derates), lock motor
-current sensing (a jam shows only as the travel timeout).
+Partial, not on the board yet: over-temperature action (the board reports temperatures,
+the host derates), lock motor current sensing (a jam shows only as the travel timeout).
 
 MicroPython-compatible: no typing module, no dataclasses, no __future__.
 """
@@ -29,6 +36,21 @@ WELD_DETECT_MS = 50  # mirror contact still closed this long after the coil drop
 LOCK_TRAVEL_MAX_MS = 800  # lock motor must reach its end switch within this
 PWM_FULL = 1000  # duty per mille: constant +12 V (states A/B without PWM)
 PWM_STATE_F = 0  # constant -12 V: EVSE not available (IEC 61851-1 Annex A, state F)
+ENERGY_STATES = ("C", "D")  # IEC 61851-1 Annex A: the vehicle asks for energy
+# IEC 61851-1: PWM switched off while the vehicle stays in C -> power off within 6 s.
+# The board opens after 5 s without PWM, leaving the contactor's drop-out and a pass
+# well inside the 6 s.
+PWM_LOSS_OPEN_MS = 5000
+# IEC 61851-23 over-voltage bands by the session's negotiated maximum voltage: (range up
+# to V, limit V). 550 V up to 500 V, 825 V above 500, 935 V above 750, 1100 V above 850,
+# 1375 V above 1000 (MCS).
+OVP_BANDS = ((500.0, 550.0), (750.0, 825.0), (850.0, 935.0), (1000.0, 1100.0),
+             (1250.0, 1375.0))
+OVP_DEFAULT_V = 1100.0  # before the host sets a band: the board's CCS rating (1000 V)
+# IEC 61851-23: exceeded for 9 ms -> shutdown begins within 1 ms more. The pass runs every
+# millisecond, so the sample that sees the crossing is up to 1 ms late; tripping 8 ms
+# after that sample starts the shutdown between 8 and 10 ms after the crossing.
+OVP_FILTER_MS = 8
 
 # FLAG bits are those of frame.py; repeated here so this file stands alone for review.
 F_CONTACTORS = 0x01
@@ -39,6 +61,16 @@ F_PLUGGED = 0x10
 F_WELDED = 0x20
 F_LOCK_FAULT = 0x40
 F_LINK_TRIP = 0x80
+T_OVER_VOLTAGE = 0x01
+T_PILOT = 0x02
+
+
+def ovp_limit_v(max_voltage_v: float) -> float:
+    """The over-voltage limit for a session negotiated up to ``max_voltage_v``."""
+    for upto, limit in OVP_BANDS:
+        if max_voltage_v <= upto:
+            return limit
+    return OVP_BANDS[-1][1]
 
 
 def classify_pilot(high_v: float, low_v: float, pwm_running: bool) -> str:
@@ -110,6 +142,7 @@ class Connector:
         self.estop = False
         self.isolation_fault = False
         self.temperature_c = 0.0
+        self.output_v = 0.0  # HV sense at the EVSE's side of the cable
         self.link_ok = False
         # What the board decided.
         self.coil_on = False
@@ -117,6 +150,11 @@ class Connector:
         self.welded = False
         self.lock_fault = False
         self.refused_closes = 0
+        self.ovp_limit_v = OVP_DEFAULT_V
+        self.ovp_trip = False
+        self.pilot_trip = False  # opened because the pilot left C/D (reported once)
+        self._over_since = -1
+        self._pwm_off_since = -1  # contactors closed with no PWM on the pilot since
         self._coil_off_ms = 0
         self._lock_target = False
         self._lock_started_ms = 0
@@ -126,6 +164,7 @@ class Connector:
     def command_contactors(self, closed: bool) -> bool:
         """Records the host's wish; False when a hard rule keeps them open right now."""
         self.allow_power = closed
+        self.pilot_trip = False  # the host has seen it and decides anew
         if closed and not self.may_close():
             self.refused_closes += 1
             return False
@@ -136,6 +175,14 @@ class Connector:
         self.lock_fault = False
         self._lock_started_ms = now_ms
 
+    def command_ovp_band(self, limit_v: float) -> bool:
+        """The host's band for this session; False (kept) if it is not one of the bands."""
+        for _, limit in OVP_BANDS:
+            if limit == limit_v:
+                self.ovp_limit_v = limit_v
+                return True
+        return False
+
     def command_pilot(self, duty_permille: int, state_f: bool) -> None:
         self.duty_permille = max(0, min(PWM_FULL, duty_permille))
         self.pilot_f = state_f
@@ -144,8 +191,8 @@ class Connector:
 
     def may_close(self) -> bool:
         return (self.allow_power and self.lock_confirmed() and not self.estop
-                and not self.isolation_fault and self.link_ok
-                and self.pilot.state not in ("A", "E"))
+                and not self.isolation_fault and self.link_ok and not self.ovp_trip
+                and self.pilot.state in ENERGY_STATES)
 
     def lock_confirmed(self) -> bool:
         return self.want_locked and self.lock_switch and not self.lock_fault
@@ -166,7 +213,16 @@ class Connector:
     def update(self, now_ms: int) -> None:
         if self.estop or not self.link_ok:
             self.allow_power = False
+        self._update_ovp(now_ms)
+        self._update_pwm_loss(now_ms)
+        if self.pilot.state == "A" or not self.plugged:
+            # The vehicle left (pilot A, or the plug out while we drive state F): the
+            # next one starts from the default band, no trips.
+            self.ovp_trip = self.pilot_trip = False
+            self.ovp_limit_v = OVP_DEFAULT_V
         close = self.may_close()
+        if self.coil_on and not close and self.pilot.state not in ENERGY_STATES:
+            self.pilot_trip = True
         if self.coil_on and not close:
             # The board opened on its own: closing again needs a new command from the host.
             self._coil_off_ms = now_ms
@@ -178,6 +234,26 @@ class Connector:
         elif now_ms - self._coil_off_ms >= WELD_DETECT_MS:
             self.welded = True
         self._update_lock(now_ms)
+
+    def _update_ovp(self, now_ms: int) -> None:
+        if self.output_v <= self.ovp_limit_v:
+            self._over_since = -1
+            return
+        if self._over_since < 0:
+            self._over_since = now_ms
+        if now_ms - self._over_since >= OVP_FILTER_MS and not self.ovp_trip:
+            self.ovp_trip = True
+            self.allow_power = False
+
+    def _update_pwm_loss(self, now_ms: int) -> None:
+        running = 0 < self.pwm_output() < PWM_FULL
+        if not self.coil_on or running:
+            self._pwm_off_since = -1
+            return
+        if self._pwm_off_since < 0:
+            self._pwm_off_since = now_ms
+        if now_ms - self._pwm_off_since >= PWM_LOSS_OPEN_MS:
+            self.allow_power = False  # opens below; closing again takes a new command
 
     def _update_lock(self, now_ms: int) -> None:
         target = self.want_locked or self.mirror_closed  # never unlock a live connector
@@ -202,6 +278,10 @@ class Connector:
             times.append(self._coil_off_ms + WELD_DETECT_MS)
         if self.lock_drive != 0:
             times.append(self._lock_started_ms + LOCK_TRAVEL_MAX_MS)
+        if self._over_since >= 0 and not self.ovp_trip:
+            times.append(self._over_since + OVP_FILTER_MS)
+        if self._pwm_off_since >= 0:
+            times.append(self._pwm_off_since + PWM_LOSS_OPEN_MS)
         times = [t for t in times if t >= 0]
         return min(times) if times else -1
 
@@ -214,3 +294,7 @@ class Connector:
             if on:
                 f |= bit
         return f
+
+    def trips(self) -> int:
+        return ((T_OVER_VOLTAGE if self.ovp_trip else 0)
+                | (T_PILOT if self.pilot_trip else 0))

@@ -1,0 +1,155 @@
+"""Moves each safety number of docs/safety.md past its limit (or removes the behaviour)
+and runs the test that is meant to prove it: the test must fail. One mutation at a time,
+in place, always restored.
+
+    .venv/bin/python tests/mutation_check.py            # every row
+    .venv/bin/python tests/mutation_check.py ovp_filter  # rows whose name contains this
+
+Prints one line per row (``killed`` = the test failed as it must) and exits 1 if any
+mutation survived. Not part of ``make test`` (it runs the suites many times).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+T = "tests/test_safety_numbers.py::"
+M = "tests/test_mcu_trips.py::"
+L = "tests/test_mcu_logic.py::"
+P = "tests/test_plant_faults.py::"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    path: str
+    old: str
+    new: str
+    tests: tuple[str, ...]
+
+
+MUTATIONS = (
+    Mutation("pilot_filter_past_100ms", "hal/mcu/rules.py", "PILOT_DEBOUNCE_MS = 20",
+             "PILOT_DEBOUNCE_MS = 110",
+             (M + "test_pilot_leaving_c_opens_on_the_board_with_the_host_frozen",)),
+    Mutation("pilot_rule_removed", "hal/mcu/rules.py", 'ENERGY_STATES = ("C", "D")',
+             'ENERGY_STATES = ("B", "C", "D", "F")',
+             (M + "test_pilot_leaving_c_opens_on_the_board_with_the_host_frozen",
+              M + "test_contactors_never_close_in_state_b")),
+    Mutation("ovp_filter_past_9ms", "hal/mcu/rules.py", "OVP_FILTER_MS = 8",
+             "OVP_FILTER_MS = 10",
+             (M + "test_over_voltage_for_9ms_trips_on_the_board_within_1ms_more",)),
+    Mutation("ovp_trip_removed", "hal/mcu/rules.py", "            self.ovp_trip = True\n",
+             "            pass\n",
+             (M + "test_over_voltage_for_9ms_trips_on_the_board_within_1ms_more",)),
+    Mutation("ovp_band_935_moved", "hal/mcu/rules.py", "(850.0, 935.0)", "(850.0, 950.0)",
+             (M + "test_over_voltage_band_by_negotiated_range",)),
+    Mutation("ovp_band_550_moved", "hal/mcu/rules.py", "(500.0, 550.0)", "(520.0, 550.0)",
+             (M + "test_over_voltage_band_by_negotiated_range",)),
+    Mutation("ovp_band_825_moved", "hal/mcu/rules.py", "(750.0, 825.0)", "(750.0, 850.0)",
+             (M + "test_over_voltage_band_by_negotiated_range",)),
+    Mutation("ovp_band_1100_moved", "hal/mcu/rules.py", "(1000.0, 1100.0)",
+             "(1000.0, 1150.0)",
+             (M + "test_over_voltage_band_by_negotiated_range",)),
+    Mutation("ovp_band_1375_moved", "hal/mcu/rules.py", "(1250.0, 1375.0)",
+             "(1250.0, 1400.0)",
+             (M + "test_over_voltage_band_by_negotiated_range",)),
+    Mutation("heartbeat_bound_removed", "hal/mcu/board.py", "HEARTBEAT_MAX_MS = 1000",
+             "HEARTBEAT_MAX_MS = 65535",
+             (M + "test_hello_with_an_unsafe_heartbeat_timeout_is_refused",)),
+    Mutation("pilot_levels_moved", "hal/mcu/rules.py", "elif high_v > 7.5:",
+             "elif high_v > 9.5:", (L + "test_classify_pilot_levels",)),
+    Mutation("pwm_not_1khz", "hal/mcu/board.py", "pwm.freq(1000)", "pwm.freq(2000)",
+             (M + "test_pilot_pwm_is_1khz",)),
+    Mutation("pwm_not_5_percent", "firmware/core/session.py",
+             "out.append(ev.SetPilot(5.0))", "out.append(ev.SetPilot(10.0))",
+             (T + "test_plug_in_starts_5_percent_pwm",)),
+    Mutation("pilot_filter_past_50ms", "hal/mcu/rules.py", "PILOT_DEBOUNCE_MS = 20",
+             "PILOT_DEBOUNCE_MS = 60", (L + "test_pilot_states_e_and_f_filtered",)),
+    Mutation("estop_irq_removed", "hal/mcu/board.py", "            for coil in self.coils:\n",
+             "            for coil in []:\n",
+             (L + "test_estop_drops_coils_at_once_and_contacts_open_within_10ms",)),
+    Mutation("sequence_timeout_64s", "firmware/core/limits.py", "SEQUENCE_TIMEOUT_S = 60.0",
+             "SEQUENCE_TIMEOUT_S = 64.0", (T + "test_sequence_timeout_is_60s",)),
+    Mutation("comm_setup_20s", "firmware/core/limits.py", "COMM_SETUP_TIMEOUT_S = 18.0",
+             "COMM_SETUP_TIMEOUT_S = 20.0", (T + "test_communication_setup_timeout_is_18s",)),
+    Mutation("cable_check_39_5s", "firmware/core/limits.py", "CABLE_CHECK_TIMEOUT_S = 38.0",
+             "CABLE_CHECK_TIMEOUT_S = 39.5", (T + "test_cable_check_gives_up_by_38s",)),
+    Mutation("precharge_6_5s", "firmware/core/limits.py", "PRECHARGE_TIMEOUT_S = 5.0",
+             "PRECHARGE_TIMEOUT_S = 6.5", (T + "test_precharge_gives_up_by_5s",)),
+    Mutation("safe_voltage_100v", "firmware/core/limits.py", "SAFE_VOLTAGE_V = 60.0",
+             "SAFE_VOLTAGE_V = 100.0", (T + "test_cable_check_starts_only_below_60v",
+                                        "tests/test_unlock.py")),
+    Mutation("test_voltage_factor", "firmware/core/limits.py",
+             "return min(1.1 * ev_max_voltage_v", "return min(1.2 * ev_max_voltage_v",
+             ("tests/test_session.py::test_cable_check_voltage_formula",)),
+    Mutation("test_voltage_plus_50", "firmware/core/limits.py", "ev_max_voltage_v + 50.0",
+             "ev_max_voltage_v + 60.0",
+             ("tests/test_session.py::test_cable_check_voltage_formula",)),
+    Mutation("test_current_5a", "hal/power_stage.py", "TEST_CURRENT_LIMIT_A = 2.0",
+             "TEST_CURRENT_LIMIT_A = 5.0",
+             (T + "test_cable_check_at_2a_with_contactors_closed_within_3s_of_c",)),
+    Mutation("cable_check_without_contactors", "firmware/core/session.py",
+             "                self.close_contactors(now, out, for_cable_check=True)\n",
+             "                pass\n",
+             (T + "test_cable_check_at_2a_with_contactors_closed_within_3s_of_c",)),
+    Mutation("shutdown_opens_at_once", "firmware/core/limits.py", "SHUTDOWN_CURRENT_A = 5.0",
+             "SHUTDOWN_CURRENT_A = 1000.0",
+             (T + "test_ordered_shutdown_ramps_down_before_opening",)),
+    Mutation("ramp_50_a_per_s", "firmware/core/bay.py", "ramp_a_per_s: float = 25.0",
+             "ramp_a_per_s: float = 50.0",
+             ("tests/test_session.py::test_normal_session_and_ramp",)),
+    Mutation("isolation_limit_40k", "sim/plant.py", "ISOLATION_FAULT_OHM = 100e3",
+             "ISOLATION_FAULT_OHM = 40e3",
+             (P + "test_cable_insulation_found_by_the_cable_check_on_the_cable",)),
+    Mutation("earth_limit_950v", "sim/plant.py", "EARTH_LIMIT_V = 550.0",
+             "EARTH_LIMIT_V = 950.0",
+             (P + "test_earth_voltage_above_the_limit_never_energizes",)),
+    Mutation("gate_reads_module_side_only", "firmware/core/session.py",
+             "return max(self.voltage_v, self.cable_voltage_v)", "return self.voltage_v",
+             (T + "test_lock_held_while_the_cable_side_is_above_60v",)),
+    Mutation("pwm_loss_past_6s", "hal/mcu/rules.py", "PWM_LOSS_OPEN_MS = 5000",
+             "PWM_LOSS_OPEN_MS = 7000", (M + "test_pwm_off_in_state_c_powers_off_within_6s",)),
+    Mutation("telemetry_poll_2_5s", "hal/power_stage_can.py",
+             "poll_interval_s: float = 1.0", "poll_interval_s: float = 2.5",
+             ("tests/test_module_supervision_numbers.py",)),
+    Mutation("weld_flag_removed", "hal/mcu/rules.py",
+             "            self.welded = True\n", "            pass\n",
+             (L + "test_unlock_refused_while_a_contactor_is_welded",)),
+)
+
+
+def run(m: Mutation) -> bool:
+    """True when the mutation was killed (the tests failed)."""
+    path = ROOT / m.path
+    original = path.read_text()
+    if original.count(m.old) != 1:
+        raise SystemExit(f"{m.name}: {m.old!r} must occur once in {m.path}")
+    path.write_text(original.replace(m.old, m.new))
+    try:
+        result = subprocess.run([str(ROOT / ".venv/bin/pytest"), "-x", "-q", "-p",
+                                 "no:cacheprovider", *m.tests], cwd=ROOT,
+                                capture_output=True, text=True, timeout=900)
+    finally:
+        path.write_text(original)
+    return result.returncode != 0
+
+
+def main(argv: list[str]) -> int:
+    chosen = [m for m in MUTATIONS if not argv or any(a in m.name for a in argv)]
+    survived = 0
+    for m in chosen:
+        killed = run(m)
+        survived += not killed
+        print(f"{'killed  ' if killed else 'SURVIVED'} {m.name}", flush=True)
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
