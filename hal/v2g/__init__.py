@@ -4,7 +4,7 @@
 - ``sdp``: SECC discovery on UDP 15118 (ISO 15118-2 clause 7.10.1);
 - ``tls``: the server's TLS context from config;
 - ``handshake``: supportedAppProtocol, the protocol chosen by our priority;
-- ``din``, ``iso2``, ``iso20``: each protocol's documents <-> the VehicleLink dataclasses;
+- ``classic`` (DIN, ISO-2), ``iso20``, ``iso20_ev``: documents <-> VehicleLink dataclasses;
 - ``secc``: the pure SECC machine (sessions, sequence checks, response codes, timers);
 - ``server``: the thin asyncio shell, the ``iso15118`` vehicle-link driver;
 - ``slac``: ISO 15118-3 matching behind its own contract;
