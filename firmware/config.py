@@ -20,7 +20,7 @@ CAN_INTERFACES = ("socketcan", "virtual")
 # Sections whose owner parses them (the OCPP station, the simulator) or that later
 # features will own; kept as raw tables here.
 OWNED_SECTIONS = ("ocpp", "simulator", "tariff", "console", "screen", "meter", "payment",
-                  "card_reader")
+                  "card_reader", "iso15118")
 
 
 class ConfigError(ValueError):

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from dataclasses import replace
 from typing import Any
 
 from hal import vehicle_link as vl
-from hal.v2g import classic, handshake, iso20, iso20_ev, sdp, v2gtp
+from hal.v2g import classic, exi, handshake, iso20, iso20_ev, sdp, v2gtp
 from hal.v2g.handshake import Protocol
 from hal.v2g.server import Codec
 from hal.v2g.v2gtp import PayloadType
@@ -175,3 +176,25 @@ class WireChannel:
             raise ConnectionError(f"no common protocol: {res['ResponseCode']}")
         self.protocol = self.protocols[int(res["SchemaID"]) - 1]
         self.session_id = bytes(8) if self.protocol is Protocol.ISO20_DC else bytes(1)
+
+
+# --- the simulated world's wire (sim/world.py, [simulator] vehicle_link = "wire") -----------
+
+def on_loopback(config: Any) -> Any:
+    """The config with the iso15118 driver on ::1 for every connector (SDP and TCP on
+    ports the kernel picks: loopback has no multicast, the truck asks by unicast)."""
+    section = {"protocols": ["iso20_dc", "iso2", "din"],
+               **config.extra.get("iso15118", {}),
+               "connector": [{"evse_id": c.evse_id, "interface": "lo", "address": "::1",
+                              "sdp_port": 0} for c in config.connectors]}
+    return replace(config, vehicle_link=replace(config.vehicle_link, driver="iso15118"),
+                   extra={**config.extra, "iso15118": section})
+
+
+def channel(world: Any, evse_id: int) -> WireChannel:
+    """A truck's EVCC for connector ``evse_id``: asks the charger's SDP port on ::1."""
+    server = world.charger.vehicle_links
+    port = server.sdp_servers[evse_id].port
+    protocols = tuple(Protocol(p) for p in world.section.get("truck_protocols",
+                                                           ["iso20_dc", "iso2", "din"]))
+    return WireChannel(exi, ("::1", port, 0), protocols, name=f"{world.channel}/{evse_id}")
