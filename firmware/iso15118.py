@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import socket
+from dataclasses import replace
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -33,7 +34,7 @@ from hal.clock import Clock
 from hal.v2g import exi, sdp
 from hal.v2g.handshake import Protocol
 from hal.v2g.secc import SeccSettings
-from hal.v2g.server import AddressMissing, Endpoint, Iso15118Server, link_local
+from hal.v2g.server import AddressMissing, Codec, Endpoint, Iso15118Server, OnLink, link_local
 from hal.v2g.tls import TlsConfigError, TlsSettings, server_context
 
 ProtocolName = Literal["din", "iso2", "iso20_dc"]
@@ -103,23 +104,36 @@ def build(config: ChargerConfig, clock: Clock,
             tls = server_context(TlsSettings(s.certificate, s.private_key, s.ev_roots))
         except TlsConfigError as exc:
             raise ConfigError(f"iso15118.{exc.key}", exc.reason) from None
-    endpoints = []
-    for i, c in enumerate(s.connector):
-        if not c.address:
-            try:
-                link_local(c.interface)
-            except AddressMissing as exc:
-                raise missing(f"iso15118.connector[{i}].interface",
-                              f"network interface {c.interface}", str(exc)) from None
-        port = c.tcp_port or _free_port(c.address or "::1")
-        endpoints.append(Endpoint(c.evse_id, c.interface, port, c.sdp_port, c.address, tls,
-                                  s.tls == "required"))
+    endpoints = tuple(Endpoint(c.evse_id, c.interface, c.tcp_port, c.sdp_port, c.address,
+                               tls, s.tls == "required") for c in s.connector)
     settings = SeccSettings(priority=tuple(Protocol(p) for p in s.protocols),
                             evse_id=s.evse_id, min_voltage_v=s.min_voltage_v)
-    return Iso15118Server(tuple(endpoints), settings, clock, exi)
+    return Iso15118Links(endpoints, settings, clock, exi, missing)
+
+
+class Iso15118Links(Iso15118Server):
+    """The server, with a missing interface reported as the registry's HardwareMissing."""
+
+    def __init__(self, endpoints: tuple[Endpoint, ...], settings: SeccSettings, clock: Clock,
+                 codec: Codec, missing: type[Exception]) -> None:
+        super().__init__(endpoints, settings, clock, codec)
+        self._missing = missing
+
+    async def start(self, on_link: OnLink) -> None:
+        for i, ep in enumerate(self.endpoints):
+            if not ep.address:
+                try:
+                    link_local(ep.interface)
+                except AddressMissing as exc:
+                    raise self._missing(f"iso15118.connector[{i}].interface",
+                                        f"network interface {ep.interface}", str(exc)) from None
+        self.endpoints = tuple(replace(ep, tcp_port=ep.tcp_port or _free_port(ep.address))
+                               for ep in self.endpoints)
+        await super().start(on_link)
 
 
 def _free_port(address: str) -> int:
+    address = address or "::"
     """A TCP port of the dynamic range (ISO 15118-2 7.10.1) that is free now; the kernel's
     own choice (port 0) may fall below 49152."""
     for _ in range(64):
