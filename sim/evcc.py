@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import struct
 from dataclasses import replace
 from typing import Any
@@ -30,12 +31,13 @@ SDP_TIMEOUT_S = 0.25
 class WireChannel:
     def __init__(self, codec: Codec, sdp_target: tuple[str, int, int],
                  protocols: tuple[Protocol, ...] = (Protocol.DIN,), evccid: bytes = b"",
-                 name: str = "") -> None:
+                 name: str = "", tls: ssl.SSLContext | None = None) -> None:
         self.codec = codec
         self.sdp_target = sdp_target  # (address, port, scope id): ff02::1 on a cable
         self.protocols = protocols
         self.evccid = evccid or bytes(6)
         self.name = name
+        self.tls = tls  # set: ask for TLS in SDP and speak it (the SECC's answer decides)
         self.stats = ChannelStats()
         self.protocol: Protocol | None = None
         self.session_id = bytes(1)
@@ -45,6 +47,7 @@ class WireChannel:
         self._closed = False
         self._close_reason = ""
         self._lock = asyncio.Lock()
+        self.secured = False
 
     @property
     def closed(self) -> bool:
@@ -144,8 +147,8 @@ class WireChannel:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF,
                                 struct.pack("@I", scope))
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 1)
-            request = v2gtp.pack(PayloadType.SDP_REQUEST,
-                                 bytes([sdp.SECURITY_NONE, sdp.TRANSPORT_TCP]))
+            security = sdp.SECURITY_TLS if self.tls is not None else sdp.SECURITY_NONE
+            request = v2gtp.pack(PayloadType.SDP_REQUEST, bytes([security, sdp.TRANSPORT_TCP]))
             for _ in range(SDP_RETRIES):
                 await loop.sock_sendto(sock, request, (addr, port, 0, scope))
                 try:
@@ -153,6 +156,7 @@ class WireChannel:
                 except TimeoutError:
                     continue
                 answer = sdp.parse_response(data)
+                self.secured = answer.security == sdp.SECURITY_TLS
                 return socket.inet_ntop(socket.AF_INET6, answer.address), answer.port, scope
         finally:
             sock.close()
@@ -168,7 +172,12 @@ class WireChannel:
         except OSError:
             sock.close()
             raise
-        self._reader, self._writer = await asyncio.open_connection(sock=sock)
+        tls = self.tls if self.secured else None
+        if self.secured and tls is None:
+            sock.close()
+            raise ConnectionError("the SECC requires TLS")
+        self._reader, self._writer = await asyncio.open_connection(
+            sock=sock, ssl=tls, server_hostname="" if tls is not None else None)
         answer = await self._round_trip(PayloadType.EXI, "SAP",
                                         handshake.request(self.protocols), "SAP")
         res = answer["supportedAppProtocolRes"]

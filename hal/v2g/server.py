@@ -130,6 +130,8 @@ class _Connection:
         except v2gtp.FramingError as exc:
             reason = f"bad V2GTP header: {exc}"
         finally:
+            if self.secc.protocol is not None:
+                self.server.sessions.append((self.endpoint.connector, self.secc.protocol.value))
             self.link.lost(reason)
             self.server.ended(self, reason)
             self.writer.close()
@@ -215,6 +217,7 @@ class Iso15118Server:
         self._connections: set[_Connection] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.ended_reasons: list[str] = []
+        self.sessions: list[tuple[int, str]] = []  # (connector, protocol) per handshake
 
     async def start(self, on_link: OnLink) -> None:
         self.on_link = on_link
