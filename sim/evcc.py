@@ -190,12 +190,15 @@ class WireChannel:
 # --- the simulated world's wire (sim/world.py, [simulator] vehicle_link = "wire") -----------
 
 def on_loopback(config: Any) -> Any:
-    """The config with the iso15118 driver on ::1 for every connector (SDP and TCP on
-    ports the kernel picks: loopback has no multicast, the truck asks by unicast)."""
-    section = {"protocols": ["iso20_dc", "iso2", "din"],
-               **config.extra.get("iso15118", {}),
-               "connector": [{"evse_id": c.evse_id, "interface": "lo", "address": "::1",
-                              "sdp_port": 0} for c in config.connectors]}
+    """The config with the iso15118 driver on ::1 for every connector not already given
+    an interface (SDP and TCP on ports the kernel picks: loopback has no multicast, the
+    truck asks by unicast)."""
+    section = {"protocols": ["iso20_dc", "iso2", "din"], **config.extra.get("iso15118", {})}
+    given = list(section.get("connector", []))  # e.g. tests/interop.py: one on a veth
+    taken = {c.get("evse_id") for c in given}
+    section["connector"] = given + [
+        {"evse_id": c.evse_id, "interface": "lo", "address": "::1", "sdp_port": 0}
+        for c in config.connectors if c.evse_id not in taken]
     return replace(config, vehicle_link=replace(config.vehicle_link, driver="iso15118"),
                    extra={**config.extra, "iso15118": section})
 

@@ -149,6 +149,7 @@ class SeccStats:
     unknown_sessions: int = 0
     malformed: int = 0
     trace: list[str] = field(default_factory=list)  # request names, in order (bounded)
+    responses: list[tuple[str, str]] = field(default_factory=list)  # (request, code) sent
 
 
 class Secc:
@@ -225,7 +226,12 @@ class Secc:
             close = "SessionStop"
         if close is not None:
             self.stage = Stage.ENDED
+        self._sent(name, code)
         return Reply(a.payload_type(name), a.schema_of(name), doc, close)
+
+    def _sent(self, name: str, code: str) -> None:
+        if len(self.stats.responses) < self.TRACE_MAX:
+            self.stats.responses.append((name, code))
 
     # --- inside ---------------------------------------------------------------------------
 
@@ -248,6 +254,7 @@ class Secc:
 
     def _fail(self, a: Adapter, name: str, code: str, reason: str) -> Reply:
         self.stage = Stage.ENDED
+        self._sent(name, code)
         return Reply(a.payload_type(name), a.schema_of(name), a.failed(name, code, self.ctx),
                      reason)
 
@@ -287,6 +294,7 @@ class Secc:
             if local is None:
                 return self._fail(a, name, "FAILED", f"{name}: no answer")
             self.deadline = now + self.settings.sequence_timeout_s
+            self._sent(name, str(next(iter(local.values())).get("ResponseCode", "")))
             return Reply(a.payload_type(name), a.schema_of(name), local)
         self.pending = (name, req)
         return Ask(req)

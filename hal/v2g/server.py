@@ -26,7 +26,16 @@ from typing import Any, Protocol
 from hal import vehicle_link as vl
 from hal.clock import Clock
 from hal.v2g import sdp, v2gtp
-from hal.v2g.secc import Ask, Close, Reply, Secc, SeccSettings
+from hal.v2g.secc import (
+    CURRENT_DEMAND_PERFORMANCE_S,
+    MSG_PERFORMANCE_S,
+    Ask,
+    Close,
+    Reply,
+    Secc,
+    SeccSettings,
+    SeccStats,
+)
 
 OnLink = Callable[[int, vl.VehicleLink], None]
 
@@ -77,7 +86,8 @@ class Endpoint:
 class LinkStats:
     answered: int = 0
     late: int = 0  # answers past the SECC's performance time (ISO 15118-2 Table 109)
-    answer_times_s: list[float] = field(default_factory=list)  # decode end -> write (bench)
+    # (request, seconds from its last byte read to the response written), for make bench
+    answer_times_s: list[tuple[str, float]] = field(default_factory=list)
 
 
 class WireLink:
@@ -132,6 +142,8 @@ class _Connection:
         finally:
             if self.secc.protocol is not None:
                 self.server.sessions.append((self.endpoint.connector, self.secc.protocol.value))
+            if len(self.server.records) < 1000:
+                self.server.records.append(self.secc.stats)
             self.link.lost(reason)
             self.server.ended(self, reason)
             self.writer.close()
@@ -151,6 +163,7 @@ class _Connection:
                 raise
             header = v2gtp.parse_header(head)
             payload = await self.reader.readexactly(header.length)
+            self._asked_at = time.perf_counter()  # the request's last byte is in
             now = clock.now()
             schema = self.secc.schema_for(header.payload_type)
             if schema is None:
@@ -171,7 +184,6 @@ class _Connection:
                 continue
             assert isinstance(step, Ask)
             self._answered.clear()
-            self._asked_at = time.perf_counter()
             self.link.put(step.request)
             await self._answered.wait()
             if self._close is not None:
@@ -188,8 +200,10 @@ class _Connection:
         spent = time.perf_counter() - self._asked_at
         stats.answered += 1
         if len(stats.answer_times_s) < 100_000:
-            stats.answer_times_s.append(spent)
-        limit = 0.025 if response.request == "CurrentDemandReq" else 1.5
+            stats.answer_times_s.append((response.request, spent))
+        # ISO 15118-2 Table 109 / DIN SPEC 70121 Table 75: V2G_SECC_Msg_Performance_Time.
+        limit = (CURRENT_DEMAND_PERFORMANCE_S if response.request == "CurrentDemandReq"
+                 else MSG_PERFORMANCE_S)
         if spent > limit:
             stats.late += 1
         self._close = reply.close
@@ -218,6 +232,7 @@ class Iso15118Server:
         self._tasks: set[asyncio.Task[None]] = set()
         self.ended_reasons: list[str] = []
         self.sessions: list[tuple[int, str]] = []  # (connector, protocol) per handshake
+        self.records: list[SeccStats] = []  # each ended connection's machine statistics
 
     async def start(self, on_link: OnLink) -> None:
         self.on_link = on_link
