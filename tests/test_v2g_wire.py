@@ -266,3 +266,21 @@ def test_both_bays_on_the_wire_three_sessions_in_a_row() -> None:
     assert len(sessions) == 6
     assert all(s["stop_reason"] == "Local" and s["energy_kwh"] > 0.5 for s in sessions)
     assert sorted(outcome.at_end) == [(1, "iso20_dc")] * 3 + [(2, "iso20_dc")] * 3
+
+
+def test_a_missing_modem_interface_is_one_hardware_missing_naming_its_key() -> None:
+    from firmware import drivers
+
+    config = replace(CONFIG, vehicle_link=replace(CONFIG.vehicle_link, driver="iso15118"),
+                     extra={**CONFIG.extra, "iso15118": {"connector": [
+                         {"evse_id": 1, "interface": "plc1"}, {"evse_id": 2, "interface": "lo",
+                                                               "address": "::1"}]}})
+    links = drivers.build("vehicle_link", config, Clock(), drivers.Wires())
+
+    async def main() -> None:
+        await links.start(lambda c, link: None)
+
+    with pytest.raises(drivers.HardwareMissing) as err:
+        _run(main)
+    assert err.value.key == "iso15118.connector[0].interface"
+    assert "plc1" in str(err.value)

@@ -101,7 +101,7 @@ def message(session_id: bytes, name: str, body: Doc) -> Doc:
     return {"V2G_Message": {"Header": {"SessionID": session_id}, "Body": {name: body}}}
 
 
-def flow_key(name: str, req: vl.VehicleRequest | None) -> str:
+def flow_key(name: str, req: vl.VehicleRequest | Doc | None) -> str:
     if isinstance(req, vl.PowerDeliveryReq):
         return f"{name}:{'start' if req.start else 'stop'}"
     return name

@@ -35,7 +35,10 @@ FLOW: dict[str, frozenset[str]] = {
     "DC_ChargeParameterDiscoveryReq": frozenset({"ScheduleExchangeReq", _STOP}),
     "ScheduleExchangeReq": frozenset({"ScheduleExchangeReq", "DC_CableCheckReq", _STOP}),
     "DC_CableCheckReq": frozenset({"DC_CableCheckReq", "DC_PreChargeReq", _STOP}),
-    "DC_PreChargeReq": frozenset({"DC_PreChargeReq", "PowerDeliveryReq:start", _STOP}),
+    "DC_PreChargeReq": frozenset({"DC_PreChargeReq", "PowerDeliveryReq:ongoing",
+                                  "PowerDeliveryReq:start", _STOP}),
+    "PowerDeliveryReq:ongoing": frozenset({"PowerDeliveryReq:ongoing", "PowerDeliveryReq:start",
+                                           _STOP}),
     "PowerDeliveryReq:start": frozenset({"DC_ChargeLoopReq", "PowerDeliveryReq:stop"}),
     "DC_ChargeLoopReq": frozenset({"DC_ChargeLoopReq", "PowerDeliveryReq:stop"}),
     "PowerDeliveryReq:stop": frozenset({"DC_WeldingDetectionReq", _STOP}),
@@ -77,10 +80,25 @@ def split(doc: Doc) -> tuple[bytes, str, Doc]:
         raise MessageError(f"not a -20 message with a Header: {exc!r}") from None
 
 
-def flow_key(name: str, req: vl.VehicleRequest | None) -> str:
+def flow_key(name: str, req: vl.VehicleRequest | Doc | None) -> str:
+    """The request's place in FLOW; ``req``: the core's request, or the body of one the
+    SECC answers itself."""
     if isinstance(req, vl.PowerDeliveryReq):
         return f"{name}:{'start' if req.start else 'stop'}"
+    if name == "PowerDeliveryReq" and isinstance(req, dict):
+        return f"{name}:ongoing"
     return name
+
+
+# The SECC answers these from configuration (what we offer), with no charging decision.
+# A PowerDeliveryReq with EVProcessing Ongoing is the EV still getting ready (ISO 15118-20
+# PowerDelivery): acknowledged; the core gets the one with Finished.
+LOCAL = frozenset({"AuthorizationSetupReq", "ServiceDetailReq", "ServiceSelectionReq",
+                   "ScheduleExchangeReq"})
+
+
+def is_local(name: str, body: Doc) -> bool:
+    return name in LOCAL or (name == "PowerDeliveryReq" and body.get("EVProcessing") == "Ongoing")
 
 
 def to_vehicle(name: str, body: Doc, ctx: Context) -> vl.VehicleRequest:
@@ -144,9 +162,11 @@ def _to_vehicle(name: str, body: Doc, ctx: Context) -> vl.VehicleRequest:
     raise MessageError(f"{name} is not a request of the -20 DC subset")
 
 
-def _status(resp: vl.VehicleResponse | None) -> Doc:
-    stop = resp is not None and resp.notification is not vl.EvseNotification.NONE
-    return {"NotificationMaxDelay": 0, "EVSENotification": "Terminate" if stop else "ExitStandby"}
+def _status(body: Doc, resp: vl.VehicleResponse) -> None:
+    """EVSEStatus only to notify: -20 has no "None" notification (the element is
+    optional); the core's StopCharging / EmergencyShutdown is Terminate."""
+    if resp.notification is not vl.EvseNotification.NONE:
+        body["EVSEStatus"] = {"NotificationMaxDelay": 0, "EVSENotification": "Terminate"}
 
 
 def response_name(req_name: str) -> str:
@@ -179,9 +199,9 @@ def respond(name: str, resp: vl.VehicleResponse, ctx: Context, code: str) -> Doc
     elif name in ("DC_PreChargeReq", "DC_WeldingDetectionReq"):
         body["EVSEPresentVoltage"] = rational(v)
     elif name == "PowerDeliveryReq":
-        body["EVSEStatus"] = _status(resp)
+        _status(body, resp)
     elif name == "DC_ChargeLoopReq":
-        body["EVSEStatus"] = _status(resp)
+        _status(body, resp)
         body.update({"EVSEPresentCurrent": rational(a), "EVSEPresentVoltage": rational(v),
                      "EVSEPowerLimitAchieved": False,
                      "EVSECurrentLimitAchieved": resp.current_limit_reached,
@@ -211,16 +231,14 @@ def local_answer(name: str, body: Doc, ctx: Context) -> Doc | None:
             res["ResponseCode"] = "FAILED_ServiceIDInvalid"
         # ISO 15118-20 ServiceDetail parameters of DC: Connector 2 = extended (CCS),
         # ControlMode 1 = scheduled, 2 = dynamic; MobilityNeedsMode 1 = provided by the
-        # EVCC; Pricing 0 = no pricing.
+        # EVCC; Pricing 0 = no pricing. One parameter set (scheduled) only for now:
+        # a second set repeats the parameter names, which EXIficient (Josev's EV) then
+        # fails to decode against our literal-only strings (see the report). PARTIAL:
+        # dynamic mode is read (ChargeLoop) but not offered.
         res["ServiceParameterList"] = {"ParameterSet": [
             {"ParameterSetID": PARAMETER_SET_ID, "Parameter": [
                 {"@Name": "Connector", "intValue": 2},
                 {"@Name": "ControlMode", "intValue": 1},
-                {"@Name": "MobilityNeedsMode", "intValue": 1},
-                {"@Name": "Pricing", "intValue": 0}]},
-            {"ParameterSetID": PARAMETER_SET_ID + 1, "Parameter": [
-                {"@Name": "Connector", "intValue": 2},
-                {"@Name": "ControlMode", "intValue": 2},
                 {"@Name": "MobilityNeedsMode", "intValue": 1},
                 {"@Name": "Pricing", "intValue": 0}]}]}
     elif name == "ServiceSelectionReq":
@@ -230,16 +248,24 @@ def local_answer(name: str, body: Doc, ctx: Context) -> Doc | None:
             res["ResponseCode"] = "FAILED_ServiceSelectionInvalid"
         ctx.control_mode = ("Dynamic" if sel.get("ParameterSetID") == PARAMETER_SET_ID + 1
                             else "Scheduled")
+    elif name == "PowerDeliveryReq":
+        pass  # EVProcessing Ongoing: acknowledged, nothing asked of the core yet
     elif name == "ScheduleExchangeReq":
         res["EVSEProcessing"] = "Finished"
         if "Dynamic_SEReqControlMode" in body:
             res["Dynamic_SEResControlMode"] = {}
         else:
             entry = {"Duration": 86400, "Power": rational(ctx.max_power_w)}
+            # The schema leaves the price schedule optional; some EVs (Josev's) insist on
+            # one, so a single price level (no prices: we bill outside ISO 15118).
+            prices = {"TimeAnchor": ctx.timestamp, "PriceScheduleID": 1,
+                      "NumberOfPriceLevels": 1, "PriceLevelScheduleEntries": {
+                          "PriceLevelScheduleEntry": [{"Duration": 86400, "PriceLevel": 0}]}}
             res["Scheduled_SEResControlMode"] = {"ScheduleTuple": [{
-                "ScheduleTupleID": 1, "ChargingSchedule": {"PowerSchedule": {
-                    "TimeAnchor": ctx.timestamp,
-                    "PowerScheduleEntries": {"PowerScheduleEntry": [entry]}}}}]}
+                "ScheduleTupleID": 1, "ChargingSchedule": {
+                    "PowerSchedule": {"TimeAnchor": ctx.timestamp,
+                                      "PowerScheduleEntries": {"PowerScheduleEntry": [entry]}},
+                    "PriceLevelSchedule": prices}}]}
     else:
         return None
     return {response_name(name): res}
@@ -305,5 +331,8 @@ class Iso20Adapter:
         self._ctx = Context(session_id, settings.evse_id, settings.min_voltage_v)
         return self._ctx
 
-    def flow_key(self, name: str, req: vl.VehicleRequest | None) -> str:
+    def flow_key(self, name: str, req: vl.VehicleRequest | Doc | None) -> str:
         return flow_key(name, req)
+
+    def is_local(self, name: str, body: Doc) -> bool:
+        return is_local(name, body)

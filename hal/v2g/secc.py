@@ -81,7 +81,8 @@ class Adapter(Protocol):
     def respond(self, name: str, resp: vl.VehicleResponse, ctx: Any, code: str) -> Doc: ...
     def failed(self, name: str, code: str, ctx: Any) -> Doc: ...
     def context(self, session_id: bytes, settings: SeccSettings) -> Any: ...
-    def flow_key(self, name: str, req: vl.VehicleRequest | None) -> str: ...
+    def flow_key(self, name: str, req: vl.VehicleRequest | Doc | None) -> str: ...
+    def is_local(self, name: str, body: Doc) -> bool: ...
 
 
 class ClassicAdapter:
@@ -120,8 +121,11 @@ class ClassicAdapter:
         return classic.Context(session_id, settings.evse_id, settings.min_voltage_v,
                                peak_current_ripple_a=settings.peak_current_ripple_a)
 
-    def flow_key(self, name: str, req: vl.VehicleRequest | None) -> str:
+    def flow_key(self, name: str, req: vl.VehicleRequest | Doc | None) -> str:
         return classic.flow_key(name, req)
+
+    def is_local(self, name: str, body: Doc) -> bool:
+        return name == "ServiceDetailReq"
 
 
 def adapter(protocol: V2gProtocol) -> Adapter:
@@ -279,11 +283,11 @@ class Secc:
             return self._fail(a, name, "FAILED_UnknownSession",
                               f"{name} with SessionID {session_id.hex()}")
         try:
-            req = None if name in _LOCAL else a.to_vehicle(name, body)
+            req = None if a.is_local(name, body) else a.to_vehicle(name, body)
         except ValueError as exc:
             self.stats.malformed += 1
             return self._fail(a, name, "FAILED", str(exc))
-        key = a.flow_key(name, req)
+        key = a.flow_key(name, req) if req is not None else a.flow_key(name, body)
         if key not in a.flow.get(self.last, frozenset()):
             self.stats.sequence_errors += 1
             return self._fail(a, name, "FAILED_SequenceError",
@@ -298,10 +302,3 @@ class Secc:
             return Reply(a.payload_type(name), a.schema_of(name), local)
         self.pending = (name, req)
         return Ask(req)
-
-
-# Requests of the subsets the SECC answers from configuration alone (what services and
-# schedules we offer), without a charging decision: ISO-2 ServiceDetail; -20
-# AuthorizationSetup, ServiceDetail, ServiceSelection, ScheduleExchange.
-_LOCAL = frozenset({"ServiceDetailReq", "AuthorizationSetupReq", "ServiceSelectionReq",
-                    "ScheduleExchangeReq"})
