@@ -190,7 +190,8 @@ def percentile(values: list[float], q: float) -> float:
 
 def main() -> None:
     config = cfg.load(CONFIG)  # the in-process vehicle link here; the wire: sim/bench_v2g.py
-    config = replace(config, extra={**config.extra, "simulator": {**config.extra["simulator"], "vehicle_link": "virtual"}})
+    config = replace(config, extra={**config.extra, "simulator": {
+        **config.extra["simulator"], "vehicle_link": "virtual"}})
     speed = speed_ratio(config)
     lat = asyncio.run(_latency(config, seconds=40.0))
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0

@@ -132,10 +132,11 @@ def one_run(n: int, name: str, offers: list[str], ours: list[str], expect: str,
     bad = [(m, c) for m, c in codes if not c.startswith("OK")]
     names = [m for m, _ in codes]
     ok = seen["protocol"] == expect and "SessionStopReq" in names and not bad
+    loop = names.count("CurrentDemandReq") + names.count("DC_ChargeLoopReq")
+    stop = "answered" if "SessionStopReq" in names else "MISSING"
     summary = (f"{name}: protocol {seen['protocol']} (expected {expect}), {len(codes)} "
-               f"responses, {names.count('CurrentDemandReq') + names.count('DC_ChargeLoopReq')}"
-               f" in the charge loop, SessionStop {'answered' if 'SessionStopReq' in names else 'MISSING'}"
-               f", not OK: {bad or 'none'}; {seen['ended']}")
+               f"responses, {loop} in the charge loop, SessionStop {stop}, "
+               f"not OK: {bad or 'none'}; {seen['ended']}")
     if not ok:
         summary += f"\n  requests: {names}\n  SECC: {seen.get('log', [])[-30:]}"
         summary += f"\n  EV log (tail): {ev_log.read_text()[-3000:]}"
