@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup run test lint typecheck mcu-check bench soak interop clean
+.PHONY: setup run test lint typecheck mcu-check bench soak interop clean exi-tables exi-goldens
 
 setup: $(STAMP)
 
@@ -76,3 +76,19 @@ soak: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(MCU_VENV) $(INTEROP_VENV) build/mcu *.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# The EXI grammar tables (hal/v2g/exi/tables_*.py, committed) from the ISO 15118 / DIN 70121
+# XSD files inside the iso15118 wheel (ISO text: read there, not committed).
+EXI_XSD := build/iso15118-xsd
+exi-tables: $(STAMP)
+	rm -rf $(EXI_XSD) && mkdir -p $(EXI_XSD)
+	$(BIN)/pip download -q --no-deps iso15118==0.31.2 -d $(EXI_XSD)
+	$(BIN)/python -m zipfile -e $(EXI_XSD)/iso15118-0.31.2-py3-none-any.whl $(EXI_XSD)
+	$(BIN)/python hal/v2g/exi/generate.py $(EXI_XSD)/iso15118/shared/schemas
+
+# Golden EXI streams (tests/exi_golden/goldens.json, committed) from Josev's EXIficient
+# codec; needs Java (Debian openjdk-17-jre-headless). The product tests need neither.
+exi-goldens:
+	test -x $(INTEROP_VENV)/bin/python || ($(PY) -m venv $(INTEROP_VENV) && \
+		$(INTEROP_VENV)/bin/pip install -q iso15118==0.31.2 aiofile)
+	$(INTEROP_VENV)/bin/python tests/exi_golden/make_goldens.py

@@ -210,6 +210,7 @@ def main() -> None:
         "board_rtt_ms": board_rtt_ms(),  # host command -> MCU ACK over the pty, real time
         **ocpp_figures(),  # 10,000 queued TransactionEvents to the local CSMS
         **v2g_figures(),  # the trucks on the wire to the real SECC, per protocol
+        **__import__("sim.bench_exi", fromlist=["measure"]).measure(),  # EXI codec per message
         "targets": {"sim_speed_ratio": 1000, "setpoint_latency_p99_ms": 2.0, "rss_mb": 80,
                     "fast_path_p99_ms": 1.0, "fast_path_disk_syncs": 0},
     }

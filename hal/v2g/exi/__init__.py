@@ -15,8 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hal.v2g.exi import (tables_din, tables_iso2, tables_iso20_cm, tables_iso20_dc,
-                         tables_sap)
+from hal.v2g.exi import tables_din, tables_iso2, tables_iso20_cm, tables_iso20_dc, tables_sap
 from hal.v2g.exi.bits import ExiError
 from hal.v2g.exi.codec import Decoder, Encoder, Schema
 
@@ -45,7 +44,7 @@ def namespace(schema: str) -> str:
     return _schema(schema).namespace
 
 
-def encode(schema: str, document: dict) -> bytes:
+def encode(schema: str, document: dict[str, Any]) -> bytes:
     """The EXI stream (header and body) of one document; ExiError if the schema forbids it."""
     try:
         return Encoder(_schema(schema)).document(document)

@@ -7,9 +7,11 @@ first-level productions; a decoded second-level event code (undeclared content: 
 xsi:nil, unknown elements) and wildcard content are refused with ExiError, as the messages
 of ISO 15118 / DIN 70121 never need them.
 
-String values go through the EXI string table (EXI 1.0 §7.3): per stream, a global value
-partition and one local partition per element/attribute qname; a value is sent as a local
-hit, a global hit or a literal (then added to both).
+String values are always literals: the EXI options of ISO 15118 / DIN 70121 as the
+independent implementation (EXIficient, as Josev configures it) applies them keep no value
+partitions in the string table (valuePartitionCapacity 0, EXI 1.0 §7.3.3): it sends a repeated
+value again as a literal and fails on a value hit. So the encoder never sends a hit and the
+decoder refuses one (EXI 1.0 §7.3.3 lets the hit codes 0 and 1 only index existing entries).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from hal.v2g.exi.bits import BitReader, BitWriter, ExiError
+from hal.v2g.exi.bits import SMALL, BitReader, ExiError, SmallBitReader
 
 AT, SE, SE_ANY, EE, CH = 0, 1, 2, 3, 4
 _KINDS = {"AT": AT, "SE": SE, "SE*": SE_ANY, "EE": EE, "CH": CH}
@@ -29,32 +31,62 @@ MAX_DEPTH = 64  # deepest ISO 15118-20 message is about 10 levels; bounds the re
 
 
 class _State:
+    """One grammar state. Productions resolved for speed: (kind, name, arg, next, simple,
+    fixed) where arg is the child grammar (SE) or the datatype tuple (AT, CH), simple is the
+    datatype of a simple-typed child element (or None): its CH and EE are inlined, and fixed
+    is the bit width of its value when that is fixed (n-bit integer, boolean, enumeration;
+    else -1): then event, CH, value and EE are one read or write."""
+
     __slots__ = ("prods", "width", "enc", "ee")
 
-    def __init__(self, prods: tuple) -> None:
-        self.prods = tuple((_KINDS[p[0]],) + tuple(p[1:]) for p in prods)
+    def __init__(self, prods: tuple[Any, ...], datatypes: tuple[Any, ...],
+                 simple: list[int]) -> None:
+        resolved = []
+        for kind_name, name, arg, nxt in prods:
+            kind = _KINDS[kind_name]
+            sdt = None
+            fixed = -1
+            if kind == SE and simple[arg] >= 0:
+                sdt = datatypes[simple[arg]]
+                fixed = {NBIT: sdt[3] if sdt[0] == NBIT else 0, BOOL: 1,
+                         ENUM: sdt[2] if sdt[0] == ENUM else 0}.get(sdt[0], -1)
+            elif kind in (AT, CH):
+                arg = datatypes[arg]
+            resolved.append((kind, name, arg, nxt, sdt, fixed))
+        self.prods = tuple(resolved)
         # strict false: every element state also has second-level productions, so the
         # first-level code needs one value more than the production count (EXI 1.0 §6.2).
         self.width = len(self.prods).bit_length()
-        self.enc: dict[str, tuple] = {}
+        self.enc: dict[str, tuple[Any, ...]] = {}
         self.ee = -1
-        for code, (kind, name, arg, nxt, qid) in enumerate(self.prods):
+        for code, (kind, name, arg, nxt, sdt, fixed) in enumerate(self.prods):
             if kind == EE:
                 self.ee = code
             elif kind in (SE, AT, CH):
-                self.enc.setdefault(name, (code, kind, arg, nxt, qid))
+                self.enc.setdefault(name, (code, kind, arg, nxt, sdt, fixed))
+
+
+def _simple_dt(children: dict[str, Any], runs: tuple[Any, ...], pool: tuple[Any, ...]) -> int:
+    # An element of simple type: CH then EE (EXI 1.0 §8.5.4.1.3.1).
+    states = [pool[i] for i, count in runs for _ in range(count)]
+    first = states[0]
+    if len(states) == 2 and len(first) == 1 and first[0][0] == "CH" and children == {
+            "$": (0, False)}:
+        return int(first[0][2])
+    return -1
 
 
 class _Grammar:
-    __slots__ = ("children", "states", "simple")
+    __slots__ = ("children", "order", "lists", "states", "simple")
 
-    def __init__(self, children: dict, states: tuple) -> None:
+    def __init__(self, children: dict[str, Any], runs: tuple[Any, ...],
+                 pool: tuple[_State, ...], datatypes: tuple[Any, ...], own: int) -> None:
         self.children = children
-        self.states = tuple(_State(s) for s in states)
-        first = states[0]
-        # An element of simple type: CH then EE (EXI 1.0 §8.5.4.1.3.1).
-        self.simple = first[0][2] if len(states) == 2 and first[0][0] == "CH" and len(
-            first) == 1 and children == {"$": (0, False)} else -1
+        self.order = tuple(sorted(children, key=lambda k: children[k][0]))
+        self.lists = frozenset(k for k, (_rank, many) in children.items() if many)
+        # shared state objects; the walk moves by each production's relative next state
+        self.states = tuple(pool[i] for i, count in runs for _ in range(count))
+        self.simple = datatypes[own] if own >= 0 else None
 
 
 class Schema:
@@ -63,56 +95,70 @@ class Schema:
     def __init__(self, tables: ModuleType) -> None:
         self.namespace: str = tables.NAMESPACE
         self.datatypes = tuple((_DT_KINDS[d[0]],) + tuple(d[1:]) for d in tables.DATATYPES)
-        self.grammars = tuple(_Grammar(c, s) for c, s in tables.GRAMMARS)
+        simple = [_simple_dt(c, r, tables.STATES) for c, r in tables.GRAMMARS]
+        pool = tuple(_State(s, self.datatypes, simple) for s in tables.STATES)
+        self.grammars = tuple(_Grammar(c, r, pool, self.datatypes, own)
+                              for (c, r), own in zip(tables.GRAMMARS, simple, strict=True))
         self.roots = tuple(tables.ROOTS)
         # DocContent: one SE per global element plus SE(*), no second level (§8.5.4.1.2).
         self.root_width = len(self.roots).bit_length()
-        self.root_index: dict[str, tuple[int, int, int]] = {}
-        for code, (name, g, qid, own) in enumerate(self.roots):
+        self.root_index: dict[str, tuple[int, int]] = {}
+        for code, (name, g, own) in enumerate(self.roots):
             if name not in self.root_index or own:
-                self.root_index[name] = (code, g, qid)
+                self.root_index[name] = (code, g)
 
 
-class _Strings:
-    """The value partitions of one stream's string table."""
-
-    __slots__ = ("globals", "global_ids", "local", "local_ids")
-
-    def __init__(self) -> None:
-        self.globals: list[str] = []
-        self.global_ids: dict[str, int] = {}
-        self.local: dict[int, list[str]] = {}
-        self.local_ids: dict[int, dict[str, int]] = {}
-
-    def add(self, qid: int, value: str) -> None:
-        if value not in self.global_ids:  # a value already there keeps its first id
-            self.global_ids[value] = len(self.globals)
-        self.globals.append(value)
-        local = self.local.setdefault(qid, [])
-        self.local_ids.setdefault(qid, {}).setdefault(value, len(local))
-        local.append(value)
+def _fixed_value(dt: Any, raw: int, where: str) -> Any:
+    kind = dt[0]
+    if kind == NBIT:
+        v = dt[1] + raw
+        if v > dt[2]:
+            raise ExiError(f"{where}: {v} above {dt[2]}")
+        return v
+    if kind == BOOL:
+        return raw == 1
+    if raw >= len(dt[1]):
+        raise ExiError(f"{where}: enumeration index {raw} of {len(dt[1])}")
+    return dt[1][raw]
 
 
-def _check_range(dt: tuple, v: int, where: str) -> None:
+def _fixed_raw(dt: tuple[Any, ...], v: Any, where: str) -> int:
+    kind = dt[0]
+    if kind == NBIT:
+        if type(v) is not int:
+            raise ExiError(f"{where}: an int expected, got {v!r}")
+        if not dt[1] <= v <= dt[2]:
+            raise ExiError(f"{where}: {v} outside {dt[1]}..{dt[2]}")
+        return int(v - dt[1])
+    if kind == BOOL:
+        if type(v) is not bool:
+            raise ExiError(f"{where}: a bool expected, got {v!r}")
+        return int(v)
+    try:
+        return int(dt[1].index(v))
+    except ValueError:
+        raise ExiError(f"{where}: {v!r} is not one of {list(dt[1])}") from None
+
+
+def _check_range(dt: tuple[Any, ...], v: int, where: str) -> None:
     lo, hi = dt[1], dt[2]
     if (lo is not None and v < lo) or (hi is not None and v > hi):
         raise ExiError(f"{where}: {v} outside {lo}..{hi}")
 
 
-def _check_len(dt: tuple, n: int, where: str) -> None:
+def _check_len(dt: tuple[Any, ...], n: int, where: str) -> None:
     if n < dt[1] or (dt[2] is not None and n > dt[2]):
         raise ExiError(f"{where}: length {n} outside {dt[1]}..{dt[2]}")
 
 
 class Decoder:
-    __slots__ = ("schema", "r", "strings")
+    __slots__ = ("schema", "r")
 
     def __init__(self, schema: Schema, data: bytes) -> None:
         self.schema = schema
-        self.r = BitReader(data)
-        self.strings = _Strings()
+        self.r = SmallBitReader(data) if len(data) <= SMALL else BitReader(data)
 
-    def document(self) -> dict:
+    def document(self) -> dict[str, Any]:
         r = self.r
         if r.size < 8 or r.data[0] != HEADER:
             got = r.data[:1].hex() or "nothing"
@@ -121,36 +167,54 @@ class Decoder:
         code = r.bits(self.schema.root_width)
         if code >= len(self.schema.roots):
             raise ExiError("document: undeclared root element (SE(*)) not supported")
-        name, g, qid, _own = self.schema.roots[code]
-        value = self.element(g, qid, name, 0)
+        name, g, _own = self.schema.roots[code]
+        value = self.element(g, name, 0)
         if r.left() >= 8:
             raise ExiError(f"{r.left() // 8} bytes after the end of the document")
         return {name: value}
 
-    def element(self, gi: int, qid: int, name: str, depth: int) -> Any:
+    def element(self, gi: int, name: str, depth: int) -> Any:
         g = self.schema.grammars[gi]
         r = self.r
         try:
-            if g.simple >= 0:
-                if r.bits(1):
-                    raise ExiError("undeclared content (second-level event) not supported")
-                value = self.value(g.simple, qid)
-                if r.bits(1):
-                    raise ExiError("undeclared content (second-level event) not supported")
-                return value
+            if g.simple is not None:
+                return self.simple(g.simple)
             if depth > MAX_DEPTH:
                 raise ExiError("nested too deep")
             out: dict[str, Any] = {}
-            children = g.children
-            st = g.states[0]
+            lists = g.lists
+            states = g.states
+            si = 0
+            st = states[0]
+            whole = r.whole if type(r) is SmallBitReader else None
+            size = r.size
             while True:
-                code = r.bits(st.width)
+                if whole is not None:  # r.bits inlined: the step taken most often
+                    end = r.pos + st.width
+                    if end > size:
+                        raise ExiError(f"stream ends at bit {size}, event code at bit {r.pos}")
+                    r.pos = end
+                    code = (whole >> (size - end)) & ((1 << st.width) - 1)
+                else:
+                    code = r.bits(st.width)
                 if code >= len(st.prods):
                     raise ExiError("undeclared content (second-level event) not supported")
-                kind, cname, arg, nxt, cqid = st.prods[code]
+                kind, cname, arg, nxt, sdt, fixed = st.prods[code]  # sdt set when fixed >= 0
                 if kind == SE:
-                    v = self.element(arg, cqid, cname, depth + 1)
-                    if children[cname][1]:
+                    if fixed >= 0:  # CH (0), the value, EE (0) in one read
+                        x = r.bits(fixed + 2)
+                        if x >> (fixed + 1) or x & 1:
+                            raise ExiError(f"{cname}/undeclared content (second-level "
+                                           f"event) not supported")
+                        v = _fixed_value(sdt, (x >> 1) & ((1 << fixed) - 1), cname)
+                    elif sdt is not None:
+                        try:
+                            v = self.simple(sdt)
+                        except ExiError as e:
+                            raise ExiError(f"{cname}/{e}") from None
+                    else:
+                        v = self.element(arg, cname, depth + 1)
+                    if cname in lists:
                         out.setdefault(cname, []).append(v)
                     else:
                         out[cname] = v
@@ -159,15 +223,24 @@ class Decoder:
                 elif kind == AT or kind == CH:
                     if cname in out:
                         raise ExiError("mixed content not supported")
-                    out[cname] = self.value(arg, cqid if kind == AT else qid)
+                    out[cname] = self.value(arg)
                 else:
                     raise ExiError("wildcard content not supported")
-                st = g.states[nxt]
+                si += nxt
+                st = states[si]
         except ExiError as e:
             raise ExiError(f"{name}/{e}") from None
 
-    def value(self, di: int, qid: int) -> Any:
-        dt = self.schema.datatypes[di]
+    def simple(self, dt: tuple[Any, ...]) -> Any:
+        r = self.r
+        if r.bits(1):  # CH is the only first-level production
+            raise ExiError("undeclared content (second-level event) not supported")
+        value = self.value(dt)
+        if r.bits(1):  # EE likewise
+            raise ExiError("undeclared content (second-level event) not supported")
+        return value
+
+    def value(self, dt: tuple[Any, ...]) -> Any:
         kind = dt[0]
         r = self.r
         if kind == NBIT:
@@ -196,23 +269,13 @@ class Decoder:
             n = r.unsigned()
             _check_len(dt, n, "binary")
             return r.octets(n)
-        return self.string(dt, qid)
+        return self.string(dt)
 
-    def string(self, dt: tuple, qid: int) -> str:
+    def string(self, dt: tuple[Any, ...]) -> str:
         r = self.r
         n = r.unsigned()
-        if n == 0:
-            local = self.strings.local.get(qid, [])
-            i = r.bits((len(local) - 1).bit_length()) if local else -1
-            if not 0 <= i < len(local):
-                raise ExiError("string: local value hit with no such entry")
-            return local[i]
-        if n == 1:
-            table = self.strings.globals
-            i = r.bits((len(table) - 1).bit_length()) if table else -1
-            if not 0 <= i < len(table):
-                raise ExiError("string: global value hit with no such entry")
-            return table[i]
+        if n < 2:
+            raise ExiError("string table hit, but the ISO 15118 options keep no value table")
         n -= 2
         _check_len(dt, n, "string")
         if n * 8 > r.left():
@@ -223,19 +286,31 @@ class Decoder:
             if c > 0x10FFFF or 0xD800 <= c <= 0xDFFF:
                 raise ExiError(f"string: {c:#x} is no Unicode scalar value")
             chars.append(chr(c))
-        s = "".join(chars)
-        if s:
-            self.strings.add(qid, s)
-        return s
+        return "".join(chars)
+
+
+def _unsigned(v: int) -> tuple[int, int]:
+    """EXI 1.0 §7.1.6 unsigned integer as (bits, count): 7-bit groups, least significant
+    first, high bit set on all but the last octet."""
+    if v < 0x80:
+        return v, 8
+    bits = 0
+    n = 0
+    while v > 0x7F:
+        bits = (bits << 8) | (v & 0x7F) | 0x80
+        v >>= 7
+        n += 8
+    return (bits << 8) | v, n + 8
 
 
 class Encoder:
-    __slots__ = ("schema", "w", "strings")
+    """Each element returns its bits as (int, count), merged by its parent: local integer
+    arithmetic instead of a writer call per event."""
+
+    __slots__ = ("schema",)
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
-        self.w = BitWriter()
-        self.strings = _Strings()
 
     def document(self, document: Any) -> bytes:
         if not isinstance(document, dict) or len(document) != 1:
@@ -244,117 +319,116 @@ class Encoder:
         root = self.schema.root_index.get(name)
         if root is None:
             raise ExiError(f"{name!r} is no global element of {self.schema.namespace}")
-        code, g, qid = root
-        self.w.bits(HEADER, 8)
-        self.w.bits(code, self.schema.root_width)
-        self.element(g, qid, name, value, 0)
-        return self.w.finish()
+        code, g = root
+        width = self.schema.root_width
+        bits, n = self.element(g, name, value, 0)
+        n += 8 + width
+        bits |= ((HEADER << width) | code) << (n - 8 - width)
+        pad = -n % 8  # EXI 1.0 §5.2 / §8: the stream ends on a byte boundary
+        return (bits << pad).to_bytes((n + pad) // 8, "big")
 
-    def element(self, gi: int, qid: int, name: str, value: Any, depth: int) -> None:
+    def element(self, gi: int, name: str, value: Any, depth: int) -> tuple[int, int]:
         g = self.schema.grammars[gi]
-        w = self.w
         try:
-            if g.simple >= 0:
-                w.bits(0, 1)
-                self.value(g.simple, qid, value)
-                w.bits(0, 1)
-                return
-            if not isinstance(value, dict):
+            if g.simple is not None:
+                vb, vn = self.value(g.simple, value)
+                return vb << 1, vn + 2  # CH (code 0), the value, EE (code 0)
+            if type(value) is not dict:
                 raise ExiError(f"a dict expected, got {type(value).__name__}")
             if depth > MAX_DEPTH:
                 raise ExiError("nested too deep")
-            children = g.children
-            try:
-                keys = sorted(value, key=lambda k: children[k][0])
-            except (KeyError, TypeError):
-                unknown = [k for k in value if k not in children]
-                raise ExiError(f"no child {unknown[0]!r} in the schema") from None
+            keys = [k for k in g.order if k in value]
+            if len(keys) != len(value):
+                unknown = [k for k in value if k not in g.children]
+                raise ExiError(f"no child {unknown[0]!r} in the schema")
+            lists = g.lists
             states = g.states
+            si = 0
             st = states[0]
+            acc = 0
+            n = 0
             for k in keys:
                 v = value[k]
-                if children[k][1]:
-                    if not isinstance(v, list) or not v:
+                if k in lists:
+                    if type(v) is not list or not v:
                         raise ExiError(f"{k}: a non-empty list expected (maxOccurs > 1)")
                     items = v
                 else:
-                    items = (v,)
+                    items = [v]
                 for item in items:
                     p = st.enc.get(k)
                     if p is None:
-                        raise ExiError(f"{k} not allowed here (order, count or a required "
-                                       f"child missing before it)")
-                    code, kind, arg, nxt, cqid = p
-                    w.bits(code, st.width)
-                    if kind == SE:
-                        self.element(arg, cqid, k, item, depth + 1)
+                        expected = [q[1] or "end" for q in st.prods]
+                        raise ExiError(f"{k} not allowed here (too many, or a required child "
+                                       f"missing before it): expected one of {expected}")
+                    code, kind, arg, nxt, sdt, fixed = p
+                    if fixed >= 0:  # event, CH (0), the value, EE (0) in one step
+                        width = st.width + fixed + 2
+                        acc = (acc << width) | (code << (fixed + 2)) | (
+                            _fixed_raw(sdt, item, k) << 1)
+                        n += width
                     else:
-                        self.value(arg, cqid if kind == AT else qid, item)
-                    st = states[nxt]
+                        if sdt is not None:
+                            try:
+                                cb, cn = self.value(sdt, item)
+                            except ExiError as e:
+                                raise ExiError(f"{k}/{e}") from None
+                            cb <<= 1  # CH (0) before, EE (0) after
+                            cn += 2
+                        elif kind == SE:
+                            cb, cn = self.element(arg, k, item, depth + 1)
+                        else:
+                            cb, cn = self.value(arg, item)
+                        acc = (((acc << st.width) | code) << cn) | cb
+                        n += st.width + cn
+                    si += nxt
+                    st = states[si]
             if st.ee < 0:
-                expected = [p[1] for p in st.prods]
+                expected = [q[1] for q in st.prods]
                 raise ExiError(f"required child missing, one of {expected} expected")
-            w.bits(st.ee, st.width)
+            return (acc << st.width) | st.ee, n + st.width
         except ExiError as e:
             raise ExiError(f"{name}/{e}") from None
 
-    def value(self, di: int, qid: int, v: Any) -> None:
-        dt = self.schema.datatypes[di]
+    def value(self, dt: tuple[Any, ...], v: Any) -> tuple[int, int]:
         kind = dt[0]
-        w = self.w
         if kind <= INT:  # NBIT, UINT, INT
             if type(v) is not int:
                 raise ExiError(f"an int expected, got {v!r}")
             _check_range(dt, v, "value")
             if kind == NBIT:
-                w.bits(v - dt[1], dt[3])
-            elif kind == UINT:
-                w.unsigned(v)
-            elif v < 0:
-                w.bits(1, 1)
-                w.unsigned(-v - 1)
-            else:
-                w.bits(0, 1)
-                w.unsigned(v)
-        elif kind == BOOL:
+                return v - dt[1], dt[3]
+            if kind == UINT:
+                return _unsigned(v)
+            ub, un = _unsigned(-v - 1 if v < 0 else v)
+            return ((1 << un) | ub if v < 0 else ub), un + 1  # sign bit first
+        if kind == BOOL:
             if type(v) is not bool:
                 raise ExiError(f"a bool expected, got {v!r}")
-            w.bits(v, 1)
-        elif kind == ENUM:
+            return int(v), 1
+        if kind == ENUM:
             try:
-                w.bits(dt[1].index(v), dt[2])
+                return dt[1].index(v), dt[2]
             except ValueError:
                 raise ExiError(f"{v!r} is not one of {list(dt[1])}") from None
-        elif kind == BIN:
+        if kind == BIN:
             if not isinstance(v, (bytes, bytearray)):
                 raise ExiError(f"bytes expected, got {type(v).__name__}")
             _check_len(dt, len(v), "binary")
-            w.unsigned(len(v))
-            w.octets(bytes(v))
-        else:
-            self.string(dt, qid, v)
+            lb, ln = _unsigned(len(v))
+            return (lb << (8 * len(v))) | int.from_bytes(v, "big"), ln + 8 * len(v)
+        return self.string(dt, v)
 
-    def string(self, dt: tuple, qid: int, v: Any) -> None:
+    def string(self, dt: tuple[Any, ...], v: Any) -> tuple[int, int]:
         if type(v) is not str:
             raise ExiError(f"a str expected, got {v!r}")
         _check_len(dt, len(v), "string")
-        w = self.w
-        strings = self.strings
-        local = strings.local_ids.get(qid)
-        if local is not None and v in local:
-            w.unsigned(0)
-            w.bits(local[v], (len(strings.local[qid]) - 1).bit_length())
-            return
-        gid = strings.global_ids.get(v)
-        if gid is not None:
-            w.unsigned(1)
-            w.bits(gid, (len(strings.globals) - 1).bit_length())
-            return
-        w.unsigned(len(v) + 2)
+        bits, n = _unsigned(len(v) + 2)  # literal: length + 2 (no value table, see above)
         for c in v:
             cp = ord(c)
             if 0xD800 <= cp <= 0xDFFF:
                 raise ExiError("string: lone surrogate")
-            w.unsigned(cp)
-        if v:
-            strings.add(qid, v)
+            cb, cn = _unsigned(cp)
+            bits = (bits << cn) | cb
+            n += cn
+        return bits, n

@@ -3,7 +3,9 @@
 Run by hand (`make exi-tables`) when the schemas change; the tables are committed, the XSD
 files (ISO text) are not. Usage:
 
-    python -m hal.v2g.exi.generate SCHEMA_DIR
+    python hal/v2g/exi/generate.py SCHEMA_DIR
+
+(a script, not `-m`: importing the package would load the tables this rewrites)
 
 SCHEMA_DIR is `iso15118/shared/schemas` from the unzipped `iso15118==0.31.2` wheel.
 
@@ -24,10 +26,21 @@ from __future__ import annotations
 import argparse
 import os
 import pprint
+import sys
 from collections import OrderedDict
+from typing import Any
 
-from hal.v2g.exi.xsd import (UNBOUNDED, Attribute, ComplexType, Element, Particle, QName,
-                             SchemaSet, SimpleType)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from xsd import (  # noqa: E402
+    UNBOUNDED,
+    Attribute,
+    ComplexType,
+    Element,
+    Particle,
+    QName,
+    SchemaSet,
+    SimpleType,
+)
 
 # schema name -> (root XSD relative to the schema directory, namespace of its messages)
 SCHEMA_FILES = {
@@ -44,7 +57,8 @@ SCHEMA_FILES = {
 NBIT_RANGE_LIMIT = 4096
 
 EPS = None
-Terminal = tuple  # ("AT", qname, dt) | ("SE", qname, gkey) | ("SE*",) | ("EE",) | ("CH", dt)
+# ("AT", qname, attribute) | ("SE", qname, element) | ("SE*",) | ("EE",) | ("CH", type)
+Terminal = tuple[Any, ...]
 
 
 class Builder:
@@ -52,11 +66,11 @@ class Builder:
 
     def __init__(self, schemas: SchemaSet) -> None:
         self.s = schemas
-        self.datatypes: list[tuple] = []
-        self._dt_index: dict[tuple, int] = {}
+        self.datatypes: list[tuple[Any, ...]] = []
+        self._dt_index: dict[tuple[Any, ...], int] = {}
         self.qnames: list[QName] = []
         self._q_index: dict[QName, int] = {}
-        self.grammars: list[tuple | None] = []
+        self.grammars: list[tuple[Any, ...] | None] = []
         self._g_index: dict[object, int] = {}
         self._keep: list[object] = []  # keeps anonymous types alive so id() stays unique
 
@@ -64,15 +78,17 @@ class Builder:
     def dt(self, t: SimpleType) -> int:
         if t.kind == "int":
             if t.lo is not None and t.hi is not None and t.hi - t.lo < NBIT_RANGE_LIMIT:
-                d: tuple = ("nbit", t.lo, t.hi, (t.hi - t.lo).bit_length())
+                d: tuple[Any, ...] = ("nbit", t.lo, t.hi, (t.hi - t.lo).bit_length())
             elif t.lo is not None and t.lo >= 0:
                 d = ("uint", t.lo, t.hi)
             else:
                 d = ("int", t.lo, t.hi)
         elif t.kind == "bool":
             d = ("bool",)
-        elif t.kind in ("bin", "str"):
-            d = (t.kind, t.min_len, t.max_len)
+        elif t.kind == "bin":
+            d = ("bin", t.min_len, t.max_len, t.fmt)
+        elif t.kind == "str":
+            d = ("str", t.min_len, t.max_len)
         elif t.kind == "enum":
             d = ("enum", t.values, max(len(t.values) - 1, 0).bit_length())
         else:
@@ -98,15 +114,16 @@ class Builder:
         self._g_index[key] = idx
         self._keep.append(t)
         self.grammars.append(None)  # placeholder: child grammars may be built meanwhile
+        assert t is not None
         self.grammars[idx] = (self._simple_grammar(t) if isinstance(t, SimpleType)
                               else self._complex_grammar(t))
         return idx
 
-    def _simple_grammar(self, t: SimpleType) -> tuple:
+    def _simple_grammar(self, t: SimpleType) -> tuple[Any, ...]:
         states = ((("CH", "$", self.dt(t), 1, -1),), (("EE", "", 0, -1, -1),))
         return ({"$": (0, False)}, states)
 
-    def _complex_grammar(self, ct: ComplexType) -> tuple:
+    def _complex_grammar(self, ct: ComplexType) -> tuple[Any, ...]:
         nfa = _Nfa()
         s = nfa.new()
         start = s
@@ -133,6 +150,7 @@ class Builder:
                     raise ValueError(f"{ct.name}: child {name} appears twice")
                 children[name] = (len(children), count > 1)
         if ct.mixed:
+            children.setdefault("$", (len(children), False))
             for st in range(first_content, len(nfa.edges)):
                 nfa.edge(st, ("CH", SimpleType("str")), st)
         nfa.edge(s, ("EE",), -1)
@@ -183,7 +201,7 @@ class Builder:
             nfa.edge(o, EPS, s)
         return s
 
-    def _tabulate(self, nfa: _Nfa, start: int) -> tuple:
+    def _tabulate(self, nfa: _Nfa, start: int) -> tuple[Any, ...]:
         """ε elimination, subset construction, event-code order; productions as tuples
         (kind, name, arg, next state, qname id)."""
         expanded = [nfa.expand(i) for i in range(len(nfa.edges))]
@@ -217,7 +235,7 @@ class Builder:
             i += 1
         return tuple(states)
 
-    def _production(self, t: Terminal, nxt: int) -> tuple:
+    def _production(self, t: Terminal, nxt: int) -> tuple[Any, ...]:
         kind = t[0]
         if kind == "AT":
             a: Attribute = t[2]
@@ -270,7 +288,7 @@ def _term_key(t: Terminal) -> object:
     return (t[0],)
 
 
-def _event_order(p: tuple) -> tuple:
+def _event_order(p: tuple[Any, ...]) -> tuple[Any, ...]:
     # EXI 1.0 §8.5.4.3: AT(qname) sorted by local name then uri, then SE in schema order,
     # then SE(*), EE, CH.
     rank = {"AT": 0, "SE": 2, "SE*": 3, "EE": 4, "CH": 5}[p[0]]
@@ -297,9 +315,22 @@ def build(schema_dir: str, name: str) -> str:
     # uri, followed by SE(*).
     roots = []
     for el in sorted(schemas.elements.values(), key=lambda e: (e.qname[1], e.qname[0])):
-        roots.append((el.qname[1], b.grammar(el), b.qid(el.qname), el.qname[0] == namespace))
-    grammars = [(g[0], tuple(tuple(p[:5] for p in st) for st in g[1]))
-                for g in b.grammars if g is not None]
+        roots.append((el.qname[1], b.grammar(el), el.qname[0] == namespace))
+    # States as indices into one pool of distinct states, runs collapsed: with the next
+    # state relative, the copies a bounded repetition unrolls to (maxOccurs 1024) are one.
+    pool: dict[tuple[Any, ...], int] = {}
+    grammars = []
+    for g in b.grammars:
+        assert g is not None
+        runs: list[list[int]] = []
+        for si, st in enumerate(g[1]):
+            rel = tuple((p[0], p[1], p[2], p[3] - si if p[3] >= 0 else 0) for p in st)
+            idx = pool.setdefault(rel, len(pool))
+            if runs and runs[-1][0] == idx:
+                runs[-1][1] += 1
+            else:
+                runs.append([idx, 1])
+        grammars.append((g[0], tuple(tuple(r) for r in runs)))
     lines = [
         f'"""EXI grammar tables for {namespace} (schema {name}).',
         "",
@@ -309,11 +340,12 @@ def build(schema_dir: str, name: str) -> str:
         "# ruff: noqa: E501",
         "# mypy: ignore-errors",
         f"NAMESPACE = {namespace!r}",
-        "# (local name, grammar, qname id, in the message namespace) per global element",
+        "# (local name, grammar, in the message namespace) per global element",
         "ROOTS = " + pprint.pformat(tuple(roots), width=100, compact=True),
         "DATATYPES = " + pprint.pformat(tuple(b.datatypes), width=100, compact=True),
-        "QNAMES = " + pprint.pformat(tuple(b.qnames), width=100, compact=True),
-        "# (children: name -> (rank, is_list), states: ((kind, name, arg, next, qname id), ...))",
+        "# distinct states: ((kind, name, grammar or datatype, next state - this state), ...)",
+        "STATES = " + pprint.pformat(tuple(pool), width=100, compact=True),
+        "# (children: name -> (rank, is_list), states as runs: ((index in STATES, count), ...))",
         "GRAMMARS = " + pprint.pformat(tuple(grammars), width=100, compact=True),
         "",
     ]

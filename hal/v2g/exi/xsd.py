@@ -1,6 +1,7 @@
 """Reading the ISO 15118 / DIN 70121 XSD files into a small component model (generator side).
 
-Used only by `generate.py` (by hand, `make exi-tables`), never at run time. It understands the
+Used only by `generate.py` (by hand, `make exi-tables`), never at run time; imports
+nothing from the codec. It understands the
 part of XML Schema 1.0 these schemas use: global and local elements, element refs, abstract
 elements and substitution groups, named and anonymous complex types (sequence, choice,
 complexContent extension/restriction, simpleContent extension, mixed, wildcards), attributes,
@@ -50,6 +51,7 @@ class SimpleType:
     min_len: int = 0
     max_len: int | None = None
     values: tuple[str, ...] = ()
+    fmt: str = ""  # binary only: "hex" or "b64" (same EXI representation; kept for tools)
 
 
 @dataclass
@@ -100,7 +102,7 @@ class SchemaSet:
         self._files: set[str] = set()
         self._pending: list[tuple[ET.Element, dict[str, str], str, str]] = []
         self._load(os.path.abspath(root_file))
-        for node, ns, tns, qual in self._pending:
+        for node, _ns, tns, _qual in self._pending:
             el = Element((tns, node.get("name", "")))
             self.elements[el.qname] = el
         for node, ns, tns, qual in self._pending:
@@ -290,7 +292,8 @@ class SchemaSet:
             base = self.type(_resolve(der.get("base", ""), ns))
             if not isinstance(base, SimpleType):
                 raise SchemaError("simple type restricting a complex type")
-            t = SimpleType(base.kind, base.lo, base.hi, base.min_len, base.max_len, base.values)
+            t = SimpleType(base.kind, base.lo, base.hi, base.min_len, base.max_len, base.values,
+                           base.fmt)
             enum: list[str] = []
             for f in der:
                 fname, v = _local(f.tag), f.get("value", "")
@@ -364,7 +367,7 @@ def _builtin(name: str) -> SimpleType:
     if name == "boolean":
         return SimpleType("bool")
     if name in BUILTIN_BINARY:
-        return SimpleType("bin")
+        return SimpleType("bin", fmt="hex" if name == "hexBinary" else "b64")
     if name in BUILTIN_STRINGS:
         return SimpleType("str")
     raise SchemaError(f"built-in type xs:{name} not handled")
