@@ -207,9 +207,13 @@ class Decoder:
                             raise ExiError(f"{cname}/undeclared content (second-level "
                                            f"event) not supported")
                         v = _fixed_value(sdt, (x >> 1) & ((1 << fixed) - 1), cname)
-                    elif sdt is not None:
+                    elif sdt is not None:  # CH (0), the value, EE (0)
                         try:
-                            v = self.simple(sdt)
+                            if r.bits(1):
+                                raise ExiError("undeclared content (second-level event)")
+                            v = self.value(sdt)
+                            if r.bits(1):
+                                raise ExiError("undeclared content (second-level event)")
                         except ExiError as e:
                             raise ExiError(f"{cname}/{e}") from None
                     else:
