@@ -35,7 +35,7 @@ CAN_INTERFACES = ("socketcan", "virtual")
 # Sections whose owner parses them (the OCPP station, the simulator) or that later
 # features will own; kept as raw tables here.
 OWNED_SECTIONS = ("ocpp", "simulator", "tariff", "console", "screen", "meter", "payment",
-                  "card_reader")
+                  "card_reader", "iso15118")
 MAX_FILE_BYTES = 1 << 20  # a config file is a few kB; a bigger one is not a config file
 
 # Cable ratings by connector (charging-facts.md): CCS2 DC to 500 A / 1000 V

@@ -18,6 +18,7 @@ from typing import Any
 
 import can
 
+from firmware import iso15118
 from firmware.config import ChargerConfig, ConfigError
 from hal.card_reader import CardReader
 from hal.card_reader_serial import SerialCardReader
@@ -100,15 +101,20 @@ def _web_screen(config: ChargerConfig, clock: Clock, wires: Wires) -> str:
     return "web"
 
 
+def _iso15118_links(config: ChargerConfig, clock: Clock, wires: Wires) -> VehicleLinks:
+    return iso15118.build(config, clock, HardwareMissing)
+
+
 Factory = Callable[[ChargerConfig, Clock, Wires], Any]
 
 # role -> (config key of its driver name, {driver name: factory})
 ROLES: dict[str, tuple[str, dict[str, Factory]]] = {
     "power_stage": ("power_stage.driver", {"infypower": _infypower}),
     "io_board": ("io_board.driver", {"serial": _serial_board}),
-    # ISO 15118 / DIN 70121 on the wire comes with its own issue; until then the only
-    # vehicle link is the in-process one a simulated truck connects to.
-    "vehicle_link": ("vehicle_link.driver", {"virtual": _virtual_links}),
+    # iso15118: DIN 70121, ISO 15118-2 and -20 DC on each connector's PLC modem
+    # (firmware/iso15118.py); virtual: the in-process link a simulated truck connects to.
+    "vehicle_link": ("vehicle_link.driver", {"virtual": _virtual_links,
+                                             "iso15118": _iso15118_links}),
     "screen": ("screen.driver", {"web": _web_screen}),
     "card_reader": ("card_reader.driver", {"serial": _serial_card_reader}),
     "payment": ("payment.driver", {"zvt": _zvt_terminal}),
@@ -145,6 +151,8 @@ def check(config: ChargerConfig) -> None:
         if name not in drivers:
             known = ", ".join(sorted(drivers)) or "none yet"
             raise ConfigError(key, f"no {role} driver {name!r} (known: {known})")
+    if config.vehicle_link.driver == "iso15118":
+        iso15118.section(config)
 
 
 def build(role: str, config: ChargerConfig, clock: Clock, wires: Wires) -> Any:

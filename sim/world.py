@@ -19,6 +19,9 @@ Physics advances every ``PHYSICS_DT_S`` of simulated time.
     tokens = ["TOKEN", "TOKEN:GROUP"]   # the local CSMS's customers
     control = "127.0.0.1:7781"          # chargebay run: the control interface (sim/control.py)
     csms = "local"                      # or "external": keep ocpp.csms_url as written
+    vehicle_link = "virtual"            # or "wire": the truck's EVCC over TCP on ::1 to the
+                                        # real SECC (driver iso15118, EXI codec), sim/evcc.py
+    truck_protocols = ["din", "iso2"]   # wire: what the trucks offer (default: all three)
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from firmware.drivers import Wires
 from firmware.errors import Severity, spec
 from hal.clock import Clock
 from hal.vehicle_link_virtual import connect
+from sim import evcc as wire
 from sim.bay_side import BaySide
 from sim.card_reader import SimCardReader
 from sim.csms import LocalCsms, Token
@@ -55,7 +59,7 @@ from sim.truck import Truck
 PHYSICS_DT_S = 0.2  # physics step (simulated seconds)
 UNPLUG_LINK_LAG_S = 0.1  # pilot A first, vehicle link gone this much later
 WALL_JITTER_S = 0.05  # event-loop stall the IO board link must ride out at --speed N
-SIMULATOR_KEYS = ("tokens", "control", "csms")
+SIMULATOR_KEYS = ("tokens", "control", "csms", "vehicle_link", "truck_protocols")
 FAULT_CODES = {"estop": "emergency_stop", "isolation": "isolation_fault",
                "welded": "welded_contactor", "lock_jam": "lock_failure",
                "pilot_short": "pilot_fault", "diode": "diode_fault",
@@ -134,6 +138,13 @@ def simulator_section(config: ChargerConfig) -> dict[str, Any]:
     if section.get("csms", "local") not in ("local", "external"):
         raise ConfigError("simulator.csms", "must be local (the simulator's own CSMS) or "
                           "external (ocpp.csms_url as written)")
+    if section.get("vehicle_link", "virtual") not in ("virtual", "wire"):
+        raise ConfigError("simulator.vehicle_link", "must be virtual (in-process) or wire "
+                          "(EXI over TCP on ::1 to the iso15118 driver)")
+    protocols = section.get("truck_protocols", ["iso20_dc", "iso2", "din"])
+    if not isinstance(protocols, list) or not protocols or not all(
+            p in ("din", "iso2", "iso20_dc") for p in protocols):
+        raise ConfigError("simulator.truck_protocols", "must list din, iso2 and/or iso20_dc")
     tokens = section.get("tokens", [])
     if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
         raise ConfigError("simulator.tokens", "must be a list of \"TOKEN\" or \"TOKEN:GROUP\"")
@@ -203,6 +214,8 @@ class SimWorld(BaySide):
                                 can_channel=self.channel),
             io_board=replace(board, port=self.io.port_name, heartbeat_timeout_ms=timeout_ms),
             vehicle_link=replace(config.vehicle_link, driver="virtual", channel=self.channel))
+        if self.section.get("vehicle_link") == "wire":
+            config = wire.on_loopback(config)
         if "ocpp" in config.extra:
             config = await self._central_system(config)
         config = await self._bay_devices(config)
@@ -294,7 +307,8 @@ class SimWorld(BaySide):
         bay = self.bays[evse_id]
         if bay.truck is not None and not bay.truck.unplugged:
             bay.truck.unplug()  # the last truck's plug is out before this one goes in
-        link = connect(f"{self.channel}/{evse_id}")  # the vehicle's link comes up
+        link: Any = (wire.channel(self, evse_id) if self.section.get("vehicle_link") == "wire"
+                     else connect(f"{self.channel}/{evse_id}"))  # the vehicle's link comes up
         truck = Truck.from_preset(preset, soc, link, self.io.port(evse_id),
                                   target_soc=target)
         bay.truck = truck

@@ -60,8 +60,22 @@ def test_bad_config_names_key(mutate: Any, key: str, reason: str) -> None:
      "no power_stage driver 'delta' (known: infypower)"),
     (lambda d: d["io_board"].update(driver="inprocess"), "io_board.driver",
      "no io_board driver 'inprocess' (known: serial)"),
-    (lambda d: d["vehicle_link"].update(driver="iso15118"), "vehicle_link.driver",
-     "no vehicle_link driver 'iso15118'"),
+    (lambda d: d["vehicle_link"].update(driver="chademo"), "vehicle_link.driver",
+     "no vehicle_link driver 'chademo'"),
+    (lambda d: d["vehicle_link"].update(driver="iso15118"), "iso15118",
+     "is required with vehicle_link.driver"),
+    (lambda d: (d["vehicle_link"].update(driver="iso15118"), d.update(iso15118={
+        "connector": [{"evse_id": 1, "interface": "plc1", "tcp_port": 8080}]})),
+     "iso15118.connector[0].tcp_port", "49152-65535"),
+    (lambda d: (d["vehicle_link"].update(driver="iso15118"), d.update(iso15118={
+        "protocols": ["din", "din"], "connector": [{"evse_id": 1, "interface": "plc1"}]})),
+     "iso15118.protocols", "twice"),
+    (lambda d: (d["vehicle_link"].update(driver="iso15118"), d.update(iso15118={
+        "connector": [{"evse_id": 9, "interface": "plc1"}]})),
+     "iso15118.connector[0].evse_id", "not a [[connector]]"),
+    (lambda d: (d["vehicle_link"].update(driver="iso15118"), d.update(iso15118={
+        "tls": "required", "connector": [{"evse_id": 1, "interface": "plc1"}]})),
+     "iso15118.certificate", "needs certificate"),
     (lambda d: d.update(screen={"driver": "hdmi"}), "screen.driver", "known: web"),
     (lambda d: d.update(meter={"driver": "modbus"}), "meter.driver", "known: none yet"),
     (lambda d: d["ocpp"].update(security_profile=4), "ocpp.security_profile",

@@ -3,6 +3,7 @@ in virtual time (looptime)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,9 @@ from sim import scenario as sc
 from sim.runner import Outcome, run
 
 CONFIG = cfg.load(Path(__file__).parent.parent / "examples" / "sim.toml")
+# The in-process link keeps this suite fast; tests/test_v2g_wire.py plays scenarios on the wire.
+CONFIG = replace(CONFIG, extra={**CONFIG.extra, "simulator": {
+    **CONFIG.extra["simulator"], "vehicle_link": "virtual"}})
 
 
 def play(name_or_text: str, at_end: Any = None) -> Outcome:

@@ -1,1 +1,12 @@
-"""ISO 15118 / DIN 70121 vehicle communication (V2G)."""
+"""ISO 15118 / DIN SPEC 70121 on the wire: the charger's side (SECC).
+
+- ``v2gtp``: the V2G transfer protocol header (ISO 15118-2 clause 7.8.3, -20 payload types);
+- ``sdp``: SECC discovery on UDP 15118 (ISO 15118-2 clause 7.10.1);
+- ``tls``: the server's TLS context from config;
+- ``handshake``: supportedAppProtocol, the protocol chosen by our priority;
+- ``classic`` (DIN, ISO-2), ``iso20``, ``iso20_ev``: documents <-> VehicleLink dataclasses;
+- ``secc``: the pure SECC machine (sessions, sequence checks, response codes, timers);
+- ``server``: the thin asyncio shell, the ``iso15118`` vehicle-link driver;
+- ``slac``: ISO 15118-3 matching behind its own contract;
+- ``exi``: the EXI codec (its own part, see docs).
+"""
