@@ -109,7 +109,7 @@ class Charger:
             settings = _ocpp_settings(config)
             charger.station = Station(controller, settings, clock, say=say,
                                       ping_interval=None if clock.virtual else 30.0,
-                                      authorization=authorization)
+                                      authorization=authorization, security=security)
         return charger
 
     # --- lifecycle ---------------------------------------------------------------------

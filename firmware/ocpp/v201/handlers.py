@@ -56,6 +56,9 @@ class StationPort(Protocol):
     def evse_ids(self) -> tuple[int, ...]: ...
     @property
     def link(self) -> Link | None: ...
+    @property
+    def booted(self) -> bool: ...
+    def trigger_boot(self) -> bool: ...
     def utc(self) -> datetime: ...
     def busy(self, evse_id: int) -> bool: ...
     def note(self, text: str) -> None: ...
@@ -157,6 +160,8 @@ class Handlers:
     def on_request_start(self, id_token: dict[str, Any], remote_start_id: int,
                          evse_id: int | None = None, group_id_token: dict[str, Any] | None
                          = None, **_: Any) -> call_result.RequestStartTransaction:
+        if not self.st.booted:  # Pending: no transaction before the boot is accepted (B02)
+            return call_result.RequestStartTransaction(status="Rejected")
         target = evse_id if evse_id is not None else next(
             (e for e in self.st.evse_ids if not self.st.busy(e)), None)
         if target is None or target not in self.st.evse_ids or self.st.busy(target) or (
@@ -257,6 +262,10 @@ class Handlers:
         if requested_message not in ("BootNotification", "Heartbeat", "StatusNotification",
                                      "MeterValues"):
             return call_result.TriggerMessage(status="NotImplemented")
+        if requested_message == "BootNotification" and self.st.booted:
+            return call_result.TriggerMessage(status="Rejected")  # F06.FR.17
+        if evse_id is not None and evse_id not in self.st.evse_ids:
+            return call_result.TriggerMessage(status="Rejected")
         self._triggered = (requested_message, evse_id)
         return call_result.TriggerMessage(status="Accepted")
 
@@ -267,16 +276,15 @@ class Handlers:
         link = self.st.link
         if pending is None or link is None:
             return
+        if pending[0] == "BootNotification":  # the station's boot loop sends it now
+            self.st.trigger_boot()
+            return
         self.st.spawn(self._follow_up(pending[0], lambda: self._triggered_message(
             link, *pending)), "ocpp-trigger")
 
     async def _triggered_message(self, link: Link, message: str, evse_id: int | None) -> None:
         targets = [evse_id] if evse_id else list(self.st.evse_ids)
-        if message == "BootNotification":
-            await link.call_raw("BootNotification", {"reason": "Triggered", "chargingStation": {
-                "model": self.st.controller.config.identity.model,
-                "vendorName": self.st.controller.config.identity.vendor}})
-        elif message == "Heartbeat":
+        if message == "Heartbeat":
             await link.call_raw("Heartbeat", {})
         elif message == "StatusNotification":
             await self.st.send_statuses(link, again=targets)
@@ -291,7 +299,7 @@ class Handlers:
     @on("GetTransactionStatus")
     def on_get_transaction_status(self, transaction_id: str | None = None,
                                   **_: Any) -> call_result.GetTransactionStatus:
-        in_queue = len(self.st.queue) > 0
+        in_queue = any(q.action == "TransactionEvent" for q in self.st.queue.pending())
         if transaction_id is None:
             return call_result.GetTransactionStatus(messages_in_queue=in_queue)
         ongoing = self.st.tx.evse_of(transaction_id) is not None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -37,12 +38,24 @@ from firmware.ocpp.v201.authorizer import Authorizer
 from firmware.ocpp.v201.device_model import DeviceModel
 from firmware.ocpp.v201.handlers import Handlers
 from firmware.ocpp.v201.link import SUBPROTOCOL, Link
+from firmware.ocpp.v201.security_events import SecurityEvents
 from firmware.ocpp.v201.transactions import Transactions, iso
+from firmware.security_log import SecurityLog
 from firmware.tasks import TaskOwner
 from hal.clock import Clock
 
 log = logging.getLogger("chargebay.ocpp")
 FIRMWARE_VERSION = "0.1.0"
+# A station Reset: the CALLRESULT leaves before anything else happens; the sessions an
+# Immediate reset stops get up to RESET_STOP_S to end (ramp-down, contactors open,
+# output below 60 V: the charger's own stop bound is 12 s) and their Ended events up to
+# RESET_FLUSH_S to be delivered before the connection closes for the reboot.
+RESET_ANSWER_S = 0.5
+# The CSMS's time replaces ours at every boot and heartbeat; a correction this large is
+# a setting of the system time (SettingSystemTime), smaller ones are drift.
+TIME_SET_EVENT_S = 2.0
+RESET_STOP_S = 15.0
+RESET_FLUSH_S = 10.0
 Say = Callable[[str], None]
 
 
@@ -50,7 +63,8 @@ class Station:
     def __init__(self, controller: Controller, settings: OcppSettings, clock: Clock,
                  start_utc: datetime | None = None, say: Say | None = None,
                  ping_interval: float | None = 30.0,
-                 authorization: Authorization | None = None) -> None:
+                 authorization: Authorization | None = None,
+                 security: SecurityLog | None = None) -> None:
         self.controller = controller
         self.settings = settings
         self.clock = clock
@@ -80,6 +94,10 @@ class Station:
         self._reset_pending: str | None = None
         self.evse_resets: set[int] = set()  # EVSEs to reset once idle (B11 / B12)
         self.boot_reason = "PowerUp"
+        # A reconnect is not a boot (B04): BootNotification once per start of the
+        # station, again only after a reset or while the CSMS has not accepted it.
+        self.booted = False
+        self._boot_now = asyncio.Event()  # TriggerMessage(BootNotification) while pending
         self.offline_since: float | None = 0.0
         self.delivered = 0
         # Authorization is the controller's, not ours: we are one of its sources (remote
@@ -88,9 +106,14 @@ class Station:
         self.authorization = authorization or Authorization(controller, clock.now)
         self.authorizer = Authorizer(self.authorization, self.auth, self.model, self.tx,
                                      clock.now, self._online_link, self.note)
+        # The charger's security log (every part records into it); we send OCPP's kinds.
+        self.security = security or SecurityLog(self.utc)
+        self.security_events = SecurityEvents(self.security, self.queue, self.utc,
+                                              self.wake_delivery, iso)
         self.handlers = Handlers(self)
         self.connection = ConnectionLoop(settings, self.station_id, SUBPROTOCOL, clock,
-                                         self._backoff, self._serve, ping_interval)
+                                         self._backoff, self._serve, ping_interval,
+                                         on_connect_error=self._connect_failed)
         controller.observers.append(self._observe)
 
     # --- time ---------------------------------------------------------------------------
@@ -105,7 +128,13 @@ class Station:
                 t = datetime.fromisoformat(current_time.replace("Z", "+00:00"))
             except ValueError:
                 return
+            if t.tzinfo is None:
+                return
+            jump = (t - self.utc()).total_seconds()
             self._utc_base, self._utc_at = t, self.clock.now()
+            if abs(jump) >= TIME_SET_EVENT_S:
+                self.security.record("SettingSystemTime",
+                                     f"time set by the CSMS, moved {jump:+.0f} s", critical=True)
 
     def _setting(self, component: str, variable: str) -> str:
         return self.model.get(component, variable)
@@ -127,6 +156,8 @@ class Station:
         for evse_id in self.evse_ids:  # ChangeAvailability survives restarts (G03.FR.06)
             if self.stored(f"availability:{evse_id}") == "Inoperative":
                 self.controller.set_availability(evse_id, False)
+        self.security.record("StartupOfTheDevice", f"chargebay {FIRMWARE_VERSION} started",
+                             critical=True)
         ended = self.tx.resume_after_restart(self.utc())
         for tx_id in ended:
             log.warning("transaction %s was open at start-up: ended with PowerLoss", tx_id)
@@ -149,6 +180,7 @@ class Station:
         if self._observe in self.controller.observers:
             self.controller.observers.remove(self._observe)
         self.authorizer.unsubscribe()
+        self.security_events.unsubscribe()
         if self._own_authorization:
             self.authorization.close()
         await self.tasks.stop()
@@ -165,6 +197,16 @@ class Station:
                              self.model.get_int("OCPPCommCtrlr", "RetryBackOffWaitMinimum"),
                              self.model.get_int("OCPPCommCtrlr", "RetryBackOffRandomRange"),
                              self.model.get_int("OCPPCommCtrlr", "RetryBackOffRepeatTimes"))
+
+    def _connect_failed(self, exc: BaseException) -> None:
+        """A refused connection that is a security event (A00: a CSMS certificate that
+        fails the check; basic-auth credentials the CSMS refuses)."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            self.security.record("InvalidCsmsCertificate", str(exc.verify_message or exc))
+        elif isinstance(exc, websockets.InvalidStatus) and \
+                exc.response.status_code in (401, 403):
+            self.security.record("FailedToAuthenticateAtCsms",
+                                 f"HTTP {exc.response.status_code} on connect")
 
     async def _serve(self, connection: Any) -> bool:
         """One connection until it ends; True: reconnect at once (a station Reset)."""
@@ -184,9 +226,8 @@ class Station:
                     log.error("OCPP connection task failed: %r", result, exc_info=result)
             await connection.close()
         self._went_offline()
-        if self._reset_pending == "now":
+        if self._reset_pending == "now" and not self.booted:
             self._reset_pending = None
-            self.boot_reason = "RemoteReset"
             return True
         return False
 
@@ -207,48 +248,80 @@ class Station:
         self.link = None
         self.offline_since = self.clock.now()
 
-    async def _session(self, link: Link) -> None:
-        """BootNotification until Accepted (B01-B03), then status and heartbeats."""
+    def _boot_payload(self, reason: str) -> dict[str, Any]:
+        identity = self.controller.config.identity
+        return {"reason": reason, "chargingStation": {
+            "model": identity.model, "vendorName": identity.vendor,
+            "serialNumber": identity.serial, "firmwareVersion": FIRMWARE_VERSION}}
+
+    def trigger_boot(self) -> bool:
+        """TriggerMessage(BootNotification): while the boot is not accepted, send it now
+        (reason Triggered); once accepted, refused (F06.FR.17)."""
+        if self.booted:
+            return False
+        self._boot_now.set()
+        return True
+
+    async def _boot(self, link: Link) -> bool:
+        """BootNotification until Accepted (B01-B03); True when a TriggerMessage made
+        the accepted one."""
+        reason = self.boot_reason
         while True:
+            triggered = reason == "Triggered"
             try:
-                boot = await link.call_raw("BootNotification", {
-                    "reason": self.boot_reason, "chargingStation": {
-                        "model": self.controller.config.identity.model,
-                        "vendorName": self.controller.config.identity.vendor,
-                        "serialNumber": self.controller.config.identity.serial,
-                        "firmwareVersion": FIRMWARE_VERSION}})
+                boot = await link.call_raw("BootNotification", self._boot_payload(reason))
             except CallFailed as exc:
                 log.warning("BootNotification failed: %s", exc)
-                await self.clock.sleep(30)
-                continue
+                boot = {"status": "Failed", "interval": 30}
             self._set_utc(boot.get("currentTime"))
             interval = int(boot.get("interval", 0))
             if boot.get("status") == "Accepted":
                 if interval > 0:
                     self.model.set_internal("OCPPCommCtrlr", "HeartbeatInterval", str(interval))
-                break
-            # Pending or Rejected: nothing but the boot (and answers) until accepted (B02).
+                return triggered
+            # Pending or Rejected: nothing but the boot (and answers) until accepted (B02,
+            # B03), again after the interval or at once when the CSMS triggers it.
             self.note(f"OCPP: boot {boot.get('status')}; retry in {interval or 30} s")
-            await self.clock.sleep(interval if interval > 0 else 30)
-        self.note("OCPP: BootNotification accepted")
-        self.boot_reason = "PowerUp"
+            self._boot_now.clear()
+            try:
+                await self.clock.wait_for(self._boot_now.wait(), interval if interval > 0
+                                          else 30)
+                reason = "Triggered"
+            except TimeoutError:
+                reason = self.boot_reason
+
+    async def _session(self, link: Link) -> None:
+        """Boot unless already booted (a reconnect is not a boot), then status and
+        heartbeats."""
+        triggered = False
+        if not self.booted:
+            triggered = await self._boot(link)
+            self.booted = True
+            self.note("OCPP: BootNotification accepted")
+            self.boot_reason = "PowerUp"
         offline_for = (self.clock.now() - self.offline_since
                        if self.offline_since is not None else 0.0)
         self.offline_since = None
         threshold = self.model.get_int("OCPPCommCtrlr", "OfflineThreshold")
-        if offline_for > threshold or not self._status_sent:
+        if offline_for > threshold or not self._status_sent or triggered:
             self._status_sent.clear()  # after a long offline period: all of them (B04)
         self.tx.set_online(True)
         self.online.set()
         self.delivery.wake()
         await self.send_statuses(link)
+        await self.security_events.send_held(link.call_raw)
+        if triggered:  # the CSMS asked for the boot: it hears the rest at once too
+            await self._heartbeat(link)
         while True:
             await self.clock.sleep(self.model.get_int("OCPPCommCtrlr", "HeartbeatInterval"))
-            try:
-                beat = await link.call_raw("Heartbeat", {})
-                self._set_utc(beat.get("currentTime"))
-            except CallFailed as exc:
-                log.warning("Heartbeat failed: %s", exc)
+            await self._heartbeat(link)
+
+    async def _heartbeat(self, link: Link) -> None:
+        try:
+            beat = await link.call_raw("Heartbeat", {})
+            self._set_utc(beat.get("currentTime"))
+        except CallFailed as exc:
+            log.warning("Heartbeat failed: %s", exc)
 
     # --- status (G01) ---------------------------------------------------------------------
 
@@ -280,10 +353,8 @@ class Station:
         if isinstance(cmd, ev.Screen) and self.online.is_set() and self.link is not None:
             if self._status_sent.get(evse_id) != mapping.CONNECTOR_STATUS[status.phase]:
                 self.spawn(self.send_statuses(self.link), "ocpp-status")
-        if isinstance(cmd, ev.SessionEnded) and self._reset_pending == "idle" and all(
-                self.tx.transaction_id(e) is None for e in self.evse_ids):
-            self._reset_pending = "now"
-            self.spawn(self._restart_link(), "ocpp-reset")
+        if isinstance(cmd, ev.SessionEnded):
+            self._reset_when_idle()
 
     async def _ticker(self) -> None:
         while True:
@@ -295,6 +366,7 @@ class Station:
                 self.delivery.wake()
             if self.evse_resets:
                 self.reset_evses()
+            self._reset_when_idle()
 
     def wake_delivery(self) -> None:
         self.delivery.wake()
@@ -314,13 +386,22 @@ class Station:
                 self.controller.request_stop(evse_id, StopReason.IMMEDIATE_RESET)
             self.spawn(self._reset_evses_soon(), "ocpp-evse-reset")  # after the answer
             return "Scheduled" if busy and kind == "OnIdle" else "Accepted"
+        if self._reset_pending == "now":
+            return "Rejected"  # one station reset under way (an Immediate overrides OnIdle)
         if kind == "OnIdle" and busy:
-            self._reset_pending = "idle"
+            self._reset_pending = "idle"  # carried out once every EVSE is idle (B11.FR.02)
             return "Scheduled"
         for e in busy:  # Immediate: stop what runs, then reset (B12)
             self.controller.request_stop(e, StopReason.IMMEDIATE_RESET)
-        self.spawn(self._restart_link(after_s=0.5), "ocpp-reset")
+        self._reset_pending = "now"
+        self.spawn(self._restart_link("RemoteReset"), "ocpp-reset")
         return "Accepted"
+
+    def _reset_when_idle(self) -> None:
+        if self._reset_pending == "idle" and not any(self.busy(e) for e in self.evse_ids):
+            self._reset_pending = "now"
+            # BootReasonEnumType: a reset the CSMS scheduled for when the station is idle.
+            self.spawn(self._restart_link("ScheduledReset"), "ocpp-reset")
 
     async def _reset_evses_soon(self) -> None:
         self.reset_evses()
@@ -341,19 +422,29 @@ class Station:
             if self.online.is_set() and self.link is not None:
                 self.spawn(self.send_statuses(self.link), "ocpp-status")
 
-    async def _restart_link(self, after_s: float = 0.0) -> None:
-        """Reset of the station: every connector's machine starts afresh (as soon as it
-        is idle and safe) and the OCPP side comes back with BootNotification(RemoteReset).
-        (Partial: the process itself does not restart.)"""
-        if after_s > 0:  # the Reset answer (and the stops it caused) go out first
-            await self.clock.sleep(after_s)
-        self.boot_reason = "RemoteReset"
-        self._reset_pending = "now"
+    async def _restart_link(self, boot_reason: str) -> None:
+        """Reset of the station: the transactions it stopped end and their Ended events
+        reach the CSMS first (B11 / B12: the reset follows the stop), then every
+        connector's machine starts afresh (once idle and safe) and the OCPP side comes
+        back with BootNotification(``boot_reason``). (Partial: the process itself does
+        not restart.)"""
+        await self.clock.sleep(RESET_ANSWER_S)  # the Reset answer goes out first
+        end = self.clock.now() + RESET_STOP_S
+        while any(self.tx.transaction_id(e) is not None for e in self.evse_ids) \
+                and self.clock.now() < end:
+            await self.clock.sleep(0.1)
+        self.security.record("ResetOrReboot", f"Reset by the CSMS ({boot_reason})",
+                             critical=True)
+        await self.flush(RESET_FLUSH_S)
+        self.boot_reason = boot_reason
+        self.booted = False  # a reset station boots again
         self._status_sent.clear()  # a rebooted station reports every connector again
         self.evse_resets.update(self.evse_ids)  # and its connectors start afresh
         self.reset_evses()
         if self.link is not None:
             await self.link._connection.close()
+        else:  # lost meanwhile: the next connection boots anyway
+            self._reset_pending = None
 
     # --- delivery of the transaction queue (firmware/ocpp/delivery.py) ----------------------
 
@@ -372,6 +463,9 @@ class Station:
 
     def _delivered(self, action: str, payload: dict[str, Any],
                    response: dict[str, Any]) -> None:
+        if action != "TransactionEvent":  # a critical SecurityEventNotification
+            self.security_events.sent += 1
+            return
         self.delivered += 1
         if payload.get("triggerReason") not in ("MeterValuePeriodic", "MeterValueClock"):
             # (every 30 s: the progress lines show those values already)
