@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import websockets
+from ocpp.exceptions import OccurrenceConstraintViolationError
 from ocpp.routing import after, on
 from ocpp.v201 import call_result
 
@@ -30,9 +31,11 @@ from firmware.ocpp.queue import MessageQueue
 from firmware.ocpp.v201 import mapping
 from firmware.ocpp.v201.auth import AuthStore
 from firmware.ocpp.v201.authorizer import Authorizer, RemoteStart
+from firmware.ocpp.v201.components import PhysicalComponents
 from firmware.ocpp.v201.device_model import DeviceModel
 from firmware.ocpp.v201.link import Link
 from firmware.ocpp.v201.transactions import Transactions
+from firmware.security_log import SecurityLog
 
 log = logging.getLogger("chargebay.ocpp")
 
@@ -58,6 +61,10 @@ class StationPort(Protocol):
     def link(self) -> Link | None: ...
     @property
     def booted(self) -> bool: ...
+    @property
+    def physical(self) -> PhysicalComponents: ...
+    @property
+    def security(self) -> SecurityLog: ...
     def trigger_boot(self) -> bool: ...
     def utc(self) -> datetime: ...
     def busy(self, evse_id: int) -> bool: ...
@@ -66,6 +73,7 @@ class StationPort(Protocol):
     def wake_delivery(self) -> None: ...
     def reset(self, kind: str, evse_id: int | None) -> str: ...
     async def send_statuses(self, link: Link, again: Iterable[int] = ()) -> None: ...
+    async def heartbeat(self, link: Link) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None: ...
 
 
@@ -89,12 +97,17 @@ class Handlers:
     @on("GetVariables")
     def on_get_variables(self, get_variable_data: list[dict[str, Any]],
                          **_: Any) -> call_result.GetVariables:
+        self._check_items(get_variable_data, "GetVariables")
         results = []
         for item in get_variable_data:
             component, variable = item["component"], item["variable"]
             attribute = item.get("attribute_type", "Actual")
-            status, value = self.st.model.get_variable(
-                component["name"], variable["name"], variable.get("instance"), attribute)
+            if self.st.physical.knows(component["name"]):
+                status, value = self.st.physical.get(component["name"], component.get(
+                    "evse"), variable["name"], attribute)
+            else:
+                status, value = self.st.model.get_variable(
+                    component["name"], variable["name"], variable.get("instance"), attribute)
             if (component["name"], variable["name"]) == ("ClockCtrlr", "DateTime"):
                 value = self.st.utc().isoformat().replace("+00:00", "Z") if status == \
                     "Accepted" else None
@@ -108,16 +121,34 @@ class Handlers:
     @on("SetVariables")
     def on_set_variables(self, set_variable_data: list[dict[str, Any]],
                          **_: Any) -> call_result.SetVariables:
+        self._check_items(set_variable_data, "SetVariables")
         results = []
         for item in set_variable_data:
             component, variable = item["component"], item["variable"]
             attribute = item.get("attribute_type", "Actual")
-            status = self.st.model.set_variable(component["name"], variable["name"],
-                                             variable.get("instance"),
-                                             str(item["attribute_value"]), attribute)
+            if self.st.physical.knows(component["name"]):  # the hardware's state
+                known, _ = self.st.physical.get(component["name"], component.get("evse"),
+                                                variable["name"])
+                status = "Rejected" if known == "Accepted" else known
+            else:
+                status = self.st.model.set_variable(component["name"], variable["name"],
+                                                    variable.get("instance"),
+                                                    str(item["attribute_value"]), attribute)
+            if status in ("Accepted", "RebootRequired") and component["name"] == \
+                    "SecurityCtrlr":
+                self.st.security.record("ReconfigurationOfSecurityParameters",
+                                        f"SetVariables {variable['name']}")
             results.append({"attribute_status": status, "component": component,
                             "variable": variable, "attribute_type": attribute})
         return call_result.SetVariables(set_variable_result=results)
+
+    def _check_items(self, items: list[Any], instance: str) -> None:
+        """DeviceDataCtrlr.ItemsPerMessage: a longer request is refused whole (B06 / B05:
+        CALLERROR OccurrenceConstraintViolation)."""
+        limit = self.st.model.get_int("DeviceDataCtrlr", "ItemsPerMessage", instance)
+        if len(items) > limit:
+            raise OccurrenceConstraintViolationError(
+                description=f"{len(items)} items; ItemsPerMessage{instance} is {limit}")
 
     @on("GetBaseReport")
     def on_get_base_report(self, request_id: int, report_base: str,
@@ -131,6 +162,11 @@ class Handlers:
 
     async def _notify_report(self, request_id: int, report_base: str) -> None:
         data = self.st.model.report(report_base)
+        if report_base == "FullInventory":
+            data += self.st.physical.report()
+        elif report_base == "SummaryInventory":  # the components and their state
+            data = [d for d in self.st.physical.report()
+                    if d["variable"]["name"] == "AvailabilityState"]
         per_message = self.st.model.get_int("DeviceDataCtrlr", "ItemsPerMessage", "GetReport")
         chunks = [data[i:i + per_message] for i in range(0, len(data), per_message)] or [[]]
         link = self.st.link
@@ -285,7 +321,7 @@ class Handlers:
     async def _triggered_message(self, link: Link, message: str, evse_id: int | None) -> None:
         targets = [evse_id] if evse_id else list(self.st.evse_ids)
         if message == "Heartbeat":
-            await link.call_raw("Heartbeat", {})
+            await self.st.heartbeat(link)  # its currentTime sets the clock, as any
         elif message == "StatusNotification":
             await self.st.send_statuses(link, again=targets)
         elif message == "MeterValues":

@@ -35,6 +35,7 @@ from firmware.ocpp.storage import KeyValue, open_db
 from firmware.ocpp.v201 import mapping
 from firmware.ocpp.v201.auth import AuthStore
 from firmware.ocpp.v201.authorizer import Authorizer
+from firmware.ocpp.v201.components import PhysicalComponents
 from firmware.ocpp.v201.device_model import DeviceModel
 from firmware.ocpp.v201.handlers import Handlers
 from firmware.ocpp.v201.link import SUBPROTOCOL, Link
@@ -110,6 +111,7 @@ class Station:
         self.security = security or SecurityLog(self.utc)
         self.security_events = SecurityEvents(self.security, self.queue, self.utc,
                                               self.wake_delivery, iso)
+        self.physical = PhysicalComponents(config, controller.status)
         self.handlers = Handlers(self)
         self.connection = ConnectionLoop(settings, self.station_id, SUBPROTOCOL, clock,
                                          self._backoff, self._serve, ping_interval,
@@ -311,12 +313,12 @@ class Station:
         await self.send_statuses(link)
         await self.security_events.send_held(link.call_raw)
         if triggered:  # the CSMS asked for the boot: it hears the rest at once too
-            await self._heartbeat(link)
+            await self.heartbeat(link)
         while True:
             await self.clock.sleep(self.model.get_int("OCPPCommCtrlr", "HeartbeatInterval"))
-            await self._heartbeat(link)
+            await self.heartbeat(link)
 
-    async def _heartbeat(self, link: Link) -> None:
+    async def heartbeat(self, link: Link) -> None:
         try:
             beat = await link.call_raw("Heartbeat", {})
             self._set_utc(beat.get("currentTime"))
@@ -357,8 +359,15 @@ class Station:
             self._reset_when_idle()
 
     async def _ticker(self) -> None:
+        """Once a second on a fixed grid (work done in a tick does not shift the next),
+        and at the instant a sampled meter value is due."""
+        tick = self.clock.now()
         while True:
-            await self.clock.sleep(1.0)
+            while tick <= self.clock.now():
+                tick += 1.0
+            due = self.tx.next_sample_due()
+            await self.clock.sleep_until(min(tick, due) if due is not None
+                                         and due > self.clock.now() else tick)
             statuses = {e: self.controller.status(e) for e in self.evse_ids}
             before = len(self.queue)
             self.tx.on_tick(statuses, self.utc())
