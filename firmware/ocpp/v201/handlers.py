@@ -127,7 +127,7 @@ class Handlers:
             component, variable = item["component"], item["variable"]
             attribute = item.get("attribute_type", "Actual")
             if self.st.physical.knows(component["name"]):  # the hardware's state
-                known, _ = self.st.physical.get(component["name"], component.get("evse"),
+                known, _value = self.st.physical.get(component["name"], component.get("evse"),
                                                 variable["name"])
                 status = "Rejected" if known == "Accepted" else known
             else:
