@@ -231,6 +231,8 @@ def test_tc_f_06_cs_trigger_message_variants() -> None:
         unknown = await r.command("TriggerMessage", {"requestedMessage": "Heartbeat",
                                                      "evse": {"id": 9}})
         assert unknown["status"] == "Rejected"
+        unlock = await r.command("UnlockConnector", {"evseId": 9, "connectorId": 1})
+        assert unlock["status"] == "UnknownConnector"  # TC_F_xx: unknown connector
         log = await r.command("TriggerMessage", {"requestedMessage": "LogStatusNotification"})
         assert log["status"] == "NotImplemented"
         await r.play(SESSION)
@@ -309,3 +311,21 @@ def test_tc_e_xx_cs_get_transaction_status() -> None:
         assert other["ongoingIndicator"] is False
         assert (await r.command("GetTransactionStatus", {}))["messagesInQueue"] is False
     run_rig(body)
+
+
+def test_tc_c_xx_cs_clear_cache_then_the_card_is_asked_again() -> None:
+    """TC_C_xx (ClearCache, C11): Accepted; a card the cache knew is asked again by
+    Authorize (LocalPreAuthorize), and offline it is no longer known."""
+    async def body(r: OcppRig) -> None:
+        cards = r.station.authorization
+        await cards.present_card(2, "04C0FFEE000001")  # online: Authorize, cached
+        mark = r.mark()
+        await r.play("plug 1 etgx soc=40\nwait 1 Preparing timeout=5s\n")
+        assert (await cards.present_card(1, "04C0FFEE000001")).basis == "cache"
+        assert "Authorize" not in [m.action for m in r.csms.received[mark:]]
+        await r.play("stop 1 Local\nunplug 1\nwait 1 Available timeout=1m\n")
+        assert (await r.command("ClearCache", {}))["status"] == "Accepted"
+        await r.play("csms down\nsleep 10s\nplug 1 etgx soc=40\nwait 1 Preparing timeout=5s\n")
+        offline = await cards.present_card(1, "04C0FFEE000001")
+        assert not offline.accepted
+    run_rig(body, variables={"AuthCtrlr.LocalPreAuthorize": "true"})

@@ -141,10 +141,14 @@ def test_critical_security_events_survive_an_outage_and_a_restart(tmp_path: Path
     async def held(r: OcppRig) -> None:
         await r.play("csms down\nsleep 10s\n")
         r.station.security.record("InvalidMessages", "3 bad frames")
+        r.station.security.record("MemoryExhaustion", "x" * 300)  # critical, long
         mark = r.mark()
         await r.play("csms up\n")
         await r.expect("SecurityEventNotification", {"type": "InvalidMessages"},
                        within=120, after=mark)
+        long = await r.expect("SecurityEventNotification", {"type": "MemoryExhaustion"},
+                              within=120, after=mark)
+        assert len(long["techInfo"]) == 255  # techInfo is string[0..255] (Part 2 A04)
     run_rig(body, state_dir=tmp_path, power_cut=True)
     run_rig(later, state_dir=tmp_path)
     run_rig(held)
@@ -375,3 +379,53 @@ def test_sampled_values_sit_on_the_interval_grid() -> None:
         assert all(abs(o - 30 * round(o / 30)) < 0.05 for o in offsets), offsets
         assert [round(o / 30) for o in offsets] == list(range(1, len(offsets) + 1))
     run_rig(body)
+
+
+def test_a_csms_certificate_our_ca_did_not_sign_is_a_security_event(tmp_path: Path) -> None:
+    """TC_A_05_CS / A00.FR.3xx: the TLS handshake fails on the CSMS's certificate: no
+    connection, and InvalidCsmsCertificate is recorded (held for the CSMS, not critical)."""
+    import asyncio
+    from dataclasses import replace
+
+    import looptime
+    from ocpp_rig import CONFIG
+    from test_ocpp_security import _server_tls, make_pki
+
+    from firmware import config as cfg
+    from firmware.service import running
+    from hal.clock import Clock
+    from sim.csms import LocalCsms
+    from sim.world import SimWorld
+
+    make_pki(tmp_path)
+    config = cfg.load(CONFIG)
+    config = replace(config, extra={**config.extra, "ocpp": {
+        "security_profile": 2, "basic_auth_password": "s3cret-s3cret-16",
+        "ca_file": str(tmp_path / "other-ca.pem"), "state_dir": str(tmp_path / "s")}})
+    seen: list[str] = []
+
+    async def main() -> None:
+        clock = Clock(1.0, virtual=True)
+        csms = LocalCsms(clock, ssl_context=_server_tls(tmp_path, False))
+        await csms.up()
+        world = SimWorld(config, clock, csms_url=csms.url)
+        try:
+            async with running(config, clock, world) as charger:
+                await clock.sleep(5)
+                assert not charger.station.online.is_set() and not csms.received
+                seen.extend(e.kind for e in charger.security.recent())
+                assert any(p["type"] == "InvalidCsmsCertificate"
+                           for p in charger.station.security_events.held)
+        finally:
+            await csms.down()
+        rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in rest:
+            task.cancel()
+        await asyncio.gather(*rest, return_exceptions=True)
+
+    loop = looptime.new_event_loop(start=0.0, noop_cycles=1)
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+    assert "InvalidCsmsCertificate" in seen and "StartupOfTheDevice" in seen
