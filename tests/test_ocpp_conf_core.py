@@ -329,3 +329,37 @@ def test_tc_c_xx_cs_clear_cache_then_the_card_is_asked_again() -> None:
         offline = await cards.present_card(1, "04C0FFEE000001")
         assert not offline.accepted
     run_rig(body, variables={"AuthCtrlr.LocalPreAuthorize": "true"})
+
+
+def test_e05_stop_tx_on_invalid_id_from_the_transaction_event_response() -> None:
+    """E05 (StopTxOnInvalidId true): a remote start the CSMS vouched for, whose token its
+    TransactionEventResponse then says is Unknown, is stopped: Ended DeAuthorized."""
+    async def body(r: OcppRig) -> None:
+        answer = await r.command("RequestStartTransaction", {
+            "idToken": {"idToken": "NOT-A-CUSTOMER", "type": "Central"},
+            "remoteStartId": 5, "evseId": 1})
+        assert answer["status"] == "Accepted"
+        await r.play("plug 1 etgx soc=40\nsleep 2m\n")
+        ended = await r.expect("TransactionEvent", {"eventType": "Ended"}, within=120)
+        assert ended["transactionInfo"]["stoppedReason"] == "DeAuthorized"
+    run_rig(body)
+
+
+def test_g03_fr_06_availability_survives_a_restart(tmp_path: Any) -> None:
+    """G03.FR.06 (TC_G_xx): an EVSE set Inoperative stays Unavailable after a restart and
+    reports so after the boot; Operative again after another change."""
+    async def body(r: OcppRig) -> None:
+        off = await r.command("ChangeAvailability", {"operationalStatus": "Inoperative",
+                                                     "evse": {"id": 1}})
+        assert off["status"] == "Accepted"
+
+    async def later(r: OcppRig) -> None:
+        await r.expect("StatusNotification", {"evseId": 2, "connectorStatus": "Available"})
+        await r.expect("StatusNotification", {"evseId": 1,
+                                              "connectorStatus": "Unavailable"})
+        on = await r.command("ChangeAvailability", {"operationalStatus": "Operative",
+                                                    "evse": {"id": 1}})
+        assert on["status"] == "Accepted"
+        await r.expect("StatusNotification", {"evseId": 1, "connectorStatus": "Available"})
+    run_rig(body, state_dir=tmp_path)
+    run_rig(later, state_dir=tmp_path)
