@@ -363,3 +363,16 @@ def test_g03_fr_06_availability_survives_a_restart(tmp_path: Any) -> None:
         await r.expect("StatusNotification", {"evseId": 1, "connectorStatus": "Available"})
     run_rig(body, state_dir=tmp_path)
     run_rig(later, state_dir=tmp_path)
+
+
+def test_tc_e_04_cs_authorization_first_then_plug_in() -> None:
+    """TC_E_04_CS: the card before the cable: Authorize, then the truck plugs in and
+    charges; the transaction carries the card (TxStartPoint PowerPathClosed)."""
+    async def body(r: OcppRig) -> None:
+        card = await r.station.authorization.present_card(1, "04A1B2C3D4E5F6")
+        assert card.accepted
+        await r.expect("Authorize", {"idToken": {"idToken": "04A1B2C3D4E5F6"}})
+        await r.play("sleep 5s\nplug 1 eactros600 soc=20\nwait 1 Charging timeout=2m\n")
+        started = await r.expect("TransactionEvent", {"eventType": "Started"})
+        assert started["idToken"]["idToken"] == "04A1B2C3D4E5F6"
+    run_rig(body)
