@@ -73,7 +73,13 @@ class SecurityEvents:
         self.iso = iso
         self.held: deque[dict[str, Any]] = deque(maxlen=HELD_MAX)
         self.sent = 0
-        self.unsubscribe = security.subscribe(self.on_event)
+        self._unsubscribe: Callable[[], None] | None = security.subscribe(self.on_event)
+
+    def unsubscribe(self) -> None:
+        """Stop listening (once; a station stopped twice calls it twice)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
 
     def on_event(self, event: SecurityEvent) -> None:
         """The log's listener: never raises (a failure here must not stop the recorder)."""
