@@ -122,7 +122,7 @@ class Charger:
             settings = _ocpp_settings(config)
             charger.station = Station(controller, settings, clock, say=say,
                                       ping_interval=None if clock.virtual else 30.0,
-                                      authorization=authorization)
+                                      authorization=authorization, security=security)
         # The bay: prices, the screen, the card terminal and the card reader.
         terminal = drivers.build("payment", config, clock, wires)
         reader = drivers.build("card_reader", config, clock, wires)

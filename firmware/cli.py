@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -106,7 +107,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = _parser().parse_args(argv)
     status: int = args.handler(args)
+    if argv is None and args.handler is _run:
+        _exit_at_once(status)
     return status
+
+
+def _exit_at_once(status: int) -> None:
+    """``chargebay run`` as the process: once the charger has stopped in order, every file
+    and socket it opened is closed; the interpreter's own teardown of the imported
+    packages (measured 2-3 s on a loaded 2-core machine, mostly the ocpp package's
+    classes) would only delay the exit a supervisor waits for. Flush and leave."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":

@@ -63,7 +63,8 @@ def retry_backoff(attempt: int, minimum: int, spread: int, repeat: int) -> float
 class ConnectionLoop:
     def __init__(self, settings: OcppSettings, station_id: str, subprotocol: str,
                  clock: Clock, backoff: Backoff, serve: Serve,
-                 ping_interval: float | None = 30.0) -> None:
+                 ping_interval: float | None = 30.0,
+                 on_connect_error: Callable[[BaseException], None] | None = None) -> None:
         self.settings = settings
         self.station_id = station_id
         self.subprotocol = subprotocol
@@ -71,6 +72,7 @@ class ConnectionLoop:
         self.backoff = backoff
         self.serve = serve
         self.ping_interval = ping_interval
+        self.on_connect_error = on_connect_error  # the version's security events
 
     async def run(self) -> None:
         attempt = 0
@@ -81,6 +83,8 @@ class ConnectionLoop:
                     **connect_kwargs(self.settings, self.station_id, self.subprotocol,
                                      self.ping_interval)))
             except (OSError, websockets.InvalidHandshake, TimeoutError) as exc:
+                if self.on_connect_error is not None:
+                    self.on_connect_error(exc)
                 wait = self.backoff(attempt)
                 log.info("CSMS not reachable (%s); retry in %.0f s", exc, wait)
                 attempt += 1

@@ -99,6 +99,10 @@ class _Session(ChargePoint):  # type: ignore[misc]
     def on_notify_report(self, **_: Any) -> call_result.NotifyReport:
         return call_result.NotifyReport()
 
+    @on("SecurityEventNotification")
+    def on_security_event(self, **_: Any) -> call_result.SecurityEventNotification:
+        return call_result.SecurityEventNotification()
+
     @on("NotifyEvent")
     def on_notify_event(self, **_: Any) -> call_result.NotifyEvent:
         return call_result.NotifyEvent()

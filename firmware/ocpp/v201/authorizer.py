@@ -114,6 +114,11 @@ class Authorizer:
     # --- sink: the transaction's idToken ------------------------------------------------------
 
     def on_decision(self, decision: AuthDecision) -> None:
+        if decision.action == "stop":
+            if decision.accepted:  # its idToken goes with the StopAuthorized event (E06)
+                self.tx.note_stop(decision.evse_id, {
+                    "idToken": decision.token, "type": mapping.id_token_type(decision.source)})
+            return
         if decision.action != "start":
             return
         if not decision.accepted:

@@ -39,7 +39,8 @@ _TX_POINTS = "ParkingBayOccupancy,EVConnected,Authorized,DataSigned,PowerPathClo
 
 VARIABLES: tuple[Variable, ...] = (
     _v("OCPPCommCtrlr", "HeartbeatInterval", "300", minimum=1),
-    _v("OCPPCommCtrlr", "MessageTimeout", "30", instance="Default", minimum=1),
+    # ReadOnly: the running link's response timeout is set when it connects.
+    _v("OCPPCommCtrlr", "MessageTimeout", "30", instance="Default", mutability="ReadOnly"),
     _v("OCPPCommCtrlr", "MessageAttempts", "3", instance="TransactionEvent", minimum=1),
     _v("OCPPCommCtrlr", "MessageAttemptInterval", "60", instance="TransactionEvent", minimum=0),
     _v("OCPPCommCtrlr", "OfflineThreshold", "60", minimum=0),
@@ -50,6 +51,12 @@ VARIABLES: tuple[Variable, ...] = (
     _v("OCPPCommCtrlr", "NetworkProfileConnectionAttempts", "3", minimum=1),
     _v("OCPPCommCtrlr", "ResetRetries", "1", minimum=0),
     _v("OCPPCommCtrlr", "WebSocketPingInterval", "30", minimum=0),
+    # No file transfer is implemented yet (GetLog, firmware update): what it would use.
+    _v("OCPPCommCtrlr", "FileTransferProtocols", "HTTPS", data_type="MemberList",
+       mutability="ReadOnly", values="FTP,FTPS,HTTP,HTTPS,SFTP"),
+    # DC: the core releases the lock when the session ends, whoever disconnects.
+    _v("OCPPCommCtrlr", "UnlockOnEVSideDisconnect", "true", data_type="boolean",
+       mutability="ReadOnly"),
     _v("TxCtrlr", "TxStartPoint", "PowerPathClosed", data_type="MemberList", values=_TX_POINTS),
     _v("TxCtrlr", "TxStopPoint", "EVConnected,Authorized", data_type="MemberList",
        values=_TX_POINTS),
@@ -67,6 +74,10 @@ VARIABLES: tuple[Variable, ...] = (
        instance="SetVariables"),
     _v("DeviceDataCtrlr", "BytesPerMessage", "65000", mutability="ReadOnly",
        instance="GetReport"),
+    _v("DeviceDataCtrlr", "BytesPerMessage", "65000", mutability="ReadOnly",
+       instance="GetVariables"),
+    _v("DeviceDataCtrlr", "BytesPerMessage", "65000", mutability="ReadOnly",
+       instance="SetVariables"),
     _v("ClockCtrlr", "DateTime", "", data_type="string", mutability="ReadOnly"),
     _v("ClockCtrlr", "TimeSource", "Heartbeat", data_type="MemberList",
        values="Heartbeat,NTP,GPS,RealTimeClock,MobileNetwork,RadioTimeTransmitter"),
@@ -90,6 +101,8 @@ VARIABLES: tuple[Variable, ...] = (
     _v("AlignedDataCtrlr", "Measurands", "Energy.Active.Import.Register",
        data_type="MemberList", values=_ALL_MEASURANDS),
     _v("AlignedDataCtrlr", "TxEndedInterval", "0", minimum=0),
+    _v("AlignedDataCtrlr", "TxEndedMeasurands", "Energy.Active.Import.Register",
+       data_type="MemberList", values=_ALL_MEASURANDS),
     _v("AuthCtrlr", "Enabled", "true", data_type="boolean"),
     _v("AuthCtrlr", "AuthorizeRemoteStart", "false", data_type="boolean"),
     _v("AuthCtrlr", "LocalAuthorizeOffline", "true", data_type="boolean"),

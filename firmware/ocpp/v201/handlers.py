@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import websockets
+from ocpp.exceptions import OccurrenceConstraintViolationError
 from ocpp.routing import after, on
 from ocpp.v201 import call_result
 
@@ -30,10 +31,12 @@ from firmware.ocpp.queue import MessageQueue
 from firmware.ocpp.v201 import mapping
 from firmware.ocpp.v201.auth import AuthStore
 from firmware.ocpp.v201.authorizer import Authorizer, RemoteStart
+from firmware.ocpp.v201.components import PhysicalComponents
 from firmware.ocpp.v201.device_model import DeviceModel
 from firmware.ocpp.v201.display import DisplayHandlers
 from firmware.ocpp.v201.link import Link
 from firmware.ocpp.v201.transactions import Transactions
+from firmware.security_log import SecurityLog
 
 log = logging.getLogger("chargebay.ocpp")
 
@@ -57,6 +60,13 @@ class StationPort(Protocol):
     def evse_ids(self) -> tuple[int, ...]: ...
     @property
     def link(self) -> Link | None: ...
+    @property
+    def booted(self) -> bool: ...
+    @property
+    def physical(self) -> PhysicalComponents: ...
+    @property
+    def security(self) -> SecurityLog: ...
+    def trigger_boot(self) -> bool: ...
     def utc(self) -> datetime: ...
     def busy(self, evse_id: int) -> bool: ...
     def note(self, text: str) -> None: ...
@@ -64,6 +74,7 @@ class StationPort(Protocol):
     def wake_delivery(self) -> None: ...
     def reset(self, kind: str, evse_id: int | None) -> str: ...
     async def send_statuses(self, link: Link, again: Iterable[int] = ()) -> None: ...
+    async def heartbeat(self, link: Link) -> None: ...
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None: ...
 
 
@@ -87,12 +98,17 @@ class Handlers(DisplayHandlers):
     @on("GetVariables")
     def on_get_variables(self, get_variable_data: list[dict[str, Any]],
                          **_: Any) -> call_result.GetVariables:
+        self._check_items(get_variable_data, "GetVariables")
         results = []
         for item in get_variable_data:
             component, variable = item["component"], item["variable"]
             attribute = item.get("attribute_type", "Actual")
-            status, value = self.st.model.get_variable(
-                component["name"], variable["name"], variable.get("instance"), attribute)
+            if self.st.physical.knows(component["name"]):
+                status, value = self.st.physical.get(component["name"], component.get(
+                    "evse"), variable["name"], attribute)
+            else:
+                status, value = self.st.model.get_variable(
+                    component["name"], variable["name"], variable.get("instance"), attribute)
             if (component["name"], variable["name"]) == ("ClockCtrlr", "DateTime"):
                 value = self.st.utc().isoformat().replace("+00:00", "Z") if status == \
                     "Accepted" else None
@@ -106,16 +122,34 @@ class Handlers(DisplayHandlers):
     @on("SetVariables")
     def on_set_variables(self, set_variable_data: list[dict[str, Any]],
                          **_: Any) -> call_result.SetVariables:
+        self._check_items(set_variable_data, "SetVariables")
         results = []
         for item in set_variable_data:
             component, variable = item["component"], item["variable"]
             attribute = item.get("attribute_type", "Actual")
-            status = self.st.model.set_variable(component["name"], variable["name"],
-                                             variable.get("instance"),
-                                             str(item["attribute_value"]), attribute)
+            if self.st.physical.knows(component["name"]):  # the hardware's state
+                known, _value = self.st.physical.get(component["name"], component.get("evse"),
+                                                variable["name"])
+                status = "Rejected" if known == "Accepted" else known
+            else:
+                status = self.st.model.set_variable(component["name"], variable["name"],
+                                                    variable.get("instance"),
+                                                    str(item["attribute_value"]), attribute)
+            if status in ("Accepted", "RebootRequired") and component["name"] == \
+                    "SecurityCtrlr":
+                self.st.security.record("ReconfigurationOfSecurityParameters",
+                                        f"SetVariables {variable['name']}")
             results.append({"attribute_status": status, "component": component,
                             "variable": variable, "attribute_type": attribute})
         return call_result.SetVariables(set_variable_result=results)
+
+    def _check_items(self, items: list[Any], instance: str) -> None:
+        """DeviceDataCtrlr.ItemsPerMessage: a longer request is refused whole (B06 / B05:
+        CALLERROR OccurrenceConstraintViolation)."""
+        limit = self.st.model.get_int("DeviceDataCtrlr", "ItemsPerMessage", instance)
+        if len(items) > limit:
+            raise OccurrenceConstraintViolationError(
+                description=f"{len(items)} items; ItemsPerMessage{instance} is {limit}")
 
     @on("GetBaseReport")
     def on_get_base_report(self, request_id: int, report_base: str,
@@ -129,6 +163,11 @@ class Handlers(DisplayHandlers):
 
     async def _notify_report(self, request_id: int, report_base: str) -> None:
         data = self.st.model.report(report_base)
+        if report_base == "FullInventory":
+            data += self.st.physical.report()
+        elif report_base == "SummaryInventory":  # the components and their state
+            data = [d for d in self.st.physical.report()
+                    if d["variable"]["name"] == "AvailabilityState"]
         per_message = self.st.model.get_int("DeviceDataCtrlr", "ItemsPerMessage", "GetReport")
         chunks = [data[i:i + per_message] for i in range(0, len(data), per_message)] or [[]]
         link = self.st.link
@@ -158,6 +197,8 @@ class Handlers(DisplayHandlers):
     def on_request_start(self, id_token: dict[str, Any], remote_start_id: int,
                          evse_id: int | None = None, group_id_token: dict[str, Any] | None
                          = None, **_: Any) -> call_result.RequestStartTransaction:
+        if not self.st.booted:  # Pending: no transaction before the boot is accepted (B02)
+            return call_result.RequestStartTransaction(status="Rejected")
         target = evse_id if evse_id is not None else next(
             (e for e in self.st.evse_ids if not self.st.busy(e)), None)
         if target is None or target not in self.st.evse_ids or self.st.busy(target) or (
@@ -258,6 +299,10 @@ class Handlers(DisplayHandlers):
         if requested_message not in ("BootNotification", "Heartbeat", "StatusNotification",
                                      "MeterValues"):
             return call_result.TriggerMessage(status="NotImplemented")
+        if requested_message == "BootNotification" and self.st.booted:
+            return call_result.TriggerMessage(status="Rejected")  # F06.FR.17
+        if evse_id is not None and evse_id not in self.st.evse_ids:
+            return call_result.TriggerMessage(status="Rejected")
         self._triggered = (requested_message, evse_id)
         return call_result.TriggerMessage(status="Accepted")
 
@@ -268,17 +313,16 @@ class Handlers(DisplayHandlers):
         link = self.st.link
         if pending is None or link is None:
             return
+        if pending[0] == "BootNotification":  # the station's boot loop sends it now
+            self.st.trigger_boot()
+            return
         self.st.spawn(self._follow_up(pending[0], lambda: self._triggered_message(
             link, *pending)), "ocpp-trigger")
 
     async def _triggered_message(self, link: Link, message: str, evse_id: int | None) -> None:
         targets = [evse_id] if evse_id else list(self.st.evse_ids)
-        if message == "BootNotification":
-            await link.call_raw("BootNotification", {"reason": "Triggered", "chargingStation": {
-                "model": self.st.controller.config.identity.model,
-                "vendorName": self.st.controller.config.identity.vendor}})
-        elif message == "Heartbeat":
-            await link.call_raw("Heartbeat", {})
+        if message == "Heartbeat":
+            await self.st.heartbeat(link)  # its currentTime sets the clock, as any
         elif message == "StatusNotification":
             await self.st.send_statuses(link, again=targets)
         elif message == "MeterValues":
@@ -292,7 +336,7 @@ class Handlers(DisplayHandlers):
     @on("GetTransactionStatus")
     def on_get_transaction_status(self, transaction_id: str | None = None,
                                   **_: Any) -> call_result.GetTransactionStatus:
-        in_queue = len(self.st.queue) > 0
+        in_queue = any(q.action == "TransactionEvent" for q in self.st.queue.pending())
         if transaction_id is None:
             return call_result.GetTransactionStatus(messages_in_queue=in_queue)
         ongoing = self.st.tx.evse_of(transaction_id) is not None

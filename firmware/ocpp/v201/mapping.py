@@ -86,6 +86,7 @@ _STOP_TRIGGERS = {  # TriggerReasonEnumType of the Ended event
     _R.DEAUTHORIZED: "StopAuthorized",
     _R.EV_DISCONNECTED: "EVDeparted",
     _R.STOPPED_BY_EV: "ChargingStateChanged",
+    _R.IMMEDIATE_RESET: "ResetCommand",  # B12: a Reset Immediate ended it
 }
 
 

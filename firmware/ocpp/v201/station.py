@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable, Coroutine, Iterable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -35,23 +36,31 @@ from firmware.ocpp.storage import KeyValue, open_db
 from firmware.ocpp.v201 import mapping
 from firmware.ocpp.v201.auth import AuthStore
 from firmware.ocpp.v201.authorizer import Authorizer
+from firmware.ocpp.v201.components import PhysicalComponents
 from firmware.ocpp.v201.device_model import DeviceModel
 from firmware.ocpp.v201.handlers import Handlers
 from firmware.ocpp.v201.link import SUBPROTOCOL, Link
+from firmware.ocpp.v201.reset import StationReset
+from firmware.ocpp.v201.security_events import SecurityEvents
 from firmware.ocpp.v201.transactions import Transactions, iso
+from firmware.security_log import SecurityLog
 from firmware.tasks import TaskOwner
 from hal.clock import Clock
 
 log = logging.getLogger("chargebay.ocpp")
 FIRMWARE_VERSION = "0.1.0"
+# The CSMS's time replaces ours at every boot and heartbeat; a correction this large is
+# a setting of the system time (SettingSystemTime), smaller ones are drift.
+TIME_SET_EVENT_S = 2.0
 Say = Callable[[str], None]
 
 
-class Station:
+class Station(StationReset):
     def __init__(self, controller: Controller, settings: OcppSettings, clock: Clock,
                  start_utc: datetime | None = None, say: Say | None = None,
                  ping_interval: float | None = 30.0,
-                 authorization: Authorization | None = None) -> None:
+                 authorization: Authorization | None = None,
+                 security: SecurityLog | None = None) -> None:
         self.controller = controller
         self.settings = settings
         self.clock = clock
@@ -81,6 +90,10 @@ class Station:
         self._reset_pending: str | None = None
         self.evse_resets: set[int] = set()  # EVSEs to reset once idle (B11 / B12)
         self.boot_reason = "PowerUp"
+        # A reconnect is not a boot (B04): BootNotification once per start of the
+        # station, again only after a reset or while the CSMS has not accepted it.
+        self.booted = False
+        self._boot_now = asyncio.Event()  # TriggerMessage(BootNotification) while pending
         self.offline_since: float | None = 0.0
         self.delivered = 0
         # Authorization is the controller's, not ours: we are one of its sources (remote
@@ -90,9 +103,15 @@ class Station:
         self.authorizer = Authorizer(self.authorization, self.auth, self.model, self.tx,
                                      clock.now, self._online_link, self.note)
         self.bay: Any = None  # the bay screen (display.py BayPort), set by the charger
+        # The charger's security log (every part records into it); we send OCPP's kinds.
+        self.security = security or SecurityLog(self.utc)
+        self.security_events = SecurityEvents(self.security, self.queue, self.utc,
+                                              self.wake_delivery, iso)
+        self.physical = PhysicalComponents(config, controller.status)
         self.handlers = Handlers(self)
         self.connection = ConnectionLoop(settings, self.station_id, SUBPROTOCOL, clock,
-                                         self._backoff, self._serve, ping_interval)
+                                         self._backoff, self._serve, ping_interval,
+                                         on_connect_error=self._connect_failed)
         controller.observers.append(self._observe)
 
     # --- time ---------------------------------------------------------------------------
@@ -107,7 +126,13 @@ class Station:
                 t = datetime.fromisoformat(current_time.replace("Z", "+00:00"))
             except ValueError:
                 return
+            if t.tzinfo is None:
+                return
+            jump = (t - self.utc()).total_seconds()
             self._utc_base, self._utc_at = t, self.clock.now()
+            if abs(jump) >= TIME_SET_EVENT_S:
+                self.security.record("SettingSystemTime",
+                                     f"time set by the CSMS, moved {jump:+.0f} s", critical=True)
 
     def _setting(self, component: str, variable: str) -> str:
         return self.model.get(component, variable)
@@ -129,6 +154,8 @@ class Station:
         for evse_id in self.evse_ids:  # ChangeAvailability survives restarts (G03.FR.06)
             if self.stored(f"availability:{evse_id}") == "Inoperative":
                 self.controller.set_availability(evse_id, False)
+        self.security.record("StartupOfTheDevice", f"chargebay {FIRMWARE_VERSION} started",
+                             critical=True)
         ended = self.tx.resume_after_restart(self.utc())
         for tx_id in ended:
             log.warning("transaction %s was open at start-up: ended with PowerLoss", tx_id)
@@ -151,6 +178,7 @@ class Station:
         if self._observe in self.controller.observers:
             self.controller.observers.remove(self._observe)
         self.authorizer.unsubscribe()
+        self.security_events.unsubscribe()
         if self._own_authorization:
             self.authorization.close()
         await self.tasks.stop()
@@ -167,6 +195,16 @@ class Station:
                              self.model.get_int("OCPPCommCtrlr", "RetryBackOffWaitMinimum"),
                              self.model.get_int("OCPPCommCtrlr", "RetryBackOffRandomRange"),
                              self.model.get_int("OCPPCommCtrlr", "RetryBackOffRepeatTimes"))
+
+    def _connect_failed(self, exc: BaseException) -> None:
+        """A refused connection that is a security event (A00: a CSMS certificate that
+        fails the check; basic-auth credentials the CSMS refuses)."""
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            self.security.record("InvalidCsmsCertificate", str(exc.verify_message or exc))
+        elif isinstance(exc, websockets.InvalidStatus) and \
+                exc.response.status_code in (401, 403):
+            self.security.record("FailedToAuthenticateAtCsms",
+                                 f"HTTP {exc.response.status_code} on connect")
 
     async def _serve(self, connection: Any) -> bool:
         """One connection until it ends; True: reconnect at once (a station Reset)."""
@@ -186,9 +224,8 @@ class Station:
                     log.error("OCPP connection task failed: %r", result, exc_info=result)
             await connection.close()
         self._went_offline()
-        if self._reset_pending == "now":
+        if self._reset_pending == "now" and not self.booted:
             self._reset_pending = None
-            self.boot_reason = "RemoteReset"
             return True
         return False
 
@@ -209,48 +246,80 @@ class Station:
         self.link = None
         self.offline_since = self.clock.now()
 
-    async def _session(self, link: Link) -> None:
-        """BootNotification until Accepted (B01-B03), then status and heartbeats."""
+    def _boot_payload(self, reason: str) -> dict[str, Any]:
+        identity = self.controller.config.identity
+        return {"reason": reason, "chargingStation": {
+            "model": identity.model, "vendorName": identity.vendor,
+            "serialNumber": identity.serial, "firmwareVersion": FIRMWARE_VERSION}}
+
+    def trigger_boot(self) -> bool:
+        """TriggerMessage(BootNotification): while the boot is not accepted, send it now
+        (reason Triggered); once accepted, refused (F06.FR.17)."""
+        if self.booted:
+            return False
+        self._boot_now.set()
+        return True
+
+    async def _boot(self, link: Link) -> bool:
+        """BootNotification until Accepted (B01-B03); True when a TriggerMessage made
+        the accepted one."""
+        reason = self.boot_reason
         while True:
+            triggered = reason == "Triggered"
             try:
-                boot = await link.call_raw("BootNotification", {
-                    "reason": self.boot_reason, "chargingStation": {
-                        "model": self.controller.config.identity.model,
-                        "vendorName": self.controller.config.identity.vendor,
-                        "serialNumber": self.controller.config.identity.serial,
-                        "firmwareVersion": FIRMWARE_VERSION}})
+                boot = await link.call_raw("BootNotification", self._boot_payload(reason))
             except CallFailed as exc:
                 log.warning("BootNotification failed: %s", exc)
-                await self.clock.sleep(30)
-                continue
+                boot = {"status": "Failed", "interval": 30}
             self._set_utc(boot.get("currentTime"))
             interval = int(boot.get("interval", 0))
             if boot.get("status") == "Accepted":
                 if interval > 0:
                     self.model.set_internal("OCPPCommCtrlr", "HeartbeatInterval", str(interval))
-                break
-            # Pending or Rejected: nothing but the boot (and answers) until accepted (B02).
+                return triggered
+            # Pending or Rejected: nothing but the boot (and answers) until accepted (B02,
+            # B03), again after the interval or at once when the CSMS triggers it.
             self.note(f"OCPP: boot {boot.get('status')}; retry in {interval or 30} s")
-            await self.clock.sleep(interval if interval > 0 else 30)
-        self.note("OCPP: BootNotification accepted")
-        self.boot_reason = "PowerUp"
+            self._boot_now.clear()
+            try:
+                await self.clock.wait_for(self._boot_now.wait(), interval if interval > 0
+                                          else 30)
+                reason = "Triggered"
+            except TimeoutError:
+                reason = self.boot_reason
+
+    async def _session(self, link: Link) -> None:
+        """Boot unless already booted (a reconnect is not a boot), then status and
+        heartbeats."""
+        triggered = False
+        if not self.booted:
+            triggered = await self._boot(link)
+            self.booted = True
+            self.note("OCPP: BootNotification accepted")
+            self.boot_reason = "PowerUp"
         offline_for = (self.clock.now() - self.offline_since
                        if self.offline_since is not None else 0.0)
         self.offline_since = None
         threshold = self.model.get_int("OCPPCommCtrlr", "OfflineThreshold")
-        if offline_for > threshold or not self._status_sent:
+        if offline_for > threshold or not self._status_sent or triggered:
             self._status_sent.clear()  # after a long offline period: all of them (B04)
         self.tx.set_online(True)
         self.online.set()
         self.delivery.wake()
         await self.send_statuses(link)
+        await self.security_events.send_held(link.call_raw)
+        if triggered:  # the CSMS asked for the boot: it hears the rest at once too
+            await self.heartbeat(link)
         while True:
             await self.clock.sleep(self.model.get_int("OCPPCommCtrlr", "HeartbeatInterval"))
-            try:
-                beat = await link.call_raw("Heartbeat", {})
-                self._set_utc(beat.get("currentTime"))
-            except CallFailed as exc:
-                log.warning("Heartbeat failed: %s", exc)
+            await self.heartbeat(link)
+
+    async def heartbeat(self, link: Link) -> None:
+        try:
+            beat = await link.call_raw("Heartbeat", {})
+            self._set_utc(beat.get("currentTime"))
+        except CallFailed as exc:
+            log.warning("Heartbeat failed: %s", exc)
 
     # --- status (G01) ---------------------------------------------------------------------
 
@@ -282,14 +351,19 @@ class Station:
         if isinstance(cmd, ev.Screen) and self.online.is_set() and self.link is not None:
             if self._status_sent.get(evse_id) != mapping.CONNECTOR_STATUS[status.phase]:
                 self.spawn(self.send_statuses(self.link), "ocpp-status")
-        if isinstance(cmd, ev.SessionEnded) and self._reset_pending == "idle" and all(
-                self.tx.transaction_id(e) is None for e in self.evse_ids):
-            self._reset_pending = "now"
-            self.spawn(self._restart_link(), "ocpp-reset")
+        if isinstance(cmd, ev.SessionEnded):
+            self._reset_when_idle()
 
     async def _ticker(self) -> None:
+        """Once a second on a fixed grid (work done in a tick does not shift the next),
+        and at the instant a sampled meter value is due."""
+        tick = self.clock.now()
         while True:
-            await self.clock.sleep(1.0)
+            while tick <= self.clock.now():
+                tick += 1.0
+            due = self.tx.next_sample_due()
+            await self.clock.sleep_until(min(tick, due) if due is not None
+                                         and due > self.clock.now() else tick)
             statuses = {e: self.controller.status(e) for e in self.evse_ids}
             before = len(self.queue)
             self.tx.on_tick(statuses, self.utc())
@@ -297,65 +371,10 @@ class Station:
                 self.delivery.wake()
             if self.evse_resets:
                 self.reset_evses()
+            self._reset_when_idle()
 
     def wake_delivery(self) -> None:
         self.delivery.wake()
-
-    # --- reset (B11, B12) -------------------------------------------------------------------
-
-    def reset(self, kind: str, evse_id: int | None) -> str:
-        """Reset of one EVSE or of the station (``kind`` Immediate or OnIdle); returns the
-        ResetStatusEnumType the CSMS gets."""
-        evses = [evse_id] if evse_id is not None else list(self.evse_ids)
-        if any(e not in self.evse_ids for e in evses):
-            return "Rejected"
-        busy = [e for e in evses if self.busy(e)]
-        if evse_id is not None:  # one EVSE: reset when idle (B11), stop it first (B12)
-            self.evse_resets.add(evse_id)
-            if busy and kind == "Immediate":
-                self.controller.request_stop(evse_id, StopReason.IMMEDIATE_RESET)
-            self.spawn(self._reset_evses_soon(), "ocpp-evse-reset")  # after the answer
-            return "Scheduled" if busy and kind == "OnIdle" else "Accepted"
-        if kind == "OnIdle" and busy:
-            self._reset_pending = "idle"
-            return "Scheduled"
-        for e in busy:  # Immediate: stop what runs, then reset (B12)
-            self.controller.request_stop(e, StopReason.IMMEDIATE_RESET)
-        self.spawn(self._restart_link(after_s=0.5), "ocpp-reset")
-        return "Accepted"
-
-    async def _reset_evses_soon(self) -> None:
-        self.reset_evses()
-
-    def reset_evses(self) -> None:
-        """Carry out the EVSE resets that wait for their EVSE to be idle and safe (called
-        by the 1-s ticker and right after a Reset); the rest are tried on the next tick.
-        A reset EVSE keeps its persisted availability (G03.FR.06) and reports its status
-        again."""
-        for evse_id in sorted(self.evse_resets):
-            if self.busy(evse_id) or not self.controller.reset_connector(evse_id):
-                continue
-            self.evse_resets.discard(evse_id)
-            self.note(f"OCPP: EVSE {evse_id} reset")
-            if self.stored(f"availability:{evse_id}") == "Inoperative":
-                self.controller.set_availability(evse_id, False)
-            self._status_sent.pop(evse_id, None)
-            if self.online.is_set() and self.link is not None:
-                self.spawn(self.send_statuses(self.link), "ocpp-status")
-
-    async def _restart_link(self, after_s: float = 0.0) -> None:
-        """Reset of the station: every connector's machine starts afresh (as soon as it
-        is idle and safe) and the OCPP side comes back with BootNotification(RemoteReset).
-        (Partial: the process itself does not restart.)"""
-        if after_s > 0:  # the Reset answer (and the stops it caused) go out first
-            await self.clock.sleep(after_s)
-        self.boot_reason = "RemoteReset"
-        self._reset_pending = "now"
-        self._status_sent.clear()  # a rebooted station reports every connector again
-        self.evse_resets.update(self.evse_ids)  # and its connectors start afresh
-        self.reset_evses()
-        if self.link is not None:
-            await self.link._connection.close()
 
     # --- delivery of the transaction queue (firmware/ocpp/delivery.py) ----------------------
 
@@ -374,6 +393,9 @@ class Station:
 
     def _delivered(self, action: str, payload: dict[str, Any],
                    response: dict[str, Any]) -> None:
+        if action != "TransactionEvent":  # a critical SecurityEventNotification
+            self.security_events.sent += 1
+            return
         self.delivered += 1
         if payload.get("triggerReason") not in ("MeterValuePeriodic", "MeterValueClock"):
             # (every 30 s: the progress lines show those values already)

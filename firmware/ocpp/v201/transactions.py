@@ -85,6 +85,7 @@ class _Evse:
     pending_trigger: str = "Authorized"
     pending_remote_id: int | None = None
     group_id_token: dict[str, Any] | None = None
+    stop_token: dict[str, Any] | None = None  # the card that stopped it, if one did
     stop_reason: StopReason | None = None
     stop_fault: ErrorCode | None = None
     next_sample: float | None = None
@@ -157,6 +158,12 @@ class Transactions:
         e.pending_token, e.pending_trigger = id_token, trigger_reason
         e.pending_remote_id, e.group_id_token = remote_start_id, group_id_token
 
+    def note_stop(self, evse_id: int, id_token: dict[str, Any]) -> None:
+        """A card stopped the EVSE's transaction (the holder's or one of its group): the
+        event that says StopAuthorized carries it (E06, C09 groupIdToken)."""
+        if evse_id in self.tx:
+            self.evse[evse_id].stop_token = id_token
+
     def transaction_id(self, evse_id: int) -> str | None:
         tx = self.tx.get(evse_id)
         return tx.transaction_id if tx is not None else None
@@ -215,7 +222,9 @@ class Transactions:
             interval = int(self.settings("SampledDataCtrlr", "TxUpdatedInterval"))
             stamp = self.monotonic()
             if interval > 0 and e.next_sample is not None and stamp >= e.next_sample - 1e-6:
-                e.next_sample = stamp + interval
+                # On the grid from the start (a late tick does not push the next one).
+                while e.next_sample <= stamp + 1e-6:
+                    e.next_sample += interval
                 self._emit(tx, "Updated", "MeterValuePeriodic", now_utc,
                            self._meter(tx, status, now_utc, "Sample.Periodic",
                                        "TxUpdatedMeasurands"))
@@ -227,6 +236,13 @@ class Transactions:
                 e.next_persist = stamp + PERSIST_REGISTER_S
                 tx.meter_wh = register  # what a PowerLoss Ended will carry (E07)
                 self.queue.set_state(f"tx:{evse_id}", asdict(tx))
+
+    def next_sample_due(self) -> float | None:
+        """The monotonic time of the earliest sampled value due (the ticker wakes then,
+        so samples sit on their interval's grid)."""
+        due = [e.next_sample for evse_id, e in self.evse.items()
+               if evse_id in self.tx and e.next_sample is not None]
+        return min(due) if due else None
 
     def trigger(self, evse_id: int, status: Status | None = None,
                 now_utc: datetime | None = None) -> bool:
@@ -305,15 +321,22 @@ class Transactions:
         if not before.get("Authorized") and now["Authorized"] and tx.id_token is None:
             tx.id_token = e.pending_token  # authorized after the start (E03 / E07)
             self._emit(tx, "Updated", e.pending_trigger, now_utc, None, with_token=True)
+        state = mapping.CHARGING_STATE[status.phase]
         if before.get("Authorized") and not now["Authorized"] and tx.id_token is not None:
             # Stopped but not over (TxStopPoint without Authorized, E06): say who
-            # stopped it now; the Ended event follows at the stop point.
+            # stopped it now, with the charging state the stop brought; the Ended event
+            # follows at the stop point.
+            tx.charging_state = state
             self._emit(tx, "Updated", mapping.trigger_for_stop(e.stop_reason, e.stop_fault),
-                       now_utc, None)
-        state = mapping.CHARGING_STATE[status.phase]
-        if state != tx.charging_state:
+                       now_utc, None, token=e.stop_token)
+            e.stop_token = None
+        stopping = e.authorized and status.phase in (Phase.STOPPING, Phase.FINISHED)
+        if state != tx.charging_state and not stopping:
             tx.charging_state = state
             self._emit(tx, "Updated", "ChargingStateChanged", now_utc, None)
+        # A stop's own ramp-down is no charging-state change of its own: the event that
+        # says why it stopped (StopAuthorized, RemoteStop, ...) comes first and carries
+        # the new state (events in the order things happened).
 
     def _start(self, evse_id: int, status: Status, now_utc: datetime, point: str) -> None:
         e = self.evse[evse_id]
@@ -345,7 +368,10 @@ class Transactions:
         tx.open = False
         e = self.evse[tx.evse_id]
         e.pending_token, e.pending_remote_id, e.group_id_token = None, None, None
-        self._emit(tx, "Ended", trigger, now_utc, meter, stopped=stopped)
+        state = mapping.CHARGING_STATE.get(e.phase, tx.charging_state)
+        tx.charging_state = "EVConnected" if state == "Charging" else state
+        self._emit(tx, "Ended", trigger, now_utc, meter, stopped=stopped, token=e.stop_token)
+        e.stop_token = None
         self.queue.set_state(f"meter:{tx.evse_id}", {"wh": tx.meter_wh})
         del self.tx[tx.evse_id]
 
@@ -353,7 +379,7 @@ class Transactions:
 
     def _emit(self, tx: Tx, event_type: str, trigger: str, now_utc: datetime,
               meter: list[dict[str, Any]] | None, with_token: bool = False,
-              stopped: str | None = None) -> None:
+              stopped: str | None = None, token: dict[str, Any] | None = None) -> None:
         info: dict[str, Any] = {"transactionId": tx.transaction_id,
                                 "chargingState": tx.charging_state}
         if stopped is not None:
@@ -367,7 +393,9 @@ class Transactions:
             payload["evse"] = {"id": tx.evse_id, "connectorId": 1}
         if self.online is False:
             payload["offline"] = True
-        if (with_token or event_type == "Started") and tx.id_token is not None:
+        if token is not None:  # the card that stopped it (E06)
+            payload["idToken"] = token
+        elif (with_token or event_type == "Started") and tx.id_token is not None:
             payload["idToken"] = tx.id_token
         if meter:
             payload["meterValue"] = meter
