@@ -8,6 +8,7 @@
     client_cert = "/etc/chargebay/cp.pem"       # profile 3
     client_key = "/etc/chargebay/cp.key"
     state_dir = "/var/lib/chargebay"            # device model, auth cache, message queue
+    on_storage_loss = "stop"                    # or "continue" (firmware/ocpp/queue.py)
     [ocpp.variables]                            # device-model defaults, "Component.Variable"
     "SampledDataCtrlr.TxUpdatedInterval" = "30"
 """
@@ -39,11 +40,16 @@ class OcppSettings:
     client_key: str | None = None
     state_dir: str = "var/ocpp"
     variables: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The state directory failing mid-session (disk full, read-only): "stop" ends the
+    # running sessions and takes no new ones until it writes again; "continue" charges
+    # on with billing records in memory only (lost on a power cut). Default stop: a
+    # record the station cannot keep is energy it cannot bill or prove (docs/ocpp.md).
+    on_storage_loss: str = "stop"
 
 
 def parse(section: dict[str, Any]) -> OcppSettings:
     known = {"csms_url", "security_profile", "basic_auth_password", "ca_file", "client_cert",
-             "client_key", "state_dir", "variables"}
+             "client_key", "state_dir", "variables", "on_storage_loss"}
     for key in section:
         if key not in known:
             raise OcppSettingsError(f"ocpp.{key}",
@@ -79,7 +85,11 @@ def parse(section: dict[str, Any]) -> OcppSettings:
                               "use \"Component.Variable\" = value")
         variables[(component, variable)] = (str(value).lower() if isinstance(value, bool)
                                             else str(value))
+    on_loss = section.get("on_storage_loss", "stop")
+    if on_loss not in ("stop", "continue"):
+        raise OcppSettingsError("ocpp.on_storage_loss", 'must be "stop" or "continue"')
     return OcppSettings(url, int(profile), text("basic_auth_password", None),
                         text("ca_file", None), text("client_cert", None),
                         text("client_key", None),
-                        text("state_dir", OcppSettings.state_dir) or "var/ocpp", variables)
+                        text("state_dir", OcppSettings.state_dir) or "var/ocpp", variables,
+                        on_storage_loss=str(on_loss))
