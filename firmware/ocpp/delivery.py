@@ -121,7 +121,8 @@ class Delivery:
                 await self._idle(online, None)
                 continue
             wait = head.not_before - self.clock.now()
-            if wait > 0:  # MessageAttemptInterval back-off of the head
+            # (a float residue of 1e-14 s would sleep for nothing and spin: due is due)
+            if wait > 1e-3:  # MessageAttemptInterval back-off of the head
                 await self._idle(online, wait)
                 continue
             try:
