@@ -74,27 +74,28 @@ def test_read_only_disk_mid_session_with_continue(tmp_path: Path) -> None:
 
 
 def test_full_disk_mid_session_stops_charging_by_default(tmp_path: Path) -> None:
-    """The default, on_storage_loss = "stop": the running session ends (its Ended is
-    delivered), no new session starts until the disk takes writes again."""
+    """The default, on_storage_loss = "stop": the running session ends (its Ended is made
+    and, once the CSMS is back, delivered), no new session starts until the disk takes
+    writes again. The CSMS is away so the queue grows into the full disk."""
     async def body(r: OcppRig) -> None:
         await r.play(SESSION)
+        await r.world.csms_switch(False)
         _fill_disk(r)
-        for _ in range(300):
+        for _ in range(600):
             if not r.station.queue.storage_ok:
                 break
             await r.sleep(1)
         assert not r.station.queue.storage_ok
-        await r.play("wait 1 Finished timeout=1m\n")
-        ended = await r.expect("TransactionEvent", {"eventType": "Ended"})
-        assert ended["transactionInfo"]["stoppedReason"] == "Other"
-        await r.play("unplug 1\n")
+        await r.play("wait 1 Finished timeout=1m\nunplug 1\n")
         await r.sleep(5)
         assert r.phase() is Phase.UNAVAILABLE
+        await r.world.csms_switch(True)
+        ended = await r.expect("TransactionEvent", {"eventType": "Ended"}, within=300)
+        assert ended["transactionInfo"]["stoppedReason"] == "Other"
         r.station.queue.db.execute("PRAGMA max_page_count = 1073741823")
         await r.sleep(3)
         assert r.station.queue.storage_ok and r.phase() is Phase.AVAILABLE
         await r.play(SESSION + "stop 1 Local\nwait 1 Finished timeout=1m\nunplug 1\n")
-    run_rig(body, state_dir=tmp_path)
 
 
 def _open_transaction(state: Path) -> None:

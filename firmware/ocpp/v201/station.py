@@ -29,7 +29,7 @@ from firmware.ocpp.delivery import Delivery
 from firmware.ocpp.link import CallFailed
 from firmware.ocpp.queue import MessageQueue
 from firmware.ocpp.settings import OcppSettings
-from firmware.ocpp.storage import KeyValue, StateDir, open_db
+from firmware.ocpp.storage import GENERATION_KEY, KeyValue, StateDir, open_db
 from firmware.ocpp.v201 import mapping
 from firmware.ocpp.v201.auth import AuthStore
 from firmware.ocpp.v201.authorizer import Authorizer
@@ -424,6 +424,11 @@ class Station:
             self.db = self.state.opened("station.db", open_db)
             self.kv = self.state.opened("station.db", lambda _: KeyValue(self.db))
             self.auth = self.state.opened("station.db", lambda _: AuthStore(self.db))
+            queue_path = self.state.path / "queue.db"
+            if self.kv.stored(GENERATION_KEY) is not None and (
+                    not queue_path.exists() or queue_path.stat().st_size == 0):
+                # refused before SQLite makes an empty file a fresh queue
+                self.state.check_generation(None, self.kv, queue_path)
             self.queue = self.state.opened("queue.db", lambda p: MessageQueue(
                 p, notice=self._queue_notice))
             known = self.queue.get_state("generation")
