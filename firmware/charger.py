@@ -115,14 +115,19 @@ class Charger:
         security = SecurityLog(lambda: utc0 + timedelta(seconds=clock.now() - t0))
         charger = cls(config, clock, power, io, links, controller, authorization, security)
         if "ocpp" in config.extra:
-            from firmware.ocpp.v201.station import Station
-
             # The station is one of the authorization's sources (remote start) and its
             # backend (Authorize, local list, cache, offline policy).
+            from firmware.ocpp.storage import StateDirError
+            from firmware.ocpp.v201.station import Station
+
             settings = _ocpp_settings(config)
-            charger.station = Station(controller, settings, clock, say=say,
-                                      ping_interval=None if clock.virtual else 30.0,
-                                      authorization=authorization, security=security)
+            try:
+                charger.station = Station(controller, settings, clock, say=say,
+                                          ping_interval=None if clock.virtual else 30.0,
+                                          authorization=authorization, security=security)
+            except StateDirError as exc:  # one line from `chargebay run`, exit 2
+                raise HardwareMissing("ocpp.state_dir", f"state file {exc.path}",
+                                      f"{exc.reason}; {exc.todo}") from None
         # The bay: prices, the screen, the card terminal and the card reader.
         terminal = drivers.build("payment", config, clock, wires)
         reader = drivers.build("card_reader", config, clock, wires)

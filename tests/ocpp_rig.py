@@ -107,15 +107,18 @@ def station_tasks() -> list[str]:
 def run_rig(body: Callable[[OcppRig], Awaitable[None]], *, state_dir: Path | None = None,
             variables: dict[str, str] | None = None, boot_status: str = "Accepted",
             tokens: list[str] | None = None, power_cut: bool = False,
-            sections: dict[str, Any] | None = None) -> None:
+            sections: dict[str, Any] | None = None,
+            ocpp: dict[str, Any] | None = None) -> None:
     """``power_cut``: end with the power going (no ordered stop, no Ended sent), as a
-    restart test needs; else the charger stops in order as on SIGTERM."""
+    restart test needs; else the charger stops in order as on SIGTERM. ``ocpp``: more
+    ``[ocpp]`` keys (e.g. on_storage_loss)."""
     config = cfg.load(CONFIG)
     section = dict(config.extra["ocpp"])
     if state_dir is not None:
         section["state_dir"] = str(state_dir)
     if variables:
         section["variables"] = variables
+    section.update(ocpp or {})
     extra = {**config.extra, "ocpp": section}
     if tokens is not None:
         extra["simulator"] = {**extra.get("simulator", {}), "tokens": tokens}

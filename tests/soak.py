@@ -8,9 +8,13 @@
   tests/power_loss.py when present); it reports lost events.
 - fuzz: bad inputs fed to every receive path we have: CAN frames to the power-stage
   driver, mutated and random config files, random bytes to the IO-board frame decoder,
-  random frames to the OCPP receive path (each part when it exists).
+  random frames to the OCPP receive path (each part when it exists), and replies of a
+  hostile central system to the station's own CALLs (``_fuzz_replies``: shapes, types,
+  times; each one must come back as a checked payload or a CallFailed, never an
+  exception, and no time it carries may move the wall clock out of its limits).
 
-Prints one JSON line: {"steps", "kills", "bad_inputs", "violations", "lost_events"}.
+Prints one JSON line: {"steps", "kills", "bad_inputs", "violations", "lost_events",
+"csms_replies": {fed, accepted, refused, callerrors, unknown_ids, times_refused}}.
 """
 
 from __future__ import annotations
@@ -76,7 +80,8 @@ def soak_fuzz(count: int) -> tuple[int, int]:
     import random
 
     parts = [p for p in (_fuzz_can, _fuzz_config, _optional("fuzz_serial"),
-                         _optional("fuzz_ocpp"), _optional("fuzz_modules"))
+                         _optional("fuzz_ocpp"), _optional("fuzz_modules"),
+                         _fuzz_replies)
              if p is not None]
     share = max(1, count // len(parts))
     fed = crashes = 0
@@ -155,6 +160,128 @@ def _fuzz_config(n: int, rng: Any) -> int:
     return n
 
 
+REPLY_FIGURES: dict[str, int] = {}
+
+
+def _fuzz_replies(n: int, rng: Any) -> int:
+    """A hostile CSMS answering the station's CALLs (firmware/ocpp/link.py call_raw with
+    the 2.0.1 reply checks): mutated good replies, wrong types, odd times, CALLERRORs,
+    results for other ids. Figures in REPLY_FIGURES."""
+    import asyncio
+
+    return asyncio.run(_fuzz_replies_async(n, rng))
+
+
+_REQUESTS: dict[str, dict[str, Any]] = {
+    "BootNotification": {"reason": "PowerUp", "chargingStation": {"model": "m",
+                                                                   "vendorName": "v"}},
+    "Heartbeat": {},
+    "StatusNotification": {"timestamp": "2026-12-01T00:00:00.000Z",
+                           "connectorStatus": "Available", "evseId": 1, "connectorId": 1},
+    "TransactionEvent": {"eventType": "Updated", "timestamp": "2026-12-01T00:00:00.000Z",
+                         "triggerReason": "MeterValuePeriodic", "seqNo": 1,
+                         "transactionInfo": {"transactionId": "t-1"}},
+    "Authorize": {"idToken": {"idToken": "04A1", "type": "ISO14443"}},
+}
+_GOOD: dict[str, dict[str, Any]] = {
+    "BootNotification": {"currentTime": "2026-12-01T00:00:00Z", "interval": 300,
+                         "status": "Accepted"},
+    "Heartbeat": {"currentTime": "2026-12-01T00:00:00Z"},
+    "StatusNotification": {},
+    "TransactionEvent": {"idTokenInfo": {"status": "Accepted"}, "totalCost": 1.5},
+    "Authorize": {"idTokenInfo": {"status": "Accepted",
+                                  "cacheExpiryDateTime": "2026-12-02T00:00:00Z"}},
+}
+_TIMES = ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z",
+          "2026-12-01T10:00:00+05:00", "2026-12-01T10:00:00", "2026-12-01", "yesterday",
+          "2026-13-45T99:99:99Z", "", "9999-12-31T23:00:00-05:00", "2027-01-01T00:00:00Z"]
+
+
+def _odd(rng: Any, depth: int = 0) -> Any:
+    pick = rng.randrange(12)
+    if pick == 0 and depth < 3:
+        return {rng.choice(["status", "x", "idTokenInfo", "currentTime"]): _odd(rng, depth + 1)}
+    if pick == 1 and depth < 3:
+        return [_odd(rng, depth + 1) for _ in range(rng.randrange(3))]
+    return rng.choice([None, True, 0, -1, 2**63, 1.5e308, float("nan"), "Accepted",
+                       "x" * rng.randrange(2000), rng.choice(_TIMES), {}, []])
+
+
+def _mutated(action: str, rng: Any) -> Any:
+    reply: Any = json.loads(json.dumps(_GOOD[action]))
+    for _ in range(rng.randrange(4)):
+        where = rng.randrange(5)
+        if where == 0:
+            return _odd(rng)  # not even an object
+        target = reply
+        if isinstance(reply, dict) and "idTokenInfo" in reply and rng.random() < 0.5:
+            target = reply["idTokenInfo"]
+        if not isinstance(target, dict):
+            break
+        key = rng.choice([*target.keys(), "currentTime", "interval", "status", "extra"]
+                         if target else ["status"])
+        target[key] = rng.choice([_odd(rng), rng.choice(_TIMES)])
+    return reply
+
+
+async def _fuzz_replies_async(n: int, rng: Any) -> int:
+    import asyncio
+
+    from firmware.ocpp import wall_clock
+    from firmware.ocpp.link import CallFailed
+    from firmware.ocpp.v201.link import Link
+    from hal.clock import Clock
+
+    figures = dict.fromkeys(("fed", "accepted", "refused", "callerrors", "unknown_ids",
+                             "times_refused"), 0)
+
+    class Wire:
+        link: Any = None
+
+        async def send(self, text: str) -> None:
+            msg = json.loads(text)
+            if msg[0] != 2:
+                return
+            action, msg_id = msg[2], msg[1]
+            roll = rng.random()
+            if roll < 0.05:
+                frame = json.dumps([4, msg_id, "InternalError", "bad day", {}])
+            elif roll < 0.07:
+                frame = json.dumps([3, "someone-else", _GOOD[action]])  # then silence
+            else:
+                frame = json.dumps([3, msg_id, _mutated(action, rng)])
+            asyncio.get_running_loop().call_soon(
+                lambda: asyncio.ensure_future(self.link.route_message(frame)))
+
+    wire = Wire()
+    link = Link("FUZZ", wire, Clock(1.0), object(), response_timeout=0.02)
+    wire.link = link
+    wall = wall_clock.WallClock(lambda: 0.0)
+    for _ in range(n):
+        action = rng.choice(list(_REQUESTS))
+        figures["fed"] += 1
+        try:
+            reply = await link.call_raw(action, _REQUESTS[action])
+        except CallFailed as exc:
+            figures["callerrors" if "InternalError" in exc.reason else "refused"] += 1
+            continue
+        figures["accepted"] += 1
+        info = reply.get("idTokenInfo")
+        if info is not None and not (isinstance(info, dict) and isinstance(
+                info.get("status"), str)):
+            raise AssertionError(f"a malformed idTokenInfo passed: {info!r:.200}")
+        if "currentTime" in reply:
+            if wall.offer(reply["currentTime"], action) is not None:
+                figures["times_refused"] += 1
+            now = wall.now()
+            if not (wall_clock.EARLIEST <= now < wall_clock.LATEST and now.tzinfo):
+                raise AssertionError(f"wall clock moved to {now!r} by {reply!r:.200}")
+    figures["unknown_ids"] = link.unknown_results
+    figures["refused"] = link.bad_replies
+    REPLY_FIGURES.update(figures)
+    return n
+
+
 def soak_kills(kills: int) -> tuple[int, int]:
     """Returns (kills done, lost events)."""
     if kills <= 0:
@@ -182,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     kills, lost = soak_kills(args.kills)
     print(f"soak: {time.perf_counter() - started:.1f} s wall", file=sys.stderr)
     print(json.dumps({"steps": steps, "kills": kills, "bad_inputs": fed,
-                      "violations": violations + crashes, "lost_events": lost}))
+                      "violations": violations + crashes, "lost_events": lost,
+                      "csms_replies": REPLY_FIGURES}))
     return 1 if violations or crashes or lost else 0
 
 

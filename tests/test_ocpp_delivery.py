@@ -89,7 +89,7 @@ def test_in_order_and_response_hook(tmp_path: Path) -> None:
     run_virtual(body)
 
 
-def test_attempts_wait_interval_times_attempts_then_discard(tmp_path: Path) -> None:
+def test_attempts_wait_interval_times_attempts_and_started_is_kept(tmp_path: Path) -> None:
     async def body() -> None:
         clock = Clock(1.0, virtual=True)
         q = MessageQueue(tmp_path / "q.db")
@@ -103,11 +103,12 @@ def test_attempts_wait_interval_times_attempts_then_discard(tmp_path: Path) -> N
         task = asyncio.create_task(d.run(csms.call, online))
         await clock.sleep(500)
         # Tries at 0, then 60 (1 x interval), then 60 + 120 (2 x interval); after the
-        # third failure seqNo 0 is discarded and seqNo 1 goes at once.
+        # third failure a Started is kept (never discarded, issue 16) and tried again
+        # after 3 x interval; then seqNo 1 goes at once.
         times = [(round(t), s) for t, s in csms.tried]
-        assert times == [(0, 0), (60, 0), (180, 0), (180, 1)]
-        assert [p["seqNo"] for _, p in csms.got] == [1]
-        assert d.failures == 3 and d.dropped == 1 and q.discarded == 1 and len(q) == 0
+        assert times == [(0, 0), (60, 0), (180, 0), (360, 0), (360, 1)]
+        assert [p["seqNo"] for _, p in csms.got] == [0, 1]
+        assert d.failures == 3 and d.dropped == 0 and q.discarded == 0 and len(q) == 0
         task.cancel()
         q.close()
 

@@ -30,6 +30,13 @@ from hal.clock import Clock
 
 log = logging.getLogger("chargebay.ocpp")
 
+# The largest frame taken from the CSMS; a larger one closes the connection (1009) before
+# it is buffered. Four times the largest BytesPerMessage the station announces (65000),
+# room for a certificate chain; with websockets' receive queue of 16 frames the CSMS can
+# make the station hold at most 4 MiB.
+MAX_FRAME_BYTES = 256 * 1024
+RECEIVE_QUEUE_FRAMES = 16
+
 Serve = Callable[[Any], Awaitable[bool]]
 Backoff = Callable[[int], float]
 
@@ -42,7 +49,8 @@ def csms_url(settings: OcppSettings, station_id: str) -> str:
 def connect_kwargs(settings: OcppSettings, station_id: str, subprotocol: str,
                    ping_interval: float | None) -> dict[str, Any]:
     kw: dict[str, Any] = {"subprotocols": [subprotocol], "open_timeout": 10,
-                          "ping_interval": ping_interval}
+                          "ping_interval": ping_interval, "max_size": MAX_FRAME_BYTES,
+                          "max_queue": RECEIVE_QUEUE_FRAMES}
     if settings.security_profile in (1, 2) and settings.basic_auth_password:
         secret = b64encode(f"{station_id}:{settings.basic_auth_password}".encode()).decode()
         kw["additional_headers"] = {"Authorization": f"Basic {secret}"}

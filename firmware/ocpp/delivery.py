@@ -3,11 +3,13 @@
 OCPP 2.0.1 Part 2, E "offline behaviour" (E04 transaction started while offline, E12
 TransactionEvent retries) and Part 4 section 4.1.4: transaction messages go out in the
 order they were made, one at a time; a new one waits until every older one has been
-answered. A CALLERROR or no answer within the caller's timeout is a failed attempt:
-the next attempt waits OCPPCommCtrlr.MessageAttemptInterval x the attempts so far, and
-after OCPPCommCtrlr.MessageAttempts attempts the message is discarded (counted by the
-queue). Losing the connection mid-call is not an attempt: the message is sent again,
-unchanged, once back online. OCPP 1.6 section 3.7 is the same arithmetic under other
+answered. A CALLERROR, a malformed reply or no answer within the caller's timeout is a
+failed attempt: the next attempt waits OCPPCommCtrlr.MessageAttemptInterval x the
+attempts so far. After OCPPCommCtrlr.MessageAttempts attempts the queue decides
+(queue.py): Started and Ended are kept and tried again, an Updated is given up only into
+the next event of its transaction, which carries its meter values. Losing the
+connection mid-call is not an attempt: the message is sent again, unchanged, once back
+online. OCPP 1.6 section 3.7 is the same arithmetic under other
 names (TransactionMessageAttempts / TransactionMessageRetryInterval): the names are
 the ``retry_settings`` a version passes, 2.0.1's by default.
 
@@ -119,7 +121,8 @@ class Delivery:
                 await self._idle(online, None)
                 continue
             wait = head.not_before - self.clock.now()
-            if wait > 0:  # MessageAttemptInterval back-off of the head
+            # (a float residue of 1e-14 s would sleep for nothing and spin: due is due)
+            if wait > 1e-3:  # MessageAttemptInterval back-off of the head
                 await self._idle(online, wait)
                 continue
             try:
@@ -133,8 +136,8 @@ class Delivery:
                 attempts = self._int(self.retry_settings[0], 3)
                 interval = self._int(self.retry_settings[1], 60)
                 if not self.queue.failed(head.id, self.clock.now(), attempts, interval):
-                    self.dropped += 1
-                    log.error("%s seqNo %s discarded after %d attempts: %s", head.action,
+                    self.dropped += 1  # given up into a later event (the queue logs it)
+                    log.error("%s seqNo %s given up after %d attempts: %s", head.action,
                               head.payload.get("seqNo"), attempts, exc)
                 continue
             self.queue.delivered(head.id)

@@ -31,25 +31,65 @@ API::
 
 Per-transaction state (``tx:<evse>``: transactionId, next seqNo, open, last meter
 reading) is written by transactions.py through ``append_with_state``.
+
+Nothing is given up that carries billing data (docs/ocpp.md "Bad input from the central
+system"): after the last attempt a message the version says must be kept
+(``must_keep``: 2.0.1 Started and Ended, anything but a TransactionEvent Updated) stays
+at the head and is tried again every interval x attempts; an Updated is given up only
+when a later event of the same transaction is queued, and its meter values are carried
+into that one (``carry``), in one SQLite transaction, so no energy goes unbilled.
+
+When the disk fails (full, read-only, I/O error), nothing is lost and nothing raises:
+messages and state are kept in memory, in order behind what is on disk, ``storage_ok``
+turns False and ``notice("storage_lost", reason)`` tells the station (which decides
+whether charging goes on: ``[ocpp] on_storage_loss``). Every later write and
+``retry_storage()`` try to write them out; once that works, ``notice("storage_back",
+...)``. What is in memory dies with a power cut: that is what the policy is about.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+log = logging.getLogger("chargebay.ocpp")
+
 _THINNABLE = ("MeterValuePeriodic", "MeterValueClock")
 Thinnable = Callable[[str, dict[str, Any]], bool]
+MustKeep = Callable[[str, dict[str, Any]], bool]
+# (given-up payload, a later queued payload) -> the later one with the data carried, or
+# None when it cannot take it (another transaction).
+Carry = Callable[[dict[str, Any], dict[str, Any]], "dict[str, Any] | None"]
+Notice = Callable[[str, str], None]
 
 
 def v201_thinnable(action: str, payload: dict[str, Any]) -> bool:
     """2.0.1: only intermediate meter events may be dropped (never Started or Ended)."""
     return (action == "TransactionEvent" and payload.get("eventType") == "Updated"
             and payload.get("triggerReason") in _THINNABLE)
+
+
+def v201_must_keep(action: str, payload: dict[str, Any]) -> bool:
+    """2.0.1: Started and Ended are never given up (E "offline behaviour"); an Updated
+    may be, with its meter values carried on (``v201_carry``)."""
+    return not (action == "TransactionEvent" and payload.get("eventType") == "Updated")
+
+
+def v201_carry(dropped: dict[str, Any], later: dict[str, Any]) -> dict[str, Any] | None:
+    def tx_id(p: dict[str, Any]) -> Any:
+        return (p.get("transactionInfo") or {}).get("transactionId")
+    if tx_id(dropped) is None or tx_id(dropped) != tx_id(later):
+        return None
+    meter = list(dropped.get("meterValue") or []) + list(later.get("meterValue") or [])
+    return {**later, "meterValue": meter} if meter else dict(later)
+
+
+_DISK_ERRORS = (sqlite3.OperationalError, sqlite3.DatabaseError, OSError)
 
 
 @dataclass(frozen=True)
@@ -63,11 +103,27 @@ class Queued:
 
 class MessageQueue:
     def __init__(self, path: str | Path, max_len: int = 20_000,
-                 thinnable: Thinnable = v201_thinnable) -> None:
+                 thinnable: Thinnable = v201_thinnable, must_keep: MustKeep = v201_must_keep,
+                 carry: Carry = v201_carry, notice: Notice | None = None) -> None:
+        self.path = Path(path)
         self.max_len = max_len
         self.thinnable = thinnable
+        self.must_keep = must_keep
+        self.carry = carry
+        self.notice = notice
         self.discarded = 0
         self.thinned = 0
+        self.carried = 0  # Updated events given up, their meter values carried on
+        self.kept = 0  # must-keep messages retried past their last attempt
+        self.storage_ok = True
+        self.storage_failures = 0
+        # What the disk would not take, in order (newer than anything on disk): ids
+        # below zero; state rows by key; disk rows delivered or retried meanwhile.
+        self._memory: list[Queued] = []
+        self._memory_state: dict[str, str] = {}
+        self._memory_id = 0
+        self._gone: set[int] = set()
+        self._retries: dict[int, tuple[int, float]] = {}
         # isolation_level=None: no implicit transactions; every write below either
         # autocommits alone or sits inside an explicit BEGIN IMMEDIATE ... COMMIT.
         self.db = sqlite3.connect(str(path), isolation_level=None)
@@ -99,6 +155,23 @@ class MessageQueue:
                 state: tuple[str, dict[str, Any]] | None) -> int:
         text = json.dumps(payload, separators=(",", ":"))  # fails before anything is written
         state_text = json.dumps(state[1], separators=(",", ":")) if state else None
+        if self._memory or self._memory_state:
+            self.retry_storage()  # older ones first, so the order on disk stays
+        if not (self._memory or self._memory_state):
+            try:
+                return self._append_disk(action, text, payload, state, state_text)
+            except _DISK_ERRORS as exc:
+                self._lost(exc)
+        self._memory_id -= 1
+        self._memory.append(Queued(self._memory_id, action, json.loads(text), 0, 0.0))
+        self._length += 1
+        if state is not None and state_text is not None:
+            self._memory_state[state[0]] = state_text
+        return self._memory_id
+
+    def _append_disk(self, action: str, text: str, payload: dict[str, Any],
+                     state: tuple[str, dict[str, Any]] | None, state_text: str | None
+                     ) -> int:
         thinnable = int(self.thinnable(action, payload))
         # One SQLite transaction for the message, its state and any thinning: a crash or
         # an error anywhere inside leaves none of them (the context manager rolls back).
@@ -135,35 +208,160 @@ class MessageQueue:
     # --- reading and delivery ----------------------------------------------------------------
 
     def head(self) -> Queued | None:
-        row = self.db.execute("SELECT id, action, payload, attempts, not_before FROM message "
-                              "ORDER BY id LIMIT 1").fetchone()
-        if row is None:
-            return None
-        return Queued(row[0], row[1], json.loads(row[2]), row[3], row[4])
+        for queued in self._disk_rows(limit=len(self._gone) + 1):
+            return queued
+        return self._memory[0] if self._memory else None
 
     def pending(self) -> list[Queued]:
-        return [Queued(r[0], r[1], json.loads(r[2]), r[3], r[4]) for r in self.db.execute(
-            "SELECT id, action, payload, attempts, not_before FROM message ORDER BY id")]
+        return [*self._disk_rows(None), *self._memory]
+
+    def _disk_rows(self, limit: int | None) -> list[Queued]:
+        sql = "SELECT id, action, payload, attempts, not_before FROM message ORDER BY id"
+        try:
+            rows = self.db.execute(sql + (f" LIMIT {int(limit)}" if limit else "")
+                                   ).fetchall()
+        except _DISK_ERRORS as exc:  # not even readable: only what memory holds
+            self._lost(exc)
+            return []
+        out = []
+        for r in rows:
+            if r[0] in self._gone:
+                continue
+            attempts, not_before = self._retries.get(r[0], (r[3], r[4]))
+            out.append(Queued(r[0], r[1], json.loads(r[2]), attempts, not_before))
+        return out
 
     def delivered(self, msg_id: int) -> None:
-        if self.db.execute("DELETE FROM message WHERE id = ?", (msg_id,)).rowcount:
-            self._length -= 1
+        if msg_id < 0:
+            before = len(self._memory)
+            self._memory = [q for q in self._memory if q.id != msg_id]
+            self._length -= before - len(self._memory)
+            return
+        try:
+            if self.db.execute("DELETE FROM message WHERE id = ?", (msg_id,)).rowcount:
+                self._length -= 1
+        except _DISK_ERRORS as exc:  # delivered all the same: never sent again
+            self._lost(exc)
+            if msg_id not in self._gone:
+                self._gone.add(msg_id)
+                self._length -= 1
 
     def failed(self, msg_id: int, now: float, attempts_max: int, interval_s: float) -> bool:
         """One more failed attempt. The next waits interval x attempts so far (2.0.1
-        MessageAttemptInterval); after the last allowed attempt the message is discarded
-        (counted). Returns whether it stays queued."""
-        row = self.db.execute("SELECT attempts FROM message WHERE id = ?",
-                              (msg_id,)).fetchone()
-        if row is None:  # already delivered or discarded: nothing to retry, nothing counted
+        MessageAttemptInterval). After the last allowed attempt, a message that must be
+        kept is tried again every interval x attempts_max; one that may go is given up
+        (counted) with its data carried into the next event that can take it, or kept
+        while there is none yet. Returns whether it stays queued."""
+        head = next((q for q in self.pending() if q.id == msg_id), None)
+        if head is None:  # already delivered or discarded: nothing to retry, nothing counted
             return False
-        attempts = int(row[0]) + 1
+        attempts = head.attempts + 1
         if attempts >= attempts_max:
-            self.delivered(msg_id)
+            if not self.must_keep(head.action, head.payload) and self._carry_on(head):
+                return False
+            self.kept += 1
+            attempts = attempts_max  # keeps the wait bounded
+        self._set_attempts(head, attempts, now + interval_s * attempts)
+        return True
+
+    def _set_attempts(self, head: Queued, attempts: int, not_before: float) -> None:
+        if head.id < 0:
+            self._memory = [replace(q, attempts=attempts, not_before=not_before)
+                            if q.id == head.id else q for q in self._memory]
+            return
+        try:
+            self.db.execute("UPDATE message SET attempts = ?, not_before = ? WHERE id = ?",
+                            (attempts, not_before, head.id))
+            self._retries.pop(head.id, None)
+        except _DISK_ERRORS as exc:
+            self._lost(exc)
+            self._retries[head.id] = (attempts, not_before)
+
+    def _carry_on(self, head: Queued) -> bool:
+        """Give ``head`` up into the next event of its transaction; False if none."""
+        for later in self.pending():
+            if later.id == head.id or later.action != head.action:
+                continue
+            merged = self.carry(head.payload, later.payload)
+            if merged is None:
+                continue
+            if not self._replace(head, later, merged):
+                return False
             self.discarded += 1
+            self.carried += 1
+            text = (f"{head.action} seqNo {head.payload.get('seqNo')} given up after its "
+                    f"last attempt; its meter values go with seqNo "
+                    f"{later.payload.get('seqNo')}")
+            log.error("%s", text)
+            if self.notice is not None:
+                self.notice("given_up", text)
+            return True
+        return False
+
+    def _replace(self, head: Queued, later: Queued, merged: dict[str, Any]) -> bool:
+        if later.id < 0:
+            self._memory = [replace(q, payload=merged) if q.id == later.id else q
+                            for q in self._memory]
+            self.delivered(head.id)
+            return True
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute("UPDATE message SET payload = ? WHERE id = ?",
+                                (json.dumps(merged, separators=(",", ":")), later.id))
+                self.db.execute("DELETE FROM message WHERE id = ?", (head.id,))
+        except _DISK_ERRORS as exc:  # cannot rewrite the later one: keep trying the head
+            self._lost(exc)
             return False
-        self.db.execute("UPDATE message SET attempts = ?, not_before = ? WHERE id = ?",
-                        (attempts, now + interval_s * attempts, msg_id))
+        self._length -= 1
+        return True
+
+    # --- the disk failing and coming back -------------------------------------------------
+
+    def _lost(self, exc: BaseException) -> None:
+        self.storage_failures += 1
+        if self.storage_ok:
+            self.storage_ok = False
+            reason = f"{self.path}: {exc}"
+            log.error("message queue cannot write to disk (%s): keeping messages in "
+                      "memory until it can", reason)
+            if self.notice is not None:
+                self.notice("storage_lost", reason)
+
+    def retry_storage(self) -> bool:
+        """Write out what memory holds, in order, in one transaction. True when nothing
+        is left in memory."""
+        if not (self._memory or self._memory_state or self._gone or self._retries):
+            return True
+        try:
+            with self.db:
+                self.db.execute("BEGIN IMMEDIATE")
+                for msg_id in self._gone:
+                    self.db.execute("DELETE FROM message WHERE id = ?", (msg_id,))
+                for msg_id, (attempts, not_before) in self._retries.items():
+                    self.db.execute("UPDATE message SET attempts = ?, not_before = ? "
+                                    "WHERE id = ?", (attempts, not_before, msg_id))
+                for q in self._memory:
+                    self.db.execute(
+                        "INSERT INTO message (action, payload, thinnable, attempts, "
+                        "not_before) VALUES (?, ?, ?, ?, ?)",
+                        (q.action, json.dumps(q.payload, separators=(",", ":")),
+                         int(self.thinnable(q.action, q.payload)), q.attempts,
+                         q.not_before))
+                for key, text in self._memory_state.items():
+                    self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)",
+                                    (key, text))
+        except _DISK_ERRORS:
+            return False
+        written = len(self._memory)
+        self._memory, self._memory_state = [], {}
+        self._gone, self._retries = set(), {}
+        if not self.storage_ok:
+            self.storage_ok = True
+            log.warning("message queue writes to disk again (%d messages written out)",
+                        written)
+            if self.notice is not None:
+                self.notice("storage_back", f"{self.path}: {written} messages written out")
         return True
 
     def __len__(self) -> int:
@@ -172,22 +370,34 @@ class MessageQueue:
     # --- state -------------------------------------------------------------------------
 
     def set_state(self, key: str, value: dict[str, Any]) -> None:
-        self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)",
-                        (key, json.dumps(value, separators=(",", ":"))))
+        text = json.dumps(value, separators=(",", ":"))
+        if not (self._memory or self._memory_state):
+            try:
+                self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)", (key, text))
+                return
+            except _DISK_ERRORS as exc:
+                self._lost(exc)
+        self._memory_state[key] = text
 
     def get_state(self, key: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        value: dict[str, Any] = json.loads(row[0])
+        text = self._memory_state.get(key)
+        if text is None:
+            row = self.db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            text = row[0]
+        value: dict[str, Any] = json.loads(text)
         return value
 
     def state_items(self, prefix: str) -> dict[str, dict[str, Any]]:
         # substr, not LIKE (case-insensitive, wildcards) nor a range up to U+FFFF (misses
         # keys with characters beyond it).
-        return {k: json.loads(v) for k, v in self.db.execute(
+        out = {k: json.loads(v) for k, v in self.db.execute(
             "SELECT key, value FROM state WHERE substr(key, 1, ?) = ? ORDER BY key",
             (len(prefix), prefix))}
+        out.update({k: json.loads(v) for k, v in self._memory_state.items()
+                    if k.startswith(prefix)})
+        return dict(sorted(out.items()))
 
     def close(self) -> None:
         self.db.close()

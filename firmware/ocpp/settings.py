@@ -8,6 +8,7 @@
     client_cert = "/etc/chargebay/cp.pem"       # profile 3
     client_key = "/etc/chargebay/cp.key"
     state_dir = "/var/lib/chargebay"            # device model, auth cache, message queue
+    on_storage_loss = "stop"                    # or "continue" (firmware/ocpp/queue.py)
     [ocpp.variables]                            # device-model defaults, "Component.Variable"
     "SampledDataCtrlr.TxUpdatedInterval" = "30"
 """
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, model_validator
@@ -42,6 +43,11 @@ class OcppSettings:
     client_key: str | None = None
     state_dir: str = "var/ocpp"
     variables: dict[tuple[str, str], str] = field(default_factory=dict)
+    # The state directory failing mid-session (disk full, read-only): "stop" ends the
+    # running sessions and takes no new ones until it writes again; "continue" charges
+    # on with billing records in memory only (lost on a power cut). Default stop: a
+    # record the station cannot keep is energy it cannot bill or prove (docs/ocpp.md).
+    on_storage_loss: str = "stop"
 
 
 _Path = Annotated[str, Field(min_length=1, max_length=4096)]
@@ -57,6 +63,7 @@ class _Ocpp(Section):
     client_key: _Path | None = None
     state_dir: _Path = OcppSettings.state_dir
     variables: dict[str, str | int | bool] = {}
+    on_storage_loss: Literal["stop", "continue"] = "stop"
 
     @model_validator(mode="after")
     def _consistent(self) -> _Ocpp:
@@ -102,4 +109,5 @@ def parse(section: dict[str, Any],
             raise ConfigError(key, "longer than 1000 characters")
         variables[(component, variable)] = text
     return OcppSettings(s.csms_url, s.security_profile, s.basic_auth_password, s.ca_file,
-                        s.client_cert, s.client_key, s.state_dir, variables)
+                        s.client_cert, s.client_key, s.state_dir, variables,
+                        on_storage_loss=s.on_storage_loss)

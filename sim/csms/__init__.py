@@ -29,6 +29,8 @@ from firmware.ocpp.link import raw_call
 from hal.clock import Clock
 
 log = logging.getLogger("chargebay.csms")
+SILENT = "silent"  # answer_with: accept the CALL and never answer
+CLOSE = "close"  # answer_with: drop the connection with the CALL unanswered
 
 
 @dataclass
@@ -56,6 +58,14 @@ class _Session(ChargePoint):  # type: ignore[misc]
             msg = json.loads(raw_msg)
             if isinstance(msg, list) and len(msg) == 4 and msg[0] == 2:
                 self.csms.record(self.id, msg[2], msg[3])
+                hostile = self.csms.answer_with
+                answer = hostile(msg[2], msg[1], msg[3]) if hostile is not None else None
+                if answer is not None:  # a test playing a hostile CSMS (tests/)
+                    if answer == CLOSE:
+                        await self._connection.close()
+                    elif answer != SILENT:
+                        await self._send(answer)
+                    return
         except ValueError:
             pass
         await super().route_message(raw_msg)
@@ -125,6 +135,9 @@ class LocalCsms:
     passwords: dict[str, str] | None = None  # basic auth per station id, when checked
     refused: int = 0
     fail_transaction_events: int = 0  # answer the next N TransactionEvents with CALLERROR
+    # (action, message id, payload) -> a raw frame to answer with instead, SILENT (no
+    # answer), CLOSE (drop the connection), or None (answer normally): a hostile CSMS.
+    answer_with: Callable[[str, str, dict[str, Any]], str | None] | None = None
     _server: Any = None
     _connections: set[Any] = field(default_factory=set)
 

@@ -8,10 +8,13 @@ changes the running connection cannot take are answered RebootRequired.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger("chargebay.ocpp")
 
 _MEASURANDS = ("Energy.Active.Import.Register,Power.Active.Import,Current.Import,Voltage,"
                "SoC")
@@ -74,6 +77,7 @@ VARIABLES: tuple[Variable, ...] = (
        instance="SetVariables"),
     _v("DeviceDataCtrlr", "BytesPerMessage", "65000", mutability="ReadOnly",
        instance="GetReport"),
+    # Issue 16: a request longer than these is refused before any work (firmware/ocpp/link.py)
     _v("DeviceDataCtrlr", "BytesPerMessage", "65000", mutability="ReadOnly",
        instance="GetVariables"),
     _v("DeviceDataCtrlr", "BytesPerMessage", "65000", mutability="ReadOnly",
@@ -166,8 +170,11 @@ class DeviceModel:
             self._store(key, value)
 
     def _store(self, key: _KEY, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO variable VALUES (?, ?, ?, ?)",
-                        (key[0], key[1], key[2] or "", value))
+        try:
+            self.db.execute("INSERT OR REPLACE INTO variable VALUES (?, ?, ?, ?)",
+                            (key[0], key[1], key[2] or "", value))
+        except sqlite3.Error as exc:  # disk full / read-only: in effect until a restart
+            log.error("device model: %s.%s not persisted (%s)", key[0], key[1], exc)
 
     # --- what the CSMS asks (GetVariables / SetVariables / GetBaseReport) ----------------
 

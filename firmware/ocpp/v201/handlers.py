@@ -290,6 +290,8 @@ class Handlers(DisplayHandlers):
     def on_trigger(self, requested_message: str, evse: dict[str, Any] | None = None,
                    **_: Any) -> call_result.TriggerMessage:
         evse_id = evse.get("id") if evse else None
+        if evse_id and evse_id not in self.st.evse_ids:
+            return call_result.TriggerMessage(status="Rejected")  # issue 16: EVSE 99
         if requested_message == "TransactionEvent":
             targets = [evse_id] if evse_id else list(self.st.evse_ids)
             done = [self.st.tx.trigger(e, self.st.controller.status(e), self.st.utc())

@@ -1,12 +1,16 @@
 """The 2.0.1 connection: the neutral frame hygiene (firmware/ocpp/link.py) with 2.0.1's
-actions, schemas and error codes (OCPP-J 2.0.1 Part 4 section 4.3)."""
+actions, schemas and error codes (OCPP-J 2.0.1 Part 4 section 4.3), and its reply checks
+(replies.py)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
-from firmware.ocpp.link import FramedLink
+from firmware.ocpp.link import FramedLink, MessageLimits, ReplyCheck
+from firmware.ocpp.v201 import replies
 
 SUBPROTOCOL = "ocpp2.0.1"  # Part 4 section 3.1.2: the websocket subprotocol
 
@@ -31,3 +35,9 @@ class Link(FramedLink):
     _ocpp_version = "2.0.1"
     ACTIONS = frozenset(a.value for a in Action)
     SCHEMA_CODES = SCHEMA_CODES
+
+    def __init__(self, station_id: str, connection: Any, clock: Any, handlers: object,
+                 response_timeout: float = 30.0, check_reply: ReplyCheck = replies.check,
+                 limits: MessageLimits | None = None) -> None:
+        super().__init__(station_id, connection, clock, handlers, response_timeout,
+                         check_reply, limits)

@@ -15,9 +15,8 @@ import asyncio
 import logging
 import ssl
 from collections.abc import Callable, Coroutine, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import websockets
@@ -32,7 +31,7 @@ from firmware.ocpp.delivery import Delivery
 from firmware.ocpp.link import CallFailed
 from firmware.ocpp.queue import MessageQueue
 from firmware.ocpp.settings import OcppSettings
-from firmware.ocpp.storage import KeyValue, open_db
+from firmware.ocpp.storage import GENERATION_KEY, KeyValue, StateDir, open_db
 from firmware.ocpp.v201 import mapping
 from firmware.ocpp.v201.auth import AuthStore
 from firmware.ocpp.v201.authorizer import Authorizer
@@ -43,15 +42,13 @@ from firmware.ocpp.v201.link import SUBPROTOCOL, Link
 from firmware.ocpp.v201.reset import StationReset
 from firmware.ocpp.v201.security_events import SecurityEvents
 from firmware.ocpp.v201.transactions import Transactions, iso
+from firmware.ocpp.wall_clock import WallClock
 from firmware.security_log import SecurityLog
 from firmware.tasks import TaskOwner
 from hal.clock import Clock
 
 log = logging.getLogger("chargebay.ocpp")
 FIRMWARE_VERSION = "0.1.0"
-# The CSMS's time replaces ours at every boot and heartbeat; a correction this large is
-# a setting of the system time (SettingSystemTime), smaller ones are drift.
-TIME_SET_EVENT_S = 2.0
 Say = Callable[[str], None]
 
 
@@ -67,20 +64,14 @@ class Station(StationReset):
         self.say = say
         config = controller.config
         self.station_id = config.identity.charge_point_id
-        state = Path(settings.state_dir)
-        state.mkdir(parents=True, exist_ok=True)
-        self.model = DeviceModel(state / "device_model.db", settings.variables)
-        self.model.set_internal("SecurityCtrlr", "SecurityProfile",
-                                str(settings.security_profile))
-        self.model.set_internal("SecurityCtrlr", "Identity", self.station_id)
-        self.db = open_db(state / "station.db")
-        self.kv = KeyValue(self.db)
-        self.auth = AuthStore(self.db)
-        self.queue = MessageQueue(state / "queue.db")
+        self.wall = WallClock(clock.now, start_utc or datetime.now(UTC),
+                              on_step=self._clock_stepped)
+        # The charger's security log (every part records into it); we send OCPP's kinds.
+        self.security = security or SecurityLog(self.utc)
+        self._open_state(settings)  # issue 16: lock, checked opens (station_storage below)
         self.evse_ids = tuple(c.evse_id for c in config.connectors)
         self.tx = Transactions(self.queue, self._setting, self.evse_ids, clock.now)
-        self._utc_base = start_utc or datetime.now(UTC)
-        self._utc_at = 0.0
+        self.storage_lost_at: float | None = None
         self.link: Link | None = None
         self.online = asyncio.Event()  # connected and BootNotification Accepted
         self.delivery = Delivery(self.queue, self._setting, clock,
@@ -103,8 +94,6 @@ class Station(StationReset):
         self.authorizer = Authorizer(self.authorization, self.auth, self.model, self.tx,
                                      clock.now, self._online_link, self.note)
         self.bay: Any = None  # the bay screen (display.py BayPort), set by the charger
-        # The charger's security log (every part records into it); we send OCPP's kinds.
-        self.security = security or SecurityLog(self.utc)
         self.security_events = SecurityEvents(self.security, self.queue, self.utc,
                                               self.wake_delivery, iso)
         self.physical = PhysicalComponents(config, controller.status)
@@ -117,22 +106,12 @@ class Station(StationReset):
     # --- time ---------------------------------------------------------------------------
 
     def utc(self) -> datetime:
-        """Wall-clock time as the CSMS set it (ClockCtrlr, TimeSource Heartbeat)."""
-        return self._utc_base + timedelta(seconds=self.clock.now() - self._utc_at)
+        """Wall-clock time as the CSMS set it (ClockCtrlr, TimeSource Heartbeat), within
+        the wall clock's sanity limits (firmware/ocpp/wall_clock.py)."""
+        return self.wall.now()
 
-    def _set_utc(self, current_time: str | None) -> None:
-        if current_time:
-            try:
-                t = datetime.fromisoformat(current_time.replace("Z", "+00:00"))
-            except ValueError:
-                return
-            if t.tzinfo is None:
-                return
-            jump = (t - self.utc()).total_seconds()
-            self._utc_base, self._utc_at = t, self.clock.now()
-            if abs(jump) >= TIME_SET_EVENT_S:
-                self.security.record("SettingSystemTime",
-                                     f"time set by the CSMS, moved {jump:+.0f} s", critical=True)
+    def _set_utc(self, current_time: object, source: str = "Heartbeat") -> None:
+        self.wall.offer(current_time, source)  # refused ones are logged there
 
     def _setting(self, component: str, variable: str) -> str:
         return self.model.get(component, variable)
@@ -187,6 +166,7 @@ class Station(StationReset):
         self.queue.close()
         self.model.close()
         self.db.close()
+        self.state.unlock()
 
     # --- connection (OCPP 2.0.1 Part 4 section 5; Part 2 B01-B04) -------------------------
 
@@ -209,7 +189,8 @@ class Station(StationReset):
     async def _serve(self, connection: Any) -> bool:
         """One connection until it ends; True: reconnect at once (a station Reset)."""
         timeout = float(self.model.get("OCPPCommCtrlr", "MessageTimeout"))
-        link = Link(self.station_id, connection, self.clock, self.handlers, timeout)
+        link = Link(self.station_id, connection, self.clock, self.handlers, timeout,
+                    limits=self._message_limits)
         self.link = link
         self.note("OCPP: connected to the CSMS")
         reader = asyncio.create_task(self._read(link), name="ocpp-read")
@@ -271,7 +252,7 @@ class Station(StationReset):
             except CallFailed as exc:
                 log.warning("BootNotification failed: %s", exc)
                 boot = {"status": "Failed", "interval": 30}
-            self._set_utc(boot.get("currentTime"))
+            self._set_utc(boot.get("currentTime"), "BootNotification")
             interval = int(boot.get("interval", 0))
             if boot.get("status") == "Accepted":
                 if interval > 0:
@@ -343,6 +324,13 @@ class Station(StationReset):
                 return  # sent again after the reconnect (B04 / the boot)
 
     def _observe(self, evse_id: int, cmd: ev.Command, now: float) -> None:
+        try:
+            self._observe_command(evse_id, cmd)
+        except Exception:  # noqa: BLE001 - reporting must never stop the control loop
+            log.exception("OCPP station failed on %r (EVSE %d); charging goes on", cmd,
+                          evse_id)
+
+    def _observe_command(self, evse_id: int, cmd: ev.Command) -> None:
         status = self.controller.status(evse_id)
         queued = len(self.queue)
         self.tx.on_command(evse_id, cmd, status, self.utc())
@@ -372,6 +360,8 @@ class Station(StationReset):
             if self.evse_resets:
                 self.reset_evses()
             self._reset_when_idle()
+            if not self.queue.storage_ok:
+                self.queue.retry_storage()
 
     def wake_delivery(self) -> None:
         self.delivery.wake()
@@ -438,3 +428,90 @@ class Station(StationReset):
 
     def stored(self, key: str) -> str | None:
         return self.kv.stored(key)
+
+    # --- the state directory, and the disk failing (issue 16) ------------------------------
+
+    def _open_state(self, settings: OcppSettings) -> None:
+        """Lock the state directory, open every file in it checked (a StateDirError
+        names the file and what to do), and match queue.db to station.db."""
+        self.state = StateDir(settings.state_dir)
+        self.state.lock()
+        try:
+            self.model = self.state.opened("device_model.db", lambda p: DeviceModel(
+                p, settings.variables))
+            self.model.set_internal("SecurityCtrlr", "SecurityProfile",
+                                    str(settings.security_profile))
+            self.model.set_internal("SecurityCtrlr", "Identity", self.station_id)
+            self.db = self.state.opened("station.db", open_db)
+            self.kv = self.state.opened("station.db", lambda _: KeyValue(self.db))
+            self.auth = self.state.opened("station.db", lambda _: AuthStore(self.db))
+            queue_path = self.state.path / "queue.db"
+            if self.kv.stored(GENERATION_KEY) is not None and (
+                    not queue_path.exists() or queue_path.stat().st_size == 0):
+                # refused before SQLite makes an empty file a fresh queue
+                self.state.check_generation(None, self.kv, queue_path)
+            self.queue = self.state.opened("queue.db", lambda p: MessageQueue(
+                p, notice=self._queue_notice))
+            known = self.queue.get_state("generation")
+            generation = self.state.check_generation(
+                str(known["id"]) if known else None, self.kv, self.queue.path)
+            if known is None:
+                self.queue.set_state("generation", {"id": generation})
+        except BaseException:
+            self.state.unlock()
+            raise
+
+    def _queue_notice(self, kind: str, text: str) -> None:
+        """The queue lost or regained its disk, or gave an Updated up into the next."""
+        if kind == "storage_lost":
+            self.storage_lost_at = self.clock.now()
+            stop = self.settings.on_storage_loss == "stop"
+            self.note(f"OCPP: billing storage failed ({text}); records kept in memory; "
+                      + ("stopping the sessions (ocpp.on_storage_loss = stop)" if stop
+                         else "charging goes on (ocpp.on_storage_loss = continue)"))
+            self._security("MemoryExhaustion", f"state directory not writable: {text}",
+                           critical=True)
+            if stop:  # after this batch: the loop is in the middle of dispatching one
+                asyncio.get_running_loop().call_soon(self._storage_stop)
+        elif kind == "storage_back":
+            self.storage_lost_at = None
+            self.note(f"OCPP: billing storage writes again ({text})")
+            self._security("MemoryExhaustion", f"state directory writable again: {text}")
+            if self.settings.on_storage_loss == "stop":
+                asyncio.get_running_loop().call_soon(self._storage_resume)
+        else:
+            self.note(f"OCPP: {text}")
+            self._security("TransactionEventGivenUp", text)
+
+    def _storage_stop(self) -> None:
+        if self.queue.storage_ok:
+            return
+        for evse_id in self.evse_ids:
+            if self.controller.status(evse_id).phase in SESSION:
+                self.controller.request_stop(evse_id, StopReason.OTHER)
+            self.controller.set_availability(evse_id, False)  # no new session meanwhile
+
+    def _storage_resume(self) -> None:
+        for evse_id in self.evse_ids:
+            if self.stored(f"availability:{evse_id}") != "Inoperative":
+                self.controller.set_availability(evse_id, True)
+
+    def _security(self, kind: str, text: str, critical: bool = False) -> None:
+        if self.security is not None:
+            self.security.record(kind, text, critical)
+
+    def _clock_stepped(self, before: datetime, after: datetime, source: str) -> None:
+        self._security("SettingSystemTime", f"{source}: {before.isoformat()} -> "
+                       f"{after.isoformat()}")
+
+    def _message_limits(self, action: str) -> tuple[int, int] | None:
+        """ItemsPerMessage / BytesPerMessage the station takes for a request (2.0.1
+        DeviceDataCtrlr, Part 2 B05/B06); None for requests without such a bound."""
+        if action not in ("GetVariables", "SetVariables"):
+            return None
+        try:
+            items = self.model.get_int("DeviceDataCtrlr", "ItemsPerMessage", action)
+            size = self.model.get_int("DeviceDataCtrlr", "BytesPerMessage", action)
+        except (KeyError, ValueError):
+            return None
+        return items, size

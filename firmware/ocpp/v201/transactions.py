@@ -441,7 +441,10 @@ class Transactions:
                 seconds=(elapsed // interval + 1) * interval)
             return False
         if now_utc >= self._next_aligned:
-            self._next_aligned += timedelta(seconds=interval)
+            # The next boundary after now, not after the last one: a wall clock set
+            # forward (30 days) gives one clock-aligned value, not thousands (issue 16).
+            late = (now_utc - self._next_aligned).total_seconds()
+            self._next_aligned += timedelta(seconds=(late // interval + 1) * interval)
             return True
         return False
 
