@@ -29,18 +29,15 @@ from firmware.loop import Controller
 from firmware.ocpp.connection import ConnectionLoop, retry_backoff
 from firmware.ocpp.delivery import Delivery
 from firmware.ocpp.link import CallFailed
-from firmware.ocpp.queue import MessageQueue
 from firmware.ocpp.settings import OcppSettings
-from firmware.ocpp.storage import GENERATION_KEY, KeyValue, StateDir, open_db
 from firmware.ocpp.v201 import mapping
-from firmware.ocpp.v201.auth import AuthStore
 from firmware.ocpp.v201.authorizer import Authorizer
 from firmware.ocpp.v201.components import PhysicalComponents
-from firmware.ocpp.v201.device_model import DeviceModel
 from firmware.ocpp.v201.handlers import Handlers
 from firmware.ocpp.v201.link import SUBPROTOCOL, Link
 from firmware.ocpp.v201.reset import StationReset
 from firmware.ocpp.v201.security_events import SecurityEvents
+from firmware.ocpp.v201.state_files import open_state
 from firmware.ocpp.v201.transactions import Transactions, iso
 from firmware.ocpp.wall_clock import WallClock
 from firmware.security_log import SecurityLog
@@ -68,7 +65,10 @@ class Station(StationReset):
                               on_step=self._clock_stepped)
         # The charger's security log (every part records into it); we send OCPP's kinds.
         self.security = security or SecurityLog(self.utc)
-        self._open_state(settings)  # issue 16: lock, checked opens (station_storage below)
+        # The state directory locked, every file opened checked (state_files.py).
+        files = open_state(settings, self.station_id, self._queue_notice)
+        self.state, self.model, self.db = files.state, files.model, files.db
+        self.kv, self.auth, self.queue = files.kv, files.auth, files.queue
         self.evse_ids = tuple(c.evse_id for c in config.connectors)
         self.tx = Transactions(self.queue, self._setting, self.evse_ids, clock.now)
         self.storage_lost_at: float | None = None
@@ -430,36 +430,6 @@ class Station(StationReset):
         return self.kv.stored(key)
 
     # --- the state directory, and the disk failing (issue 16) ------------------------------
-
-    def _open_state(self, settings: OcppSettings) -> None:
-        """Lock the state directory, open every file in it checked (a StateDirError
-        names the file and what to do), and match queue.db to station.db."""
-        self.state = StateDir(settings.state_dir)
-        self.state.lock()
-        try:
-            self.model = self.state.opened("device_model.db", lambda p: DeviceModel(
-                p, settings.variables))
-            self.model.set_internal("SecurityCtrlr", "SecurityProfile",
-                                    str(settings.security_profile))
-            self.model.set_internal("SecurityCtrlr", "Identity", self.station_id)
-            self.db = self.state.opened("station.db", open_db)
-            self.kv = self.state.opened("station.db", lambda _: KeyValue(self.db))
-            self.auth = self.state.opened("station.db", lambda _: AuthStore(self.db))
-            queue_path = self.state.path / "queue.db"
-            if self.kv.stored(GENERATION_KEY) is not None and (
-                    not queue_path.exists() or queue_path.stat().st_size == 0):
-                # refused before SQLite makes an empty file a fresh queue
-                self.state.check_generation(None, self.kv, queue_path)
-            self.queue = self.state.opened("queue.db", lambda p: MessageQueue(
-                p, notice=self._queue_notice))
-            known = self.queue.get_state("generation")
-            generation = self.state.check_generation(
-                str(known["id"]) if known else None, self.kv, self.queue.path)
-            if known is None:
-                self.queue.set_state("generation", {"id": generation})
-        except BaseException:
-            self.state.unlock()
-            raise
 
     def _queue_notice(self, kind: str, text: str) -> None:
         """The queue lost or regained its disk, or gave an Updated up into the next."""
