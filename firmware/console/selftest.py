@@ -26,7 +26,6 @@ from firmware.core import limits as lim
 from firmware.core.transitions import IDLE
 from hal.power_stage import Mode
 
-
 # How long the board may hold its self test: its own bound (500 ms on the reference board,
 # hal/mcu/rules.py SELFTEST_CLOSE_MS) with a margin for the link; the contract fixes no
 # figure, so a board holding longer fails the test here.
