@@ -14,6 +14,10 @@ Behaviour every driver must keep:
   heartbeat timeout opens the contactors and drives the pilot to state F. Each trip is
   reported in the inputs (``over_voltage_trip``, ``pilot_trip``), as are the board's
   welded-contactor and lock-fault findings.
+- The one exception to "only in C/D" is the board's own contactor self test
+  (``selftest_contactors``): on an empty connector only (no plug, output below 60 V, no
+  power asked, no e-stop, no fault), closed for the board's bounded time and opened by
+  the board itself, at once if any of those fails meanwhile or the link goes silent.
 - ``inputs()`` returns what the board last reported; a driver never invents a reading.
 - Link loss with the board is reported once through ``take_faults()`` as
   ``io_board_link_lost`` (emergency severity in the error catalogue); the board's own
