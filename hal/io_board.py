@@ -14,6 +14,10 @@ Behaviour every driver must keep:
   heartbeat timeout opens the contactors and drives the pilot to state F. Each trip is
   reported in the inputs (``over_voltage_trip``, ``pilot_trip``), as are the board's
   welded-contactor and lock-fault findings.
+- The one exception to "only in C/D" is the board's own contactor self test
+  (``selftest_contactors``): on an empty connector only (no plug, output below 60 V, no
+  power asked, no e-stop, no fault), closed for the board's bounded time and opened by
+  the board itself, at once if any of those fails meanwhile or the link goes silent.
 - ``inputs()`` returns what the board last reported; a driver never invents a reading.
 - Link loss with the board is reported once through ``take_faults()`` as
   ``io_board_link_lost`` (emergency severity in the error catalogue); the board's own
@@ -43,6 +47,13 @@ class ConnectorInputs:
     over_voltage_trip: bool = False  # the board opened: output above the band for 9 ms
     pilot_trip: bool = False  # the board opened: pilot left C/D while closed
     output_voltage_v: float | None = None  # the board's HV sense (None: board has none)
+    # The board-held contactor self test (``selftest_contactors``): running now; in the
+    # last one the mirror contacts followed closed, then open again; aborted (a safety
+    # condition failed meanwhile, or the host commanded the contactors).
+    selftest_running: bool = False
+    selftest_closed: bool = False
+    selftest_opened: bool = False
+    selftest_aborted: bool = False
 
 
 class IoBoard(Protocol):
@@ -67,6 +78,12 @@ class IoBoard(Protocol):
     def set_ovp_band(self, connector: int, limit_v: float) -> None:
         """The over-voltage limit of the session's negotiated range (IEC 61851-23 bands);
         the board trips on it by itself."""
+
+    def selftest_contactors(self, connector: int) -> None:
+        """Ask the board to close an empty connector's contactors for its own bounded
+        time and open them again. The board refuses unless safe by its own readings (no
+        plug, pilot A or F, output below 60 V, no power asked, no e-stop, no fault);
+        the result shows in ``inputs()`` (``selftest_*``, ``welded``)."""
 
     def poll(self, now: float) -> None:
         """Read what arrived; send the heartbeat when due."""

@@ -176,6 +176,9 @@ class SerialIoBoard:
     def set_lock(self, connector: int, locked: bool) -> None:
         self._command(frame.SET_LOCK, connector, bytes([connector, int(locked)]))
 
+    def selftest_contactors(self, connector: int) -> None:
+        self._command(frame.SELFTEST_CONTACTORS, connector, bytes([connector]))
+
     def set_ovp_band(self, connector: int, limit_v: float) -> None:
         volts = max(0, min(0xFFFF, round(limit_v)))
         self._command(frame.SET_OVP_BAND, connector, bytes([connector, volts >> 8,
@@ -339,7 +342,11 @@ class SerialIoBoard:
                     welded=bool(flags & frame.F_WELDED),
                     lock_fault=bool(flags & frame.F_LOCK_FAULT),
                     over_voltage_trip=bool(trips & frame.T_OVER_VOLTAGE),
-                    pilot_trip=bool(trips & frame.T_PILOT), output_voltage_v=volts)
+                    pilot_trip=bool(trips & frame.T_PILOT), output_voltage_v=volts,
+                    selftest_running=bool(trips & frame.T_SELFTEST_RUNNING),
+                    selftest_closed=bool(trips & frame.T_SELFTEST_CLOSED),
+                    selftest_opened=bool(trips & frame.T_SELFTEST_OPENED),
+                    selftest_aborted=bool(trips & frame.T_SELFTEST_ABORTED))
             if self._hello_done.is_set():
                 self._status_seen.set()
         else:

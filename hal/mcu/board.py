@@ -218,7 +218,7 @@ class Board:
 
     def _command(self, mtype: int, body: bytes, now: int) -> int:
         if mtype not in (frame.SET_PILOT, frame.SET_CONTACTORS, frame.SET_LOCK,
-                         frame.SET_OVP_BAND):
+                         frame.SET_OVP_BAND, frame.SELFTEST_CONTACTORS):
             return frame.UNKNOWN_TYPE
         conn = self.connectors.get(body[0]) if body else None
         if conn is None:
@@ -230,6 +230,9 @@ class Board:
                 return frame.REFUSED
         elif mtype == frame.SET_LOCK and len(body) == 2:
             conn.command_lock(body[1] == 1, now)
+        elif mtype == frame.SELFTEST_CONTACTORS and len(body) == 1:
+            if not conn.command_selftest(now):
+                return frame.REFUSED
         elif mtype == frame.SET_OVP_BAND and len(body) == 3:
             if not conn.command_ovp_band(float((body[1] << 8) | body[2])):
                 return frame.BAD_ARGS

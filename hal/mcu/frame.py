@@ -10,7 +10,9 @@ whole. The length byte catches a frame cut short by a corrupted COBS code byte, 
 CRC alone misses once in 65536.
 """
 
-PROTOCOL_VERSION = 2  # 2: status carries the board's trips and output voltage; SET_OVP_BAND
+# 2: status carries the board's trips and output voltage; SET_OVP_BAND. 3: the board-held
+# contactor self test (SELFTEST_CONTACTORS, its trips bits).
+PROTOCOL_VERSION = 3
 MAX_PAYLOAD = 64  # seq + type + len + body + CRC; longest real message is about 30 bytes
 MAX_BODY = MAX_PAYLOAD - 5
 MAX_ENCODED = MAX_PAYLOAD + MAX_PAYLOAD // 254 + 2
@@ -23,6 +25,8 @@ SET_CONTACTORS = 0x03  # body: connector u8, closed u8
 SET_LOCK = 0x04  # body: connector u8, locked u8
 HEARTBEAT = 0x05  # body: empty
 SET_OVP_BAND = 0x06  # body: connector u8, over-voltage limit V u16 (the negotiated band)
+SELFTEST_CONTACTORS = 0x07  # body: connector u8; closes an empty connector for a bounded
+#                            time and opens again (rules.py); REFUSED when not safe
 
 # MCU -> host.
 ACK = 0x80  # body: acknowledged seq u8, result u8
@@ -50,6 +54,12 @@ F_LINK_TRIP = 0x80  # the heartbeat rule tripped (host was silent)
 # Second flag byte: why the board opened the contactors on its own (it tells the host).
 T_OVER_VOLTAGE = 0x01  # output above the band for the filter time (IEC 61851-23)
 T_PILOT = 0x02  # pilot left C/D while the contactors were closed (IEC 61851-1)
+# The contactor self test: running now; in the last one the mirror followed closed, then
+# open again; aborted (a safety condition failed, or the host sent SET_CONTACTORS).
+T_SELFTEST_RUNNING = 0x04
+T_SELFTEST_CLOSED = 0x08
+T_SELFTEST_OPENED = 0x10
+T_SELFTEST_ABORTED = 0x20
 F_STATUS_SIZE = 8  # connector, pilot letter, flags, trips, temperature (0.1 degC, signed
 #                    16 bit), output voltage at the EVSE's side of the cable (0.1 V, u16)
 

@@ -23,7 +23,14 @@ needs to check is in this file:
 - the lock never unlocks while the mirror contacts say a contactor is closed (welded or
   not): the output may be live;
 - a contactor that is commanded open but whose mirror contact still says closed is
-  reported welded.
+  reported welded;
+- the contactor self test (SELFTEST_CONTACTORS, the field console's `selftest
+  contactors`) is the one exception to "only in C/D", held by the board itself: it
+  starts only with nothing plugged (no plug on PP, pilot A, or F while the board drives
+  F), the output below SAFE_VOLTAGE_V, no power asked by the host, no e-stop, no fault
+  and the link alive; it closes for SELFTEST_CLOSE_MS, opens by itself and reports what
+  the mirror contacts did (trips bits). Any of those conditions failing meanwhile opens
+  at once.
 
 Partial, not on the board yet: over-temperature action (the board reports temperatures,
 the host derates), lock motor current sensing (a jam shows only as the travel timeout).
@@ -51,6 +58,15 @@ OVP_DEFAULT_V = 1100.0  # before the host sets a band: the board's CCS rating (1
 # millisecond, so the sample that sees the crossing is up to 1 ms late; tripping 8 ms
 # after that sample starts the shutdown between 8 and 10 ms after the crossing.
 OVP_FILTER_MS = 8
+# Contactor self test on an empty connector. IEC 61851-23: below 60 V DC the output
+# counts as safe to touch (charging-facts.md: cable check starts only below 60 V).
+SAFE_VOLTAGE_V = 60.0
+# How long the self test holds the contactors closed. A DC contactor picks up and its
+# mirror contact follows in 20-50 ms; 500 ms is ten times that, so a slow part still
+# reads closed, yet bounded: a live closure the host can no longer stop (it crashed) is
+# over in half a second, the same span as the default heartbeat timeout.
+SELFTEST_CLOSE_MS = 500
+NO_VEHICLE_STATES = ("A", "F")  # F only while the board drives F: then PP is the witness
 
 # FLAG bits are those of frame.py; repeated here so this file stands alone for review.
 F_CONTACTORS = 0x01
@@ -63,6 +79,10 @@ F_LOCK_FAULT = 0x40
 F_LINK_TRIP = 0x80
 T_OVER_VOLTAGE = 0x01
 T_PILOT = 0x02
+T_SELFTEST_RUNNING = 0x04
+T_SELFTEST_CLOSED = 0x08
+T_SELFTEST_OPENED = 0x10
+T_SELFTEST_ABORTED = 0x20
 
 
 def ovp_limit_v(max_voltage_v: float) -> float:
@@ -158,6 +178,12 @@ class Connector:
         self._coil_off_ms = 0
         self._lock_target = False
         self._lock_started_ms = 0
+        # The contactor self test: running, and what the mirror did in the last one.
+        self.selftest_running = False
+        self.selftest_closed = False
+        self.selftest_opened = False
+        self.selftest_aborted = False
+        self._selftest_until = 0
 
     # --- host commands -------------------------------------------------------------------
 
@@ -165,9 +191,22 @@ class Connector:
         """Records the host's wish; False when a hard rule keeps them open right now."""
         self.allow_power = closed
         self.pilot_trip = False  # the host has seen it and decides anew
+        if self.selftest_running:  # the host takes over: the self test ends, opened
+            self.selftest_running = False
+            self.selftest_aborted = True
         if closed and not self.may_close():
             self.refused_closes += 1
             return False
+        return True
+
+    def command_selftest(self, now_ms: int) -> bool:
+        """Starts the contactor self test; False (nothing moves) if it is not safe now or
+        the contactors are not open."""
+        if not self.selftest_safe() or self.coil_on or self.mirror_closed:
+            return False
+        self.selftest_running = True
+        self.selftest_closed = self.selftest_opened = self.selftest_aborted = False
+        self._selftest_until = now_ms + SELFTEST_CLOSE_MS
         return True
 
     def command_lock(self, locked: bool, now_ms: int) -> None:
@@ -194,6 +233,15 @@ class Connector:
                 and not self.isolation_fault and self.link_ok and not self.ovp_trip
                 and self.pilot.state in ENERGY_STATES)
 
+    def selftest_safe(self) -> bool:
+        """Safe to close an empty connector, by the board's own readings."""
+        no_vehicle = self.pilot.state == "A" or (
+            self.pilot.state == "F" and self.pwm_output() == PWM_STATE_F)
+        return (no_vehicle and not self.plugged and self.output_v < SAFE_VOLTAGE_V
+                and not self.allow_power and not self.estop and not self.isolation_fault
+                and not self.ovp_trip and not self.welded and not self.lock_fault
+                and self.link_ok)
+
     def lock_confirmed(self) -> bool:
         return self.want_locked and self.lock_switch and not self.lock_fault
 
@@ -209,6 +257,9 @@ class Connector:
             self._coil_off_ms = now_ms
         self.coil_on = False
         self.allow_power = False
+        if self.selftest_running:
+            self.selftest_running = False
+            self.selftest_aborted = True
 
     def update(self, now_ms: int) -> None:
         if self.estop or not self.link_ok:
@@ -220,20 +271,37 @@ class Connector:
             # next one starts from the default band, no trips.
             self.ovp_trip = self.pilot_trip = False
             self.ovp_limit_v = OVP_DEFAULT_V
-        close = self.may_close()
-        if self.coil_on and not close and self.pilot.state not in ENERGY_STATES:
+        testing = self.selftest_running
+        self._update_selftest(now_ms)
+        close = self.may_close() or self.selftest_running
+        if (self.coil_on and not close and not testing
+                and self.pilot.state not in ENERGY_STATES):
             self.pilot_trip = True
         if self.coil_on and not close:
             # The board opened on its own: closing again needs a new command from the host.
             self._coil_off_ms = now_ms
             self.allow_power = False
         self.coil_on = close
+        if self.selftest_running and self.mirror_closed:
+            self.selftest_closed = True
+        elif not self.selftest_running and not self.coil_on and not self.mirror_closed \
+                and self.selftest_closed:
+            self.selftest_opened = True  # followed closed, then open: the test passed
         # Welded: commanded open, mirror still closed after the contactor's drop-out time.
         if self.coil_on or not self.mirror_closed:
             self.welded = False
         elif now_ms - self._coil_off_ms >= WELD_DETECT_MS:
             self.welded = True
         self._update_lock(now_ms)
+
+    def _update_selftest(self, now_ms: int) -> None:
+        if not self.selftest_running:
+            return
+        if not self.selftest_safe():
+            self.selftest_running = False  # a vehicle, voltage, e-stop, link: open now
+            self.selftest_aborted = True
+        elif now_ms >= self._selftest_until:
+            self.selftest_running = False  # the bounded time is over: open by itself
 
     def _update_ovp(self, now_ms: int) -> None:
         if self.output_v <= self.ovp_limit_v:
@@ -282,6 +350,8 @@ class Connector:
             times.append(self._over_since + OVP_FILTER_MS)
         if self._pwm_off_since >= 0:
             times.append(self._pwm_off_since + PWM_LOSS_OPEN_MS)
+        if self.selftest_running:
+            times.append(self._selftest_until)
         times = [t for t in times if t >= 0]
         return min(times) if times else -1
 
@@ -296,5 +366,12 @@ class Connector:
         return f
 
     def trips(self) -> int:
-        return ((T_OVER_VOLTAGE if self.ovp_trip else 0)
-                | (T_PILOT if self.pilot_trip else 0))
+        t = 0
+        for on, bit in ((self.ovp_trip, T_OVER_VOLTAGE), (self.pilot_trip, T_PILOT),
+                        (self.selftest_running, T_SELFTEST_RUNNING),
+                        (self.selftest_closed, T_SELFTEST_CLOSED),
+                        (self.selftest_opened, T_SELFTEST_OPENED),
+                        (self.selftest_aborted, T_SELFTEST_ABORTED)):
+            if on:
+                t |= bit
+        return t
