@@ -42,6 +42,7 @@ class SimTerminal:
     journal: dict[int, Held] = field(default_factory=dict)
     bookings: dict[int, list[str]] = field(default_factory=dict)  # receipt -> events
     registrations: int = 0
+    refused_settlements: int = 0  # book or reversal asked for a reservation not open
     _server: asyncio.Server | None = None
     _conns: set[asyncio.StreamWriter] = field(default_factory=set)
     _receipt: int = 0
@@ -103,6 +104,7 @@ class SimTerminal:
             receipt = zvt.from_bcd(fields[zvt.RECEIPT])
             held = self.journal.get(receipt)
             if held is None or held.state != "open":
+                self.refused_settlements += 1
                 return await _abort(writer, reader, 0xB4)  # already booked or reversed
             if msg.control == zvt.BOOK_TOTAL:
                 amount = zvt.from_bcd(fields[zvt.AMOUNT])

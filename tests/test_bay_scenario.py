@@ -65,6 +65,7 @@ def test_card_paid_session_figures_add_up_to_the_cent() -> None:
     booked = [h for h in terminal.journal.values() if h.state == "booked"]
     assert [h.booked_minor for h in booked] == [int(Decimal(cost["total"]) * 100)]
     assert terminal.open_reservations() == []
+    assert terminal.refused_settlements == 0  # the controller asked to book once, not twice
 
 
 def test_paid_but_never_charged_is_released_at_once() -> None:

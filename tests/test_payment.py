@@ -222,6 +222,25 @@ def test_card_paid_session_captures_the_total_incl_vat(tmp_path: Path) -> None:
     run(body)
 
 
+def test_truck_leaving_while_the_capture_runs_books_once(tmp_path: Path) -> None:
+    """Ended, then unplugged before the terminal answered the capture (seen in `make
+    run` at 60x): one booking, no second capture refused by the terminal."""
+    async def body() -> None:
+        sim = SimTerminal()
+        await sim.start()
+        p, _, auth = await flow(sim, tmp_path / "r.sqlite")
+        assert await p.pay(1) == pay.Outcome(True)
+        token = auth.started[0][1]
+        session(p, 1, token, 0.0, 150_000, 1800)
+        p.meter.observe(1, ev.Screen(Phase.AVAILABLE), 1813.0)  # same instant: unplugged
+        await asyncio.sleep(1)
+        assert sim.bookings == {1: ["booked 7359"]} and sim.refused_settlements == 0
+        assert p.store.get("0001").state == "settled"  # type: ignore[union-attr]
+        await p.close()
+        await sim.close()
+    run(body)
+
+
 def test_session_that_never_started_is_released_at_once(tmp_path: Path) -> None:
     async def body() -> None:
         sim = SimTerminal()

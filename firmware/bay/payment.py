@@ -200,9 +200,10 @@ class CardPayments:
         if record is None or t.token != record.token:
             return
         occupation = self.tariffs.for_method(Method.CARD).occupation_per_minute > 0
-        if what == "ended" and not (occupation and t.usage(now).started):
-            self._spawn(self._finish(record, t, now))
-        elif what == "left":
+        if what == "left" or (what == "ended" and not (occupation and t.usage(now).started)):
+            # Settled once: the record leaves the open ones now, so the "left" that follows
+            # an "ended" finds nothing to capture a second time.
+            del self._open[evse_id]
             self._spawn(self._finish(record, t, now))
 
     def refresh(self, now: float) -> None:
