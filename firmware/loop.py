@@ -31,7 +31,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
-from firmware.allocation import fair_share, split_modules
+from firmware.allocation import Allocator, fair_share
 from firmware.config import ChargerConfig, ConnectorConfig
 from firmware.core import events as ev
 from firmware.core import limits as lim
@@ -61,7 +61,6 @@ class Connector:
     link: VehicleLink | None = None
     inputs: ConnectorInputs | None = None
     screen: ev.Screen | None = None
-    asked_at: float = 0.0  # when it started needing power (allocation order)
     power_mode: Mode = Mode.OFF
     last_measurement: ev.Measurement | None = None
     broken: bool = False  # its machine raised: hardware held safe until a fresh one
@@ -77,8 +76,7 @@ class Controller:
     connectors: dict[int, Connector] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _opened: list[str] = field(default_factory=list)
-    _alloc_key: object = None
-    _alloc_at: float = -1e9
+    allocator: Allocator = field(default_factory=Allocator)
     task_failures: int = 0  # tasks of this controller that died of an exception
     _notes: deque[tuple[int, list[ev.Command], float]] = field(default_factory=deque)
     _notify_scheduled: bool = False
@@ -242,7 +240,7 @@ class Controller:
             return False
         conn.session = ConnectorSession(evse_id, s.limits)
         conn.inputs = conn.screen = conn.last_measurement = None
-        self._alloc_key = None  # the new machine learns its capability on the next tick
+        self.allocator.forget()  # the new machine learns its capability on the next tick
         now = self.clock.now()
         self._feed_inputs(conn, now)
         return True
@@ -322,7 +320,7 @@ class Controller:
         conn.session = ConnectorSession(evse, conn.session.limits)
         conn.inputs = conn.screen = conn.last_measurement = None
         conn.link = None
-        self._alloc_key = None
+        self.allocator.forget()
         self._feed_inputs(conn, now)
 
     def _poll_driver(self, name: str, poll: Callable[[float], None], now: float) -> bool:
@@ -437,24 +435,17 @@ class Controller:
     _input_events = staticmethod(input_events)  # (the safety rig feeds through it)
 
     def _allocate(self, now: float) -> None:
-        """Fair split of healthy modules over connectors that need power; redone when
-        who needs power or the healthy module count changes, and once a second (derating)."""
-        key = (tuple(self._needs_power(c) for c in self.connectors.values()),
-               self.power.available_modules())
-        if key == self._alloc_key and now - self._alloc_at < 1.0:
-            return
-        self._alloc_key, self._alloc_at = key, now
-        needing: list[Connector] = []
-        for conn in self.connectors.values():
-            if self._needs_power(conn):
-                if conn.asked_at == 0.0:
-                    conn.asked_at = now or 1e-9
-                needing.append(conn)
-            else:
-                conn.asked_at = 0.0
-        needing.sort(key=lambda c: c.asked_at)
+        """Fair split of healthy modules over connectors that need power (allocation.py).
+        Modules stay with an output until it is discharged: they are also what measures
+        its voltage for the < 60 V gates."""
+        needs = [(c.config.evse_id, c.config.output,
+                  c.session.phase in NEEDS_POWER or c.session.voltage_v >= 60.0)
+                 for c in self.connectors.values()]
         healthy = self.power.available_modules()
-        plan = split_modules([c.config.output for c in needing], healthy)
+        planned = self.allocator.plan(now, needs, healthy)
+        if planned is None:
+            return
+        plan, needing = planned
         module = self.power.module_capability()
         for conn in self.connectors.values():
             output = conn.config.output
@@ -463,18 +454,11 @@ class Controller:
                 cap = self.power.capability(output)
                 event = ev.Capability(cap.max_voltage_v, cap.max_current_a, cap.max_power_w)
             else:  # what it would get: advertised in ChargeParameterDiscovery
-                n = fair_share(len(needing), healthy)
+                n = fair_share(needing, healthy)
                 event = ev.Capability(module.max_voltage_v, n * module.max_current_a,
                                       n * module.max_power_w)
             if event != conn.session.capability:
                 self._handle(conn, event, now)
-
-    @staticmethod
-    def _needs_power(conn: Connector) -> bool:
-        # Modules stay with an output until it is discharged: they are also what
-        # measures its voltage for the < 60 V gates.
-        s = conn.session
-        return s.phase in NEEDS_POWER or s.voltage_v >= 60.0
 
     # --- commands --------------------------------------------------------------------------
 
