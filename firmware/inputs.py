@@ -15,19 +15,28 @@ OVER_TEMPERATURE_C = 90.0
 CONNECTOR_COOLED_C = 80.0
 
 
-def input_events(old: ConnectorInputs | None, new: ConnectorInputs) -> list[ev.Event]:
-    out: list[ev.Event] = []
-    # What the board found or tripped on, before the pilot: a trip it clears as the
-    # vehicle leaves must be gone when the unplug clears the session's faults.
-    for code, now_on, was_on in (
-            (ErrorCode.WELDED_CONTACTOR, new.welded, old is not None and old.welded),
-            (ErrorCode.LOCK_FAILURE, new.lock_fault, old is not None and old.lock_fault),
-            (ErrorCode.OVER_VOLTAGE, new.over_voltage_trip,
-             old is not None and old.over_voltage_trip)):
+# Board flags that raise a fault while set and clear it once gone, by ConnectorInputs field.
+BOARD_FINDINGS = ((ErrorCode.WELDED_CONTACTOR, "welded"), (ErrorCode.LOCK_FAILURE, "lock_fault"),
+                  (ErrorCode.OVER_VOLTAGE, "over_voltage_trip"))
+BOARD_ALARMS = ((ErrorCode.EMERGENCY_STOP, "emergency_stop"),
+                (ErrorCode.ISOLATION_FAULT, "isolation_fault"))
+
+
+def _edges(flags: tuple[tuple[ErrorCode, str], ...], old: ConnectorInputs | None,
+           new: ConnectorInputs, out: list[ev.Event]) -> None:
+    for code, name in flags:
+        now_on, was_on = getattr(new, name), old is not None and getattr(old, name)
         if now_on and not was_on:
             out.append(ev.FaultRaised(code))
         elif was_on and not now_on:
             out.append(ev.FaultCleared(code))
+
+
+def input_events(old: ConnectorInputs | None, new: ConnectorInputs) -> list[ev.Event]:
+    out: list[ev.Event] = []
+    # What the board found or tripped on, before the pilot: a trip it clears as the
+    # vehicle leaves must be gone when the unplug clears the session's faults.
+    _edges(BOARD_FINDINGS, old, new, out)
     # Unplugged is unplugged whatever the pilot reads (it reads F while we drive F).
     pilot = new.pilot if new.plugged else "A"
     before = None if old is None else (old.pilot if old.plugged else "A")
@@ -43,15 +52,7 @@ def input_events(old: ConnectorInputs | None, new: ConnectorInputs) -> list[ev.E
         out.append(ev.FaultRaised(ErrorCode.OVER_TEMPERATURE))
     elif new.temperature_c < CONNECTOR_COOLED_C <= before_c:
         out.append(ev.FaultCleared(ErrorCode.OVER_TEMPERATURE))
-    for code, now_on, was_on in (
-            (ErrorCode.EMERGENCY_STOP, new.emergency_stop,
-             old is not None and old.emergency_stop),
-            (ErrorCode.ISOLATION_FAULT, new.isolation_fault,
-             old is not None and old.isolation_fault)):
-        if now_on and not was_on:
-            out.append(ev.FaultRaised(code))
-        elif was_on and not now_on:
-            out.append(ev.FaultCleared(code))
+    _edges(BOARD_ALARMS, old, new, out)
     return out
 
 

@@ -467,8 +467,7 @@ class Station(StationReset):
                 self.controller.set_availability(evse_id, True)
 
     def _security(self, kind: str, text: str, critical: bool = False) -> None:
-        if self.security is not None:
-            self.security.record(kind, text, critical)
+        self.security.record(kind, text, critical)
 
     def _clock_stepped(self, before: datetime, after: datetime, source: str) -> None:
         self._security("SettingSystemTime", f"{source}: {before.isoformat()} -> "
