@@ -54,6 +54,7 @@ from sim.monitor import BaySnapshot, CableCheckJudge, SafetyMonitor, cable_check
 from sim.payment_terminal import SimTerminal
 from sim.plant import HEALTHY_INSULATION_OHM, ISOLATION_FAULT_OHM, OutputPlant, earth_limit_v
 from sim.power_modules import ModuleBank
+from sim.records import FaultRecord, SessionRecord
 from sim.truck import Truck
 
 PHYSICS_DT_S = 0.2  # physics step (simulated seconds)
@@ -69,54 +70,6 @@ FAULT_CODES = {"estop": "emergency_stop", "isolation": "isolation_fault",
 CABLE_FAULT_OHM = 50e3  # a damaged cable, DC- to PE: below IEC 61851-23's 100 kOhm
 EARTH_OFFSET_V = 400.0  # another source lifts the output against PE (approx.)
 OVERSHOOT_V = 150.0  # a power stage regulating this far above its setpoint (approx.)
-
-
-@dataclass
-class FaultRecord:
-    code: str
-    at_s: float
-    safe_state_ms: float | None = None
-    pending: bool = False
-
-
-@dataclass
-class SessionRecord:
-    connector: int
-    truck: str
-    start_soc: float
-    end_soc: float = 0.0
-    energy_kwh: float = 0.0
-    duration_s: float = 0.0
-    wall_s: float = 0.0
-    stop_reason: str | None = None
-    fault: str | None = None  # the fault behind stop_reason "Fault"
-    max_current_a: float = 0.0
-    token: str | None = None
-    cost: dict[str, object] | None = None  # the bay's price of it (firmware/bay)
-    payment: dict[str, object] | None = None  # the card terminal's figures, if it paid
-    peak_power_kw: float = 0.0
-    faults: list[FaultRecord] = field(default_factory=list)
-    started_at: float | None = None
-    wall_started: float = 0.0
-    battery_gain_kwh: float = 0.0  # stored + modelled losses (for the energy check)
-    open: bool = True
-
-    def as_json(self) -> dict[str, object]:
-        return {
-            "connector": self.connector, "truck": self.truck,
-            "start_soc": round(self.start_soc, 2), "end_soc": round(self.end_soc, 2),
-            "energy_kwh": round(self.energy_kwh, 3), "duration_s": round(self.duration_s, 1),
-            "wall_s": round(self.wall_s, 3), "stop_reason": self.stop_reason,
-            "fault": self.fault,
-            "max_current_a": round(self.max_current_a, 1),
-            "peak_power_kw": round(self.peak_power_kw, 1),
-            "battery_gain_kwh": round(self.battery_gain_kwh, 3),
-            "faults": [{"code": f.code, "at_s": round(f.at_s, 3),
-                        "safe_state_ms": None if f.safe_state_ms is None
-                        else round(f.safe_state_ms, 1)} for f in self.faults],
-            **({"cost": self.cost} if self.cost is not None else {}),
-            **({"payment": self.payment} if self.payment is not None else {}),
-        }
 
 
 @dataclass
