@@ -266,24 +266,51 @@ def test_csms_time_with_an_offset_is_converted_to_utc() -> None:
     run_rig(body)
 
 
+def _csms_clock(r: OcppRig, start: datetime) -> Any:
+    """A CSMS with a clock of its own (``start`` when installed, then running on the
+    rig's virtual time); ``shift`` moves it, as an operator setting it wrong would."""
+    t0 = r.clock.now()
+
+    def answer(action: str, msg_id: str, payload: dict[str, Any]) -> str | None:
+        if action not in ("BootNotification", "Heartbeat"):
+            return None
+        now = start + answer.shift + timedelta(seconds=r.clock.now() - t0)  # type: ignore[attr-defined]
+        return _boot_time(now.isoformat().replace("+00:00", "Z"))(action, msg_id, payload)
+    answer.shift = timedelta(0)  # type: ignore[attr-defined]
+    return answer
+
+
 def test_a_30_day_clock_jump_gives_no_burst_of_clock_aligned_values() -> None:
     """A heartbeat sets the clock 30 days forward mid-session: sampled values stay on
-    their 30 s monotonic interval, clock-aligned ones (every 900 s) one per boundary."""
+    their 30 s monotonic interval, clock-aligned ones (every 900 s) one per boundary and
+    one for the jump, not one per boundary skipped (2,880 in 30 days).
+
+    The CSMS's clock is fixed (not the machine's), so where the 900 s boundaries fall
+    does not depend on the hour the suite runs: the first heartbeat (within 300 s) sets
+    the station to 10:14:10; the session's wall time crosses 10:15 once before the
+    jump; the jump (to 30 days later, about 10:19) skips boundaries and gives one
+    value; then no boundary until 10:30."""
     async def body(r: OcppRig) -> None:
+        csms = _csms_clock(r, datetime(2026, 6, 1, 10, 9, 0, tzinfo=UTC))
+        r.csms.answer_with = csms
+        await r.sleep(310)
+        assert abs((r.station.utc() - datetime(2026, 6, 1, 10, 14, 10, tzinfo=UTC))
+                   .total_seconds()) < 10, r.station.utc()
         await r.play(SESSION)
         mark = r.mark()
-        later = r.station.utc() + timedelta(days=30)
-        r.csms.answer_with = _boot_time(later.isoformat().replace("+00:00", "Z"))
-        await r.sleep(310)  # the next heartbeat (300 s)
-        r.csms.answer_with = None
-        await r.sleep(290)  # ten minutes in all
+        csms.shift = timedelta(days=30)
+        await r.sleep(310)  # the next heartbeat (300 s) brings the jump
+        assert r.station.utc() > datetime(2026, 7, 1, tzinfo=UTC)  # the jump was taken
+        await r.sleep(290)
         assert r.phase() is Phase.CHARGING
-        assert r.station.utc() - later < timedelta(minutes=10)  # the jump was taken
         events = [x.payload for x in r.csms.received[mark:] if x.action == "TransactionEvent"]
-        clock = [e for e in events if e["triggerReason"] == "MeterValueClock"]
+        clock = [e["timestamp"] for e in events if e["triggerReason"] == "MeterValueClock"]
         periodic = [e for e in events if e["triggerReason"] == "MeterValuePeriodic"]
-        assert len(clock) <= 2, len(clock)  # 600 s: at most one boundary, plus the jump
-        assert 18 <= len(periodic) <= 21, len(periodic)  # 600 s / 30 s
+        assert len(clock) == 2, clock
+        assert clock[0].startswith("2026-06-01T10:15:00"), clock
+        assert clock[1].startswith("2026-07-01T10:1"), clock  # at the jump
+        assert 18 <= len(periodic) <= 22, len(periodic)  # 620 s / 30 s
+        r.csms.answer_with = None
         await r.play(END)
     run_rig(body)
 
