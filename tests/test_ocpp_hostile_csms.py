@@ -266,18 +266,19 @@ def test_csms_time_with_an_offset_is_converted_to_utc() -> None:
     run_rig(body)
 
 
-def _csms_clock(r: OcppRig, start: datetime) -> Any:
+class _CsmsClock:
     """A CSMS with a clock of its own (``start`` when installed, then running on the
     rig's virtual time); ``shift`` moves it, as an operator setting it wrong would."""
-    t0 = r.clock.now()
 
-    def answer(action: str, msg_id: str, payload: dict[str, Any]) -> str | None:
-        if action not in ("BootNotification", "Heartbeat"):
-            return None
-        now = start + answer.shift + timedelta(seconds=r.clock.now() - t0)  # type: ignore[attr-defined]
-        return _boot_time(now.isoformat().replace("+00:00", "Z"))(action, msg_id, payload)
-    answer.shift = timedelta(0)  # type: ignore[attr-defined]
-    return answer
+    def __init__(self, r: OcppRig, start: datetime) -> None:
+        self.r, self.start, self.t0 = r, start, r.clock.now()
+        self.shift = timedelta(0)
+
+    def __call__(self, action: str, msg_id: str, payload: dict[str, Any]) -> str | None:
+        now = self.start + self.shift + timedelta(seconds=self.r.clock.now() - self.t0)
+        answer: str | None = _boot_time(now.isoformat().replace("+00:00", "Z"))(
+            action, msg_id, payload)
+        return answer
 
 
 def test_a_30_day_clock_jump_gives_no_burst_of_clock_aligned_values() -> None:
@@ -291,7 +292,7 @@ def test_a_30_day_clock_jump_gives_no_burst_of_clock_aligned_values() -> None:
     jump; the jump (to 30 days later, about 10:19) skips boundaries and gives one
     value; then no boundary until 10:30."""
     async def body(r: OcppRig) -> None:
-        csms = _csms_clock(r, datetime(2026, 6, 1, 10, 9, 0, tzinfo=UTC))
+        csms = _CsmsClock(r, datetime(2026, 6, 1, 10, 9, 0, tzinfo=UTC))
         r.csms.answer_with = csms
         await r.sleep(310)
         assert abs((r.station.utc() - datetime(2026, 6, 1, 10, 14, 10, tzinfo=UTC))
