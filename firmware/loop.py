@@ -69,6 +69,7 @@ class Connector:
     last_measurement: ev.Measurement | None = None
     broken: bool = False  # its machine raised: hardware held safe until a fresh one
     pilot_duty: float = 100.0  # what the core last commanded (SetPilot)
+    pilot_told: tuple[str, float] | None = None  # what the pilot followers last heard
 
 
 @dataclass
@@ -446,6 +447,9 @@ class Controller:
         follower that raises is logged and counted, never the tick's end."""
         inputs = conn.inputs
         state = inputs.pilot if inputs is not None and inputs.plugged else "A"
+        if conn.pilot_told == (state, conn.pilot_duty):
+            return
+        conn.pilot_told = (state, conn.pilot_duty)
         for follow in self.pilot_followers:
             try:
                 follow(conn.config.evse_id, state, conn.pilot_duty, now)

@@ -1,0 +1,72 @@
+"""Rig for SLAC on the wire: two network namespaces the test creates, joined by a veth
+pair; the product's side (raw socket, SECC) runs on the test's own loop inside the EVSE
+namespace, the simulated modem + EV (sim/slac_ev.py) and the EVCC on a loop in a thread
+of their own inside the EV namespace. Network namespaces are per thread (setns), and a
+socket stays in the namespace it was made in, so no frame leaves the two namespaces.
+
+Python 3.11 has no ``os.setns``: libc's, through ctypes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import threading
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+from interop import Pair, can_make_namespaces
+
+T = TypeVar("T")
+CLONE_NEWNET = 0x40000000  # linux/sched.h
+_libc = ctypes.CDLL(None, use_errno=True)
+
+__all__ = ["Far", "Pair", "can_make_namespaces", "netns"]
+
+
+@contextmanager
+def netns(name: str) -> Iterator[None]:
+    """This thread inside namespace ``name`` (from ``ip netns add``), then back."""
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{name}", os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"setns {name}: {os.strerror(err)}")
+        try:
+            yield
+        finally:
+            if _libc.setns(home, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns back home failed")
+    finally:
+        os.close(target)
+        os.close(home)
+
+
+class Far:
+    """An event loop in a thread of its own, inside namespace ``ns``: the EV's side."""
+
+    def __init__(self, ns: str) -> None:
+        self.ns = ns
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"far-{ns}", daemon=True)
+        self._thread.start()
+        self._ready.wait(5)
+
+    def _run(self) -> None:
+        with netns(self.ns):
+            asyncio.set_event_loop(self.loop)
+            self.loop.call_soon(self._ready.set)
+            self.loop.run_forever()
+
+    async def do(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self.loop))
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(5)
+        if not self._thread.is_alive():
+            self.loop.close()
