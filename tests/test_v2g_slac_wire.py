@@ -406,3 +406,38 @@ def test_a_silent_modem_fails_the_plug_in_once_and_only_once() -> None:
         assert links.connectors[2].counters.records[-1].outcome == "failed"
 
     virtual(body)
+
+
+# --- the [iso15118] modem_interface key -------------------------------------------------------
+
+def _with(connectors: list[dict[str, Any]]) -> cfg.ChargerConfig:
+    return replace(CONFIG, vehicle_link=replace(CONFIG.vehicle_link, driver="iso15118"),
+                   extra={**CONFIG.extra, "iso15118": {"connector": connectors}})
+
+
+@pytest.mark.parametrize("name, why", [
+    ("lo", "loopback has no PLC modem"), ("eth/1", "not a network interface name"),
+    ("eth 1", "not a network interface name"), ("x" * 16, "at most 15"),
+])
+def test_a_bad_modem_interface_is_a_config_error_naming_the_key(name: str, why: str) -> None:
+    with pytest.raises(cfg.ConfigError) as err:
+        iso15118.section(_with([{"evse_id": 1, "interface": "plc1", "modem_interface": name}]))
+    assert "iso15118.connector[0].modem_interface" in str(err.value)
+    assert why in str(err.value)
+
+
+def test_one_modem_per_connector() -> None:
+    with pytest.raises(cfg.ConfigError) as err:
+        iso15118.section(_with([
+            {"evse_id": 1, "interface": "plc1", "modem_interface": "plc1"},
+            {"evse_id": 2, "interface": "plc2", "modem_interface": "plc1"}]))
+    assert "iso15118.connector[0].modem_interface" in str(err.value)
+    assert "one modem per connector" in str(err.value)
+
+
+def test_without_a_modem_interface_no_slac_runs_and_sdp_is_served_at_once() -> None:
+    links = iso15118.build(_with([{"evse_id": 1, "interface": "lo", "address": "::1"}]),
+                           Clock(), drivers.HardwareMissing)
+    assert links.slac.modems == {} and links.admit(1)
+    links.follow_pilot(1, "B", 5.0, 0.0)  # nothing to start
+    assert links.admit(1)
