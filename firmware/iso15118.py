@@ -54,6 +54,19 @@ class ConnectorLink(Section):
     address: str = ""  # "" = the interface's link-local address
     # The HomePlug Green PHY modem's interface for SLAC (ISO 15118-3); "" = no SLAC.
     modem_interface: str = Field(default="", max_length=15)  # IFNAMSIZ - 1 (Linux)
+    # Where CM_SET_KEY goes: the modem's local management address (QCA700x's default;
+    # other makers have their own), so the key never leaves for the powerline.
+    modem_address: str = "00:b0:52:00:00:01"
+
+    @field_validator("modem_address")
+    @classmethod
+    def _mac(cls, text: str) -> str:
+        parts = text.split(":")
+        if len(parts) != 6 or not all(len(x) == 2 and all(c in "0123456789abcdefABCDEF"
+                                                         for c in x) for x in parts):
+            raise ValueError(f"{text!r} is not a MAC address (six hex octets, e.g. "
+                             "00:b0:52:00:00:01)")
+        return text.lower()
 
     @field_validator("modem_interface")
     @classmethod
@@ -131,8 +144,8 @@ def build(config: ChargerConfig, clock: Clock,
                                tls, s.tls == "required") for c in s.connector)
     settings = SeccSettings(priority=tuple(Protocol(p) for p in s.protocols),
                             evse_id=s.evse_id, min_voltage_v=s.min_voltage_v)
-    modems = {c.evse_id: (i, c.modem_interface) for i, c in enumerate(s.connector)
-              if c.modem_interface}
+    modems = {c.evse_id: (i, c.modem_interface, bytes.fromhex(c.modem_address.replace(":", "")))
+              for i, c in enumerate(s.connector) if c.modem_interface}
     return Iso15118Links(endpoints, settings, clock, exi, missing, modems)
 
 
@@ -142,11 +155,15 @@ class Iso15118Links(Iso15118Server):
 
     def __init__(self, endpoints: tuple[Endpoint, ...], settings: SeccSettings, clock: Clock,
                  codec: Codec, missing: type[Exception],
-                 modems: dict[int, tuple[int, str]] | None = None) -> None:
+                 modems: dict[int, tuple[int, str, bytes]] | None = None) -> None:
+        """``modems``: connector -> (its index in [[iso15118.connector]], modem
+        interface, modem management address)."""
         super().__init__(endpoints, settings, clock, codec)
         self._missing = missing
-        self._modem_keys = {c: (i, name) for c, (i, name) in (modems or {}).items()}
-        self.slac = SlacLinks({c: name for c, (_, name) in self._modem_keys.items()}, clock)
+        modems = modems or {}
+        self._modem_keys = {c: (i, name) for c, (i, name, _) in modems.items()}
+        self.slac = SlacLinks({c: name for c, (_, name, _) in modems.items()}, clock,
+                              modem_macs={c: mac for c, (_, _, mac) in modems.items()})
         self.admit = self.slac.admit
 
     def follow_pilot(self, evse_id: int, state: str, duty_percent: float, now: float) -> None:

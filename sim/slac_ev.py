@@ -103,7 +103,7 @@ class WireCable:
 
     def open(self) -> None:
         self.port.open()
-        self.port.also_for = {self.modem.mac}
+        self.port.also_for = {self.modem.mac, m.QCA_LOCAL}
 
     def start(self) -> None:
         self.port.start(self._frame)
@@ -119,7 +119,7 @@ class WireCable:
 
     async def plug_in(self, ev: SimEv, timeout_s: float = 5.0) -> bool:
         self.ev, self._matched = ev, asyncio.Event()
-        self.port.also_for = {self.modem.mac, ev.mac}
+        self.port.also_for = {self.modem.mac, m.QCA_LOCAL, ev.mac}
         self.port.send(ev.parm_req())
         try:
             await asyncio.wait_for(self._matched.wait(), timeout_s)

@@ -278,3 +278,15 @@ def test_no_start_atten_char_within_tt_match_sequence_fails_the_attempt() -> Non
     assert ev.mac in mt.runs
     mt.on_time(1.4)
     assert ev.mac not in mt.runs and mt.failures == 1
+
+
+def test_a_run_under_way_at_the_give_up_time_is_let_finish_without_a_busy_timer() -> None:
+    modem = SimModem()
+    mt = keyed(modem)
+    ev = SimEv()
+    mt.on_frame(ev.parm_req(), 49.8)
+    mt.on_time(50.0)  # TT_EVSE_SLAC_init is over, but this EV's run is under way
+    assert mt.stage is s.Stage.LISTENING
+    assert mt.deadline is not None and mt.deadline > 50.0  # no timer due in the past
+    mt.on_time(mt.deadline)  # its START_ATTEN_CHAR never came: the run ends, then we do
+    assert mt.stage is s.Stage.FAILED

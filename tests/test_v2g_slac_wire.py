@@ -112,6 +112,9 @@ def test_a_match_on_the_wire_gives_the_ev_this_sessions_key(pair: Pair) -> None:
             assert slac.admit() and slac.stage is s.Stage.JOINED
             kinds = [f.mmtype for f in cable.seen if f.src == slac.port.mac]
             assert kinds.count(m.CM_SET_KEY | m.REQ) == 2
+            # The key goes to the modem's management address, never broadcast onto the line.
+            assert {f.dst for f in cable.seen if f.mmtype == m.CM_SET_KEY | m.REQ} == {
+                bytes.fromhex("00b052000001")}
             assert m.CM_SLAC_PARM | m.CNF in kinds and m.CM_ATTEN_CHAR | m.IND in kinds
             assert kinds[-1] == m.CM_SLAC_MATCH | m.CNF
             assert slac.port.stats.malformed == slac.port.stats.foreign == 0
@@ -424,6 +427,17 @@ def test_a_bad_modem_interface_is_a_config_error_naming_the_key(name: str, why: 
         iso15118.section(_with([{"evse_id": 1, "interface": "plc1", "modem_interface": name}]))
     assert "iso15118.connector[0].modem_interface" in str(err.value)
     assert why in str(err.value)
+
+
+def test_a_bad_modem_address_is_a_config_error() -> None:
+    with pytest.raises(cfg.ConfigError) as err:
+        iso15118.section(_with([{"evse_id": 1, "interface": "plc1", "modem_interface": "plc1",
+                                 "modem_address": "00:b0:52:00:01"}]))
+    assert "iso15118.connector[0].modem_address" in str(err.value)
+    links = iso15118.build(_with([{"evse_id": 1, "interface": "plc1", "modem_interface": "plc1",
+                                   "modem_address": "00:13:D7:11:00:01"}]),
+                           Clock(), drivers.HardwareMissing)
+    assert links.slac.modem_macs == {1: bytes.fromhex("0013d7110001")}
 
 
 def test_one_modem_per_connector() -> None:

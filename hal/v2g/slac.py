@@ -10,7 +10,8 @@ messages ourselves (hal/v2g/slac_messages.py): PyPI ``pyslac`` (last release 202
 sockets; these are fixed-layout frames.
 
 Once the pilot shows a vehicle (state B, 5 % PWM):
-  CM_SET_KEY.REQ -> local modem (a fresh NMK, its NID, per plug-in; retried)
+  CM_SET_KEY.REQ -> local modem (a fresh NMK, its NID, per plug-in; retried; sent to the
+                    modem's management address, never broadcast onto the powerline)
   <- CM_SLAC_PARM.REQ (EV, broadcast)      -> CM_SLAC_PARM.CNF
   <- CM_START_ATTEN_CHAR.IND (x3), CM_MNBC_SOUND.IND (x10)
   <- CM_ATTEN_PROFILE.IND (local modem, one per sound it heard)
@@ -90,6 +91,7 @@ class Matcher:
 
     evse_mac: bytes
     key: tuple[bytes, bytes] = field(default_factory=m.new_key)
+    modem_mac: bytes = m.QCA_LOCAL  # where CM_SET_KEY goes: the local modem only
     stage: Stage = Stage.SET_KEY
     reason: str = ""
     ev_mac: bytes = b""  # the EV that chose us
@@ -129,8 +131,8 @@ class Matcher:
         times = [r.deadline for r in self.runs.values()]
         if self.stage in (Stage.SET_KEY, Stage.MATCHED):
             times.append(self._wait_until)
-        if self.stage in (Stage.SET_KEY, Stage.LISTENING):
-            times.append(self._give_up_at())
+        if self.stage in (Stage.SET_KEY, Stage.LISTENING) and not self.runs:
+            times.append(self._give_up_at())  # (a run under way is let finish first)
         return min(times)
 
     def _give_up_at(self) -> float:
@@ -141,7 +143,7 @@ class Matcher:
 
     def _set_key(self, key: tuple[bytes, bytes]) -> Frame:
         nid, nmk = key
-        return Frame(m.BROADCAST, self.evse_mac, m.CM_SET_KEY | REQ,
+        return Frame(self.modem_mac, self.evse_mac, m.CM_SET_KEY | REQ,
                      m.set_key_req(nid, nmk, os.urandom(4)))
 
     def _fail(self, reason: str) -> list[Frame]:

@@ -21,7 +21,7 @@ from typing import Protocol
 from hal import vehicle_link as vl
 from hal.clock import Clock
 from hal.v2g.slac import Matcher, Stage
-from hal.v2g.slac_messages import Frame, SlacError
+from hal.v2g.slac_messages import QCA_LOCAL, Frame, SlacError
 from hal.v2g.slac_port import PortStats
 
 log = logging.getLogger("chargebay.slac")
@@ -62,8 +62,9 @@ class SlacCounters:
 
 class SlacConnector:
     def __init__(self, connector: int, port: FramePort, clock: Clock,
-                 on_failed: Callable[[int, str], None]) -> None:
+                 on_failed: Callable[[int, str], None], modem_mac: bytes = QCA_LOCAL) -> None:
         self.connector = connector
+        self.modem_mac = modem_mac
         self.port = port
         self.clock = clock
         self.on_failed = on_failed
@@ -87,7 +88,7 @@ class SlacConnector:
         """The pilot's word: a vehicle with 5 % PWM (True) or not (False)."""
         now = self.clock.now()
         if wanted and self.matcher is None:
-            self.matcher = Matcher(self.port.mac)
+            self.matcher = Matcher(self.port.mac, modem_mac=self.modem_mac)
             self._reported = False
             self.counters.started += 1
             self._after(self.matcher.start(now))
@@ -203,8 +204,10 @@ class SlacLinks:
     gets a FailedLink when matching failed)."""
 
     def __init__(self, modems: dict[int, str], clock: Clock,
-                 port: Callable[[str], FramePort] | None = None) -> None:
+                 port: Callable[[str], FramePort] | None = None,
+                 modem_macs: dict[int, bytes] | None = None) -> None:
         self.modems = modems  # connector -> modem interface
+        self.modem_macs = modem_macs or {}  # connector -> its modem's management address
         self.clock = clock
         self._port = port
         self.connectors: dict[int, SlacConnector] = {}
@@ -224,7 +227,8 @@ class SlacLinks:
                     packet = PacketPort(interface)
                     packet.open()
                     port = packet
-                slac = SlacConnector(connector, port, self.clock, self._failed)
+                slac = SlacConnector(connector, port, self.clock, self._failed,
+                                     self.modem_macs.get(connector, QCA_LOCAL))
                 self.connectors[connector] = slac
                 slac.start()
         except BaseException:

@@ -16,6 +16,9 @@ from dataclasses import dataclass
 ETHERTYPE_HOMEPLUG = 0x88E1
 MMV = 0x01  # HomePlug AV 1.1 management message version (header carries FMI)
 BROADCAST = b"\xff" * 6
+# The local modem's management address on QCA700x (Qualcomm's "local cast"): a frame to
+# it is for the modem on this host's interface and never goes onto the powerline.
+QCA_LOCAL = bytes.fromhex("00b052000001")
 HEADER_LEN = 19  # dst 6, src 6, EtherType 2, MMV 1, MMTYPE 2 (LE), FMI 2
 MIN_FRAME = 60  # Ethernet minimum without FCS: shorter frames are padded
 MAX_FRAME = 1514  # Ethernet maximum without FCS
