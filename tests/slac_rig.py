@@ -13,6 +13,7 @@ import asyncio
 import ctypes
 import os
 import threading
+import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -23,7 +24,7 @@ T = TypeVar("T")
 CLONE_NEWNET = 0x40000000  # linux/sched.h
 _libc = ctypes.CDLL(None, use_errno=True)
 
-__all__ = ["Far", "Pair", "can_make_namespaces", "netns"]
+__all__ = ["Far", "Hub", "Pair", "can_make_namespaces", "netns"]
 
 
 @contextmanager
@@ -70,3 +71,41 @@ class Far:
         self._thread.join(5)
         if not self._thread.is_alive():
             self.loop.close()
+
+
+class Hub:
+    """One EVSE namespace with a veth end per bay, and an EV namespace per bay: a
+    cabinet with one modem per connector (link-local IPv6 ready on every end)."""
+
+    def __init__(self, bays: int) -> None:
+        tag = f"{os.getpid() % 10000}"
+        self.evse = f"cbh-evse-{tag}"
+        self.evs = [f"cbh-ev{n}-{tag}" for n in range(1, bays + 1)]
+        self.evse_ifs = [f"cbhe{n}" for n in range(1, bays + 1)]
+        self.ev_ifs = [f"cbhv{n}" for n in range(1, bays + 1)]
+
+    def __enter__(self) -> Hub:
+        from interop import sh
+
+        sh("ip", "netns", "add", self.evse)
+        sh("ip", "link", "set", "lo", "up", ns=self.evse)
+        for ns, a, b in zip(self.evs, self.evse_ifs, self.ev_ifs, strict=True):
+            sh("ip", "netns", "add", ns)
+            sh("ip", "link", "set", "lo", "up", ns=ns)
+            sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+            for where, ifname in ((self.evse, a), (ns, b)):
+                sh("ip", "link", "set", ifname, "netns", where)
+                sh("sysctl", "-q", f"net.ipv6.conf.{ifname}.accept_dad=0", ns=where)
+                sh("ip", "link", "set", ifname, "up", ns=where)
+        for ifname in self.evse_ifs:
+            for _ in range(50):
+                if "fe80" in sh("ip", "-6", "addr", "show", "dev", ifname, ns=self.evse).stdout:
+                    break
+                time.sleep(0.1)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from interop import sh
+
+        for ns in [self.evse, *self.evs]:
+            sh("ip", "netns", "del", ns, check=False)

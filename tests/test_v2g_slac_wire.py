@@ -20,7 +20,7 @@ from typing import Any
 
 import looptime
 import pytest
-from slac_rig import Far, Pair, can_make_namespaces, netns
+from slac_rig import Far, Hub, Pair, can_make_namespaces, netns
 
 from firmware import config as cfg
 from firmware import drivers, iso15118
@@ -276,6 +276,57 @@ async def sdp_once(interface: str) -> bytes | None:
 async def ev_channel(interface: str) -> WireChannel:
     return WireChannel(exi, ("ff02::1", sdp.SDP_PORT, socket.if_nametoindex(interface)),
                        (Protocol.DIN,))
+
+
+def test_both_bays_match_their_own_truck_in_a_row_and_after_a_driver_restart() -> None:
+    why = can_make_namespaces()
+    if why is not None:
+        pytest.skip(f"SLAC on the wire needs network namespaces: {why}")
+    with Hub(2) as hub:
+        config = _with([{"evse_id": bay, "interface": name, "modem_interface": name}
+                        for bay, name in ((1, hub.evse_ifs[0]), (2, hub.evse_ifs[1]))])
+        fars = [Far(ns) for ns in hub.evs]
+        keys: list[tuple[bytes, bytes]] = []
+
+        async def body() -> None:
+            cables = [await far.do(open_cable(name)) for far, name in zip(fars, hub.ev_ifs,
+                                                                          strict=True)]
+            for restart in range(2):  # the service stops and starts again in between
+                links = iso15118.build(config, Clock(), drivers.HardwareMissing)
+                await links.start(lambda c, link: None)
+                slac = links.slac.connectors
+                for n in range(3):
+                    for bay in (1, 2):
+                        links.follow_pilot(bay, "B", 5.0, 0.0)
+                    assert await until(lambda c=slac: all(c[b].stage is s.Stage.LISTENING
+                                                          for b in (1, 2)))
+                    evs = [SimEv(mac=bytes([2, 0xEE, restart, n, bay, 1])) for bay in (1, 2)]
+                    assert await fars[0].do(cables[0].plug_in(evs[0]))
+                    assert links.admit(1) and not links.admit(2)  # each bay's own gate
+                    assert await fars[1].do(cables[1].plug_in(evs[1]))
+                    assert links.admit(2)
+                    for i, bay in enumerate((1, 2)):
+                        matcher = slac[bay].matcher
+                        assert matcher is not None and matcher.ev_mac == evs[i].mac
+                        assert evs[i].key == matcher.key == cables[i].modem.key
+                        keys.append(matcher.key)
+                    for bay in (1, 2):
+                        links.follow_pilot(bay, "A", 100.0, 0.0)
+                await links.close()
+            for cable, far in zip(cables, fars, strict=True):
+                await far.do(_close(cable))
+
+        try:
+            with netns(hub.evse):
+                loop = asyncio.new_event_loop()
+                try:
+                    loop.run_until_complete(asyncio.wait_for(body(), 60))
+                finally:
+                    loop.close()
+        finally:
+            for far in fars:
+                far.stop()
+    assert len(keys) == 12 and len({nmk for _, nmk in keys}) == 12
 
 
 # --- opening the modem interface ------------------------------------------------------------
