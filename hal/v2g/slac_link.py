@@ -155,7 +155,11 @@ class SlacConnector:
                 self.counters.failed += 1
                 self._record(matcher, "failed", matcher.reason, self.clock.now())
                 log.warning("connector %d: SLAC failed: %s", self.connector, matcher.reason)
-                self.on_failed(self.connector, matcher.reason)
+                try:
+                    self.on_failed(self.connector, matcher.reason)
+                except Exception:  # reporting must not end the reader or the timer
+                    self.counters.errors += 1
+                    log.exception("connector %d: reporting the failure failed", self.connector)
             return
         self._arm(matcher.deadline)
 
