@@ -81,8 +81,9 @@ class Hub:
         tag = f"{os.getpid() % 10000}"
         self.evse = f"cbh-evse-{tag}"
         self.evs = [f"cbh-ev{n}-{tag}" for n in range(1, bays + 1)]
-        self.evse_ifs = [f"cbhe{n}" for n in range(1, bays + 1)]
-        self.ev_ifs = [f"cbhv{n}" for n in range(1, bays + 1)]
+        # Made in the root namespace first: unique per test process.
+        self.evse_ifs = [f"cbh{tag}e{n}" for n in range(1, bays + 1)]
+        self.ev_ifs = [f"cbh{tag}v{n}" for n in range(1, bays + 1)]
 
     def __enter__(self) -> Hub:
         from interop import sh

@@ -72,7 +72,7 @@ class Step(enum.Enum):
 
 @dataclass
 class Run:
-    """One EV's matching run (ISO 15118-3 A.9.2), by its MAC and RunID."""
+    """One EV's matching run (ISO 15118-3 Annex A), by its MAC and RunID."""
 
     ev_mac: bytes
     run_id: bytes
@@ -163,10 +163,13 @@ class Matcher:
             self._wait_until = now + SET_KEY_WAIT_S
             out.append(self._set_key(self.key))
         if self.stage is Stage.MATCHED and now >= self._wait_until:
-            # ISO 15118-3 A.9.5: no link within TT_match_join: the EVSE starts over.
+            # Table A.1 TT_match_join: no link by then, the EV retries the matching and
+            # the EVSE starts over (a failed attempt).
             self.stage = Stage.LISTENING
             self._failed_attempt(now, "the EV did not join within TT_match_join")
         for run in [r for r in self.runs.values() if now >= r.deadline]:
+            if self.stage is Stage.FAILED:
+                return out  # the last attempt failed: the other runs went with it
             out += self._run_due(run, now)
         if self.stage in (Stage.SET_KEY, Stage.LISTENING) and not self.runs and (
                 now >= self._give_up_at()):

@@ -34,7 +34,7 @@ CM_ATTEN_PROFILE = 0x6084
 REQ, CNF, IND, RSP = 0, 1, 2, 3
 
 NID_LEN, NMK_LEN, RUN_ID_LEN = 7, 16, 8
-ATTEN_GROUPS = 58  # ISO 15118-3 A.9.2.3: the attenuation profile has 58 carrier groups
+ATTEN_GROUPS = 58  # ISO 15118-3 Annex A: the attenuation profile has 58 carrier groups
 
 
 class SlacError(ValueError):
