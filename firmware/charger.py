@@ -45,7 +45,7 @@ from firmware.security_log import SecurityLog
 from hal.clock import Clock
 from hal.io_board import IoBoard
 from hal.power_stage import PowerStage
-from hal.vehicle_link import VehicleLinks
+from hal.vehicle_link import FollowsPilot, VehicleLinks
 
 log = logging.getLogger("chargebay.charger")
 
@@ -108,6 +108,8 @@ class Charger:
         io = drivers.build("io_board", config, clock, wires)
         links = drivers.build("vehicle_link", config, clock, wires)
         controller = Controller(config, clock, power, io)
+        if isinstance(links, FollowsPilot):  # iso15118: SLAC starts on B with 5 % PWM
+            controller.pilot_followers.append(links.follow_pilot)
         authorization = Authorization(controller, clock.now)
         # Wall time for the security log runs with the (maybe virtual) clock; the OCPP
         # station, when there is one, is the better source (the CSMS sets the time).

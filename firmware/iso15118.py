@@ -14,9 +14,12 @@
     [[iso15118.connector]]                     # one per connector: its PLC modem's interface
     evse_id = 1
     interface = "plc1"
+    modem_interface = "plc1"                   # SLAC on this modem (usually = interface)
     tcp_port = 0                               # 0: any free port of 49152-65535
 
 ``sdp_port`` and ``address`` exist for the simulator on loopback (``::1``, no multicast).
+Without ``modem_interface`` no SLAC runs on that connector (loopback demos, a modem whose
+own firmware matches): SDP and TCP are served at once.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from hal.v2g import exi, sdp
 from hal.v2g.handshake import Protocol
 from hal.v2g.secc import SeccSettings
 from hal.v2g.server import AddressMissing, Codec, Endpoint, Iso15118Server, OnLink, link_local
+from hal.v2g.slac_link import SlacLinks
+from hal.v2g.slac_port import PortError
 from hal.v2g.tls import TlsConfigError, TlsSettings, server_context
 
 ProtocolName = Literal["din", "iso2", "iso20_dc"]
@@ -47,6 +52,31 @@ class ConnectorLink(Section):
     tcp_port: int = Field(default=0, ge=0, le=sdp.TCP_PORT_MAX)
     sdp_port: int = Field(default=sdp.SDP_PORT, ge=0, le=65535)  # 15118 on a cable
     address: str = ""  # "" = the interface's link-local address
+    # The HomePlug Green PHY modem's interface for SLAC (ISO 15118-3); "" = no SLAC.
+    modem_interface: str = Field(default="", max_length=15)  # IFNAMSIZ - 1 (Linux)
+    # Where CM_SET_KEY goes: the modem's local management address (QCA700x's default;
+    # other makers have their own), so the key never leaves for the powerline.
+    modem_address: str = "00:b0:52:00:00:01"
+
+    @field_validator("modem_address")
+    @classmethod
+    def _mac(cls, text: str) -> str:
+        parts = text.split(":")
+        if len(parts) != 6 or not all(len(x) == 2 and all(c in "0123456789abcdefABCDEF"
+                                                         for c in x) for x in parts):
+            raise ValueError(f"{text!r} is not a MAC address (six hex octets, e.g. "
+                             "00:b0:52:00:00:01)")
+        return text.lower()
+
+    @field_validator("modem_interface")
+    @classmethod
+    def _interface_name(cls, name: str) -> str:
+        # Linux interface names: no "/", no whitespace, not "." or ".." (dev_valid_name).
+        if name and (name in (".", "..") or any(c == "/" or c.isspace() for c in name)):
+            raise ValueError(f"{name!r} is not a network interface name")
+        if name == "lo":
+            raise ValueError("loopback has no PLC modem (leave modem_interface out)")
+        return name
 
     @field_validator("tcp_port")
     @classmethod
@@ -87,6 +117,12 @@ def section(config: ChargerConfig) -> Iso15118Section:
         if c.evse_id not in known:
             raise ConfigError(f"iso15118.connector[{i}].evse_id",
                               f"{c.evse_id} is not a [[connector]] evse_id")
+    modems = [c.modem_interface for c in parsed.connector if c.modem_interface]
+    for i, c in enumerate(parsed.connector):
+        if c.modem_interface and modems.count(c.modem_interface) > 1:
+            raise ConfigError(f"iso15118.connector[{i}].modem_interface",
+                              f"{c.modem_interface} is named twice: one modem per connector "
+                              "(ISO 15118-3: each cable matches its own EV)")
     if parsed.tls != "off" and not (parsed.certificate and parsed.private_key):
         raise ConfigError("iso15118.certificate", f"tls = \"{parsed.tls}\" needs certificate "
                           "and private_key")
@@ -108,18 +144,52 @@ def build(config: ChargerConfig, clock: Clock,
                                tls, s.tls == "required") for c in s.connector)
     settings = SeccSettings(priority=tuple(Protocol(p) for p in s.protocols),
                             evse_id=s.evse_id, min_voltage_v=s.min_voltage_v)
-    return Iso15118Links(endpoints, settings, clock, exi, missing)
+    modems = {c.evse_id: (i, c.modem_interface, bytes.fromhex(c.modem_address.replace(":", "")))
+              for i, c in enumerate(s.connector) if c.modem_interface}
+    return Iso15118Links(endpoints, settings, clock, exi, missing, modems)
 
 
 class Iso15118Links(Iso15118Server):
-    """The server, with a missing interface reported as the registry's HardwareMissing."""
+    """The server, with a missing interface reported as the registry's HardwareMissing,
+    and SLAC on each connector that names its modem (hal/v2g/slac_link.py)."""
 
     def __init__(self, endpoints: tuple[Endpoint, ...], settings: SeccSettings, clock: Clock,
-                 codec: Codec, missing: type[Exception]) -> None:
+                 codec: Codec, missing: type[Exception],
+                 modems: dict[int, tuple[int, str, bytes]] | None = None) -> None:
+        """``modems``: connector -> (its index in [[iso15118.connector]], modem
+        interface, modem management address)."""
         super().__init__(endpoints, settings, clock, codec)
         self._missing = missing
+        modems = modems or {}
+        self._modem_keys = {c: (i, name) for c, (i, name, _) in modems.items()}
+        self.slac = SlacLinks({c: name for c, (_, name, _) in modems.items()}, clock,
+                              modem_macs={c: mac for c, (_, _, mac) in modems.items()})
+        self.admit = self.slac.admit
+
+    def follow_pilot(self, evse_id: int, state: str, duty_percent: float, now: float) -> None:
+        self.slac.follow_pilot(evse_id, state, duty_percent)
+
+    def _open_modems(self, on_link: OnLink) -> None:
+        try:
+            self.slac.open(on_link)
+        except PortError as exc:
+            i = next(i for i, name in self._modem_keys.values() if name == exc.interface)
+            raise self._missing(f"iso15118.connector[{i}].modem_interface",
+                                f"PLC modem interface {exc.interface}", exc.reason) from None
+
+    async def close(self) -> None:
+        self.slac.close()
+        await super().close()
 
     async def start(self, on_link: OnLink) -> None:
+        self._open_modems(on_link)  # first: a modem that is not there stops the start
+        try:
+            await self._start_links(on_link)
+        except BaseException:
+            self.slac.close()
+            raise
+
+    async def _start_links(self, on_link: OnLink) -> None:
         for i, ep in enumerate(self.endpoints):
             if not ep.address:
                 try:

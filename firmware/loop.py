@@ -49,6 +49,10 @@ from hal.vehicle_link import LinkLost, VehicleLink
 log = logging.getLogger("chargebay.loop")
 
 Observer = Callable[[int, ev.Command, float], None]
+# (evse_id, pilot state as the IO board reads it ("A" when unplugged), the duty in % the
+# core commands (100 when not available), now): the iso15118 driver starts SLAC on B with
+# 5 % and ends it on anything else (hal/vehicle_link.py FollowsPilot).
+PilotFollower = Callable[[int, str, float, float], None]
 # How much longer than the lock confirmation time an unlock may wait for the machine's
 # answer (a few control ticks: the switch is read once per tick).
 UNLOCK_ANSWER_MARGIN_S = 1.0
@@ -64,6 +68,8 @@ class Connector:
     power_mode: Mode = Mode.OFF
     last_measurement: ev.Measurement | None = None
     broken: bool = False  # its machine raised: hardware held safe until a fresh one
+    pilot_duty: float = 100.0  # what the core last commanded (SetPilot)
+    pilot_told: tuple[str, float] | None = None  # what the pilot followers last heard
 
 
 @dataclass
@@ -83,6 +89,7 @@ class Controller:
     failures: dict[str, int] = field(default_factory=dict)  # what raised, counted by kind
     _failing: set[str] = field(default_factory=set)  # drivers whose poll raises right now
     watchdog: Watchdog | None = None
+    pilot_followers: list[PilotFollower] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         control = self.config.control
@@ -431,6 +438,24 @@ class Controller:
         conn.inputs = inputs
         for event in events:
             self._handle(conn, event, now)
+        if any(isinstance(e, ev.PilotChanged) for e in events):
+            self._tell_pilot(conn, now)
+
+    def _tell_pilot(self, conn: Connector, now: float) -> None:
+        """The pilot's state and duty to its followers, on the spot (the control tick
+        reads the board every 0.1 s; SLAC must leave within 1 s of an unplug). A
+        follower that raises is logged and counted, never the tick's end."""
+        inputs = conn.inputs
+        state = inputs.pilot if inputs is not None and inputs.plugged else "A"
+        if conn.pilot_told == (state, conn.pilot_duty):
+            return
+        conn.pilot_told = (state, conn.pilot_duty)
+        for follow in self.pilot_followers:
+            try:
+                follow(conn.config.evse_id, state, conn.pilot_duty, now)
+            except Exception:
+                self._count("pilot_follower")
+                log.exception("connector %d: pilot follower failed", conn.config.evse_id)
 
     _input_events = staticmethod(input_events)  # (the safety rig feeds through it)
 
@@ -494,6 +519,8 @@ class Controller:
                 self.io.set_lock(evse, locked)
             case ev.SetPilot(duty, not_available):
                 self.io.set_pilot(evse, duty, not_available)
+                conn.pilot_duty = 100.0 if not_available else duty
+                self._tell_pilot(conn, now)
             case ev.SetOverVoltageBand(limit_v):
                 self.io.set_ovp_band(evse, limit_v)
             case ev.Answer(response):

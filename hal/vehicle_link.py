@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 class Processing(enum.Enum):
@@ -167,3 +167,15 @@ class VehicleLinks(Protocol):
 
     async def close(self) -> None:
         """Stop listening (links already handed over end with their vehicle)."""
+
+
+@runtime_checkable
+class FollowsPilot(Protocol):
+    """A vehicle-link driver that must know the control pilot (ISO 15118-3: SLAC starts
+    once the vehicle is plugged, state B, and the charger shows 5 % PWM; it ends on
+    unplug). The controller calls it whenever the IO board's pilot reading or the duty
+    the core commands changes; it must return at once (no I/O wait)."""
+
+    def follow_pilot(self, evse_id: int, state: str, duty_percent: float, now: float) -> None:
+        """``state``: the pilot as read, "A" when unplugged; ``duty_percent``: 5 for
+        digital communication, 100 for none (or not available)."""

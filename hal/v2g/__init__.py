@@ -7,6 +7,7 @@
 - ``classic`` (DIN, ISO-2), ``iso20``, ``iso20_ev``: documents <-> VehicleLink dataclasses;
 - ``secc``: the pure SECC machine (sessions, sequence checks, response codes, timers);
 - ``server``: the thin asyncio shell, the ``iso15118`` vehicle-link driver;
-- ``slac``: ISO 15118-3 matching behind its own contract;
+- ``slac`` (pure matcher), ``slac_messages``, ``slac_port`` (raw AF_PACKET socket),
+  ``slac_link`` (per connector, started by the pilot, gates the SECC): ISO 15118-3;
 - ``exi``: the EXI codec (its own part, see docs).
 """

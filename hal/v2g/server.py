@@ -9,7 +9,8 @@ charging request is written inside ``answer`` itself, so nothing else runs betwe
 core's decision and the bytes leaving.
 
 The codec is passed in (``Codec``: ``encode(schema, doc)`` / ``decode(schema, data)``);
-the driver uses ``hal.v2g.exi``. SLAC (hal/v2g/slac.py) runs before this on a real cable.
+the driver uses ``hal.v2g.exi``. SLAC (hal/v2g/slac_link.py) runs before this on a real
+cable and decides ``admit``.
 """
 
 from __future__ import annotations
@@ -233,6 +234,10 @@ class Iso15118Server:
         self.ended_reasons: list[str] = []
         self.sessions: list[tuple[int, str]] = []  # (connector, protocol) per handshake
         self.records: list[SeccStats] = []  # each ended connection's machine statistics
+        # Asked when an EV's SDP request or TCP connection arrives on a connector: SLAC
+        # (hal/v2g/slac_link.py) admits only a matched EV; no modem: always admitted.
+        self.admit: Callable[[int], bool] = lambda connector: True
+        self.refused = 0  # SDP requests / connections refused by ``admit``
 
     async def start(self, on_link: OnLink) -> None:
         self.on_link = on_link
@@ -259,6 +264,10 @@ class Iso15118Server:
         port = sock.getsockname()[1]
 
         async def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            if not self.admit(ep.connector):
+                self.refused += 1
+                writer.close()
+                return
             conn = _Connection(self, ep, reader, writer)
             self._connections.add(conn)
             await conn.run()
@@ -269,6 +278,9 @@ class Iso15118Server:
         packed = socket.inet_pton(socket.AF_INET6, address)
 
         def respond(request: sdp.SdpRequest) -> sdp.SdpResponse | None:
+            if not self.admit(ep.connector):
+                self.refused += 1
+                return None
             return sdp.answer(request, packed, port, ep.tls is not None, ep.tls_required)
 
         responder = sdp.SdpServer(ep.interface, address, scope, respond)
