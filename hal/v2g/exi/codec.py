@@ -249,11 +249,7 @@ class Decoder:
                         v = _fixed_value(sdt, (x >> 1) & ((1 << fixed) - 1), cname)
                     elif sdt is not None:  # CH (0), the value, EE (0)
                         try:
-                            if r.bits(1):
-                                raise ExiError("undeclared content (second-level event)")
-                            v = self.value(sdt, cq)
-                            if r.bits(1):
-                                raise ExiError("undeclared content (second-level event)")
+                            v = self.simple(sdt, cq)
                         except ExiError as e:
                             raise ExiError(f"{cname}/{e}") from None
                     else:
@@ -280,7 +276,13 @@ class Decoder:
     def simple(self, dt: tuple[Any, ...], qid: int) -> Any:
         r = self.r
         if r.bits(1):  # CH is the only first-level production
-            raise ExiError("undeclared content (second-level event) not supported")
+            # An empty string or binary element from an XML-based encoder has no CH: its EE
+            # is a second-level event, 1.0 (strict false, EXI 1.0 §8.5.4.4.1: EE, AT(xsi:type),
+            # AT(xsi:nil), AT(*), SE(*), CH [untyped]: 6 codes, 3 bits; as EXIficient sends).
+            if r.bits(3) != 0 or dt[0] not in (STR, BIN):
+                raise ExiError("undeclared content (second-level event) not supported")
+            _check_len(dt, 0, "empty content")
+            return "" if dt[0] == STR else b""
         value = self.value(dt, qid)
         if r.bits(1):  # EE likewise
             raise ExiError("undeclared content (second-level event) not supported")
