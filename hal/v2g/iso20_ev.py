@@ -98,7 +98,8 @@ def requests(req: vl.VehicleRequest, session_id: bytes, evccid: bytes,
                 need = rational(ev.energy_capacity_wh * (100.0 - ev.soc_percent) / 100.0)
                 yield _msg("ScheduleExchangeReq", s, MaximumSupportingPoints=1024,
                            Dynamic_SEReqControlMode={
-                               "DepartureTime": DEPARTURE_S, "EVTargetEnergyRequest": need, "EVMaximumEnergyRequest": need,
+                               "DepartureTime": DEPARTURE_S, "EVTargetEnergyRequest": need,
+                               "EVMaximumEnergyRequest": need,
                                "EVMinimumEnergyRequest": rational(0.0)})
             else:
                 yield _msg("ScheduleExchangeReq", s, MaximumSupportingPoints=1024,
