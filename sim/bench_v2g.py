@@ -1,6 +1,6 @@
 """``make bench``, the vehicle link on the wire: the simulated trucks' EVCCs speak EXI over
 TCP on ::1 to the real SECC (driver iso15118), both bays charging, real time (speed 1),
-one run per protocol (DIN, ISO-2, -20 DC).
+one run per protocol (DIN, ISO-2, -20 DC in scheduled and in dynamic control mode).
 
 - v2g_answer_ms[protocol]: at the SECC, from the last byte of a CurrentDemandReq /
   DC_ChargeLoopReq read off the socket to its response written to the socket (decode,
@@ -30,11 +30,14 @@ from hal.vehicle_link import CurrentDemandReq, VehicleRequest, VehicleResponse
 from sim.world import SimWorld
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "sim.toml"
-PROTOCOLS = ("din", "iso2", "iso20_dc")
+# figure name -> (protocol, the -20 control mode the trucks choose)
+RUNS = {"din": ("din", "scheduled"), "iso2": ("iso2", "scheduled"),
+        "iso20_dc": ("iso20_dc", "scheduled"), "iso20_dc_dynamic": ("iso20_dc", "dynamic")}
 
 
-def _wire(config: cfg.ChargerConfig, protocol: str) -> cfg.ChargerConfig:
-    sim = {**config.extra["simulator"], "vehicle_link": "wire", "truck_protocols": [protocol]}
+def _wire(config: cfg.ChargerConfig, protocol: str, mode: str) -> cfg.ChargerConfig:
+    sim = {**config.extra["simulator"], "vehicle_link": "wire", "truck_protocols": [protocol],
+           "truck_control_mode": mode}
     return replace(config, extra={**config.extra, "simulator": sim,
                                   "iso15118": {"protocols": [protocol]}})
 
@@ -84,11 +87,11 @@ def measure(seconds: float = 20.0) -> dict[str, Any]:
     answer: dict[str, Any] = {}
     trip: dict[str, Any] = {}
     late: dict[str, int] = {}
-    for protocol in PROTOCOLS:
-        got = asyncio.run(_one(_wire(config, protocol), seconds))
-        answer[protocol] = _figures(got["answer"])
-        trip[protocol] = _figures(got["round_trip"])
-        late[protocol] = got["late"]
+    for name, (protocol, mode) in RUNS.items():
+        got = asyncio.run(_one(_wire(config, protocol, mode), seconds))
+        answer[name] = _figures(got["answer"])
+        trip[name] = _figures(got["round_trip"])
+        late[name] = got["late"]
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     return {"v2g_answer_ms": answer, "v2g_round_trip_ms": trip,
             "v2g_answers_past_25ms": late, "v2g_rss_mb": round(rss_mb, 1),

@@ -31,7 +31,8 @@ SDP_TIMEOUT_S = 0.25
 class WireChannel:
     def __init__(self, codec: Codec, sdp_target: tuple[str, int, int],
                  protocols: tuple[Protocol, ...] = (Protocol.DIN,), evccid: bytes = b"",
-                 name: str = "", tls: ssl.SSLContext | None = None) -> None:
+                 name: str = "", tls: ssl.SSLContext | None = None,
+                 control_mode: str = "Scheduled") -> None:
         self.codec = codec
         self.sdp_target = sdp_target  # (address, port, scope id): ff02::1 on a cable
         self.protocols = protocols
@@ -48,6 +49,7 @@ class WireChannel:
         self._close_reason = ""
         self._lock = asyncio.Lock()
         self.secured = False
+        self.choice = iso20_ev.Choice(prefer=control_mode)  # -20: the mode this truck wants
 
     @property
     def closed(self) -> bool:
@@ -112,12 +114,12 @@ class WireChannel:
 
     async def _exchange20(self, req: vl.VehicleRequest) -> vl.VehicleResponse:
         resp: vl.VehicleResponse | None = None
-        for doc in iso20_ev.requests(req, self.session_id, self.evccid, self.soc):
+        for doc in iso20_ev.requests(req, self.session_id, self.evccid, self.soc, self.choice):
             name = next(iter(doc))
             schema = iso20.schema_of(name)
             ptype = PayloadType.ISO20_DC if schema == iso20.DC else PayloadType.ISO20_COMMON
             answer = await self._round_trip(ptype, schema, doc, schema)
-            session_id, resp = iso20_ev.response(name, answer, type(req).__name__)
+            session_id, resp = iso20_ev.response(name, answer, type(req).__name__, self.choice)
             if name == "SessionSetupReq":
                 self.session_id = session_id
             if resp.code is not vl.ResponseCode.OK:
@@ -209,4 +211,6 @@ def channel(world: Any, evse_id: int) -> WireChannel:
     port = server.sdp_servers[evse_id].port
     protocols = tuple(Protocol(p) for p in world.section.get("truck_protocols",
                                                            ["iso20_dc", "iso2", "din"]))
-    return WireChannel(exi, ("::1", port, 0), protocols, name=f"{world.channel}/{evse_id}")
+    mode = world.section.get("truck_control_mode", "scheduled").capitalize()
+    return WireChannel(exi, ("::1", port, 0), protocols, name=f"{world.channel}/{evse_id}",
+                       control_mode=mode)

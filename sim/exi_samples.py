@@ -28,7 +28,7 @@ def message_types(name: str) -> list[tuple[str, str | None]]:
     """(root element, body element or None) for every message of the schema."""
     s = schema(name)
     if name in ("DIN", "ISO2"):
-        code, gi = s.root_index["V2G_Message"]
+        _code, gi, _qid = s.root_index["V2G_Message"]
         body_gi = s.grammars[gi].states[1].prods[0][2]
         return [("V2G_Message", p[1]) for p in s.grammars[body_gi].states[0].prods
                 if p[0] == SE and p[1] != "BodyElement"]
@@ -41,7 +41,7 @@ def document(name: str, root: str, body: str | None, chooser: Chooser,
     """A document of message `body` (DIN/ISO2) or `root`; no child named in `avoid` when the
     schema lets it out."""
     s = schema(name)
-    _code, gi = s.root_index[root]
+    _code, gi, _qid = s.root_index[root]
     return {root: _element(s, gi, chooser, rnd, 0, body, avoid)}
 
 

@@ -22,6 +22,7 @@ Physics advances every ``PHYSICS_DT_S`` of simulated time.
     vehicle_link = "virtual"            # or "wire": the truck's EVCC over TCP on ::1 to the
                                         # real SECC (driver iso15118, EXI codec), sim/evcc.py
     truck_protocols = ["din", "iso2"]   # wire: what the trucks offer (default: all three)
+    truck_control_mode = "dynamic"      # wire, -20: the mode trucks choose (default scheduled)
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ from sim.truck import Truck
 PHYSICS_DT_S = 0.2  # physics step (simulated seconds)
 UNPLUG_LINK_LAG_S = 0.1  # pilot A first, vehicle link gone this much later
 WALL_JITTER_S = 0.05  # event-loop stall the IO board link must ride out at --speed N
-SIMULATOR_KEYS = ("tokens", "control", "csms", "vehicle_link", "truck_protocols")
+SIMULATOR_KEYS = ("tokens", "control", "csms", "vehicle_link", "truck_protocols",
+                  "truck_control_mode")
 FAULT_CODES = {"estop": "emergency_stop", "isolation": "isolation_fault",
                "welded": "welded_contactor", "lock_jam": "lock_failure",
                "pilot_short": "pilot_fault", "diode": "diode_fault",
@@ -98,6 +100,9 @@ def simulator_section(config: ChargerConfig) -> dict[str, Any]:
     if not isinstance(protocols, list) or not protocols or not all(
             p in ("din", "iso2", "iso20_dc") for p in protocols):
         raise ConfigError("simulator.truck_protocols", "must list din, iso2 and/or iso20_dc")
+    if section.get("truck_control_mode", "scheduled") not in ("scheduled", "dynamic"):
+        raise ConfigError("simulator.truck_control_mode", "must be scheduled or dynamic "
+                          "(the ISO 15118-20 control mode the trucks choose)")
     tokens = section.get("tokens", [])
     if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
         raise ConfigError("simulator.tokens", "must be a list of \"TOKEN\" or \"TOKEN:GROUP\"")

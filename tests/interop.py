@@ -2,7 +2,8 @@
 venv ``.venv-interop``, EXI via its JVM) against our SECC, our core and the simulated
 cabinet, over a veth pair between two network namespaces this script creates.
 
-    python tests/interop.py                 # DIN, ISO-2 DC, -20 DC, then negotiation
+    python tests/interop.py                 # DIN, ISO-2 DC, -20 DC (scheduled, then
+                                            # dynamic), then negotiation
     python tests/interop.py din             # one run
 
 Each run: namespaces ``cbi-secc-N`` / ``cbi-ev-N`` joined by veth (link-local IPv6,
@@ -10,8 +11,12 @@ duplicate-address detection off, lo up); in the SECC namespace ``chargebay``'s s
 with the simulator (``[simulator] vehicle_link = "wire"``, connector 1 on the veth end,
 ``tests/interop.py secc``); in the EV namespace Josev's EVCC. A run passes when the
 EV's SessionStopReq was answered and every response we sent had an OK code, with the
-protocol expected (our priority when the EV offers all three). Needs root (namespaces);
-elsewhere it says so and exits 0 (skipped). Exits 1 if a run failed.
+protocol expected (our priority when the EV offers all three) and, for -20, the control
+mode expected. We offer both -20 control modes (a ServiceDetail parameter set each); Josev's
+simulated EV always takes the first set offered (scheduled), so for the dynamic run its EV
+process (``tests/interop.py ev dynamic``, in .venv-interop) replaces that one choice with
+"the set whose ControlMode parameter is 2 (dynamic)"; everything else is Josev's own EV.
+Needs root (namespaces); elsewhere it says so and exits 0 (skipped). Exits 1 if a run failed.
 """
 
 from __future__ import annotations
@@ -32,12 +37,14 @@ ROOT = Path(__file__).resolve().parent.parent
 INTEROP_PY = ROOT / ".venv-interop" / "bin" / "python"
 RUN_LIMIT_S = 150.0
 JOSEV = {"din": "DIN_SPEC_70121", "iso2": "ISO_15118_2", "iso20_dc": "ISO_15118_20_DC"}
-# name, what the EV offers (its order), our priority, the protocol that must be chosen
+# name, what the EV offers (its order), our priority, the protocol that must be chosen,
+# the -20 control mode the EV chooses (and the charge loop must run in)
 RUNS = [
-    ("din", ["din"], ["iso20_dc", "iso2", "din"], "din"),
-    ("iso2", ["iso2"], ["iso20_dc", "iso2", "din"], "iso2"),
-    ("iso20_dc", ["iso20_dc"], ["iso20_dc", "iso2", "din"], "iso20_dc"),
-    ("negotiation", ["din", "iso20_dc", "iso2"], ["iso2", "iso20_dc", "din"], "iso2"),
+    ("din", ["din"], ["iso20_dc", "iso2", "din"], "din", None),
+    ("iso2", ["iso2"], ["iso20_dc", "iso2", "din"], "iso2", None),
+    ("iso20_dc", ["iso20_dc"], ["iso20_dc", "iso2", "din"], "iso20_dc", "Scheduled"),
+    ("iso20_dc_dynamic", ["iso20_dc"], ["iso20_dc", "iso2", "din"], "iso20_dc", "Dynamic"),
+    ("negotiation", ["din", "iso20_dc", "iso2"], ["iso2", "iso20_dc", "din"], "iso2", None),
 ]
 
 
@@ -96,7 +103,7 @@ def josev_config(offers: list[str], path: Path) -> None:
 
 
 def one_run(n: int, name: str, offers: list[str], ours: list[str], expect: str,
-            tmp: Path) -> tuple[bool, str]:
+            mode: str | None, tmp: Path) -> tuple[bool, str]:
     config = tmp / f"evcc-{name}.json"
     josev_config(offers, config)
     result = tmp / f"secc-{name}.json"
@@ -116,7 +123,8 @@ def one_run(n: int, name: str, offers: list[str], ours: list[str], expect: str,
         ev_log = tmp / f"evcc-{name}.log"
         with ev_log.open("w") as log:
             ev = subprocess.Popen(
-                ["ip", "netns", "exec", pair.ev, str(INTEROP_PY), "-m", "iso15118.evcc.main"],
+                ["ip", "netns", "exec", pair.ev, str(INTEROP_PY), __file__, "ev",
+                 (mode or "scheduled").lower()],
                 stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp)
             try:
                 secc.wait(RUN_LIMIT_S)
@@ -131,11 +139,13 @@ def one_run(n: int, name: str, offers: list[str], ours: list[str], expect: str,
     codes = seen["responses"]
     bad = [(m, c) for m, c in codes if not c.startswith("OK")]
     names = [m for m, _ in codes]
-    ok = seen["protocol"] == expect and "SessionStopReq" in names and not bad
     loop = names.count("CurrentDemandReq") + names.count("DC_ChargeLoopReq")
+    ok = (seen["protocol"] == expect and "SessionStopReq" in names and not bad and loop > 0
+          and seen.get("control_mode") == mode)
     stop = "answered" if "SessionStopReq" in names else "MISSING"
+    chosen = f" in {seen.get('control_mode')} mode (expected {mode})" if mode else ""
     summary = (f"{name}: protocol {seen['protocol']} (expected {expect}), {len(codes)} "
-               f"responses, {loop} in the charge loop, SessionStop {stop}, "
+               f"responses, {loop} in the charge loop{chosen}, SessionStop {stop}, "
                f"not OK: {bad or 'none'}; {seen['ended']}")
     if not ok:
         summary += f"\n  requests: {names}\n  SECC: {seen.get('log', [])[-30:]}"
@@ -178,10 +188,13 @@ async def _secc(interface: str, protocols: list[str], out: Path) -> None:
         await world._until(lambda: charger.controller.status(1).phase is Phase.PREPARING, 10)
         charger.controller.authorize(1, "04A1B2C3D4E5F6", "rfid")
         end = clock.now() + RUN_LIMIT_S - 10
+        control_mode = None
         while clock.now() < end:
             await clock.sleep(0.02)
             for conn in list(server._connections):
                 last = conn.secc.last
+                if last == "DC_ChargeLoopReq":  # the -20 mode the loop runs in (it refuses
+                    control_mode = conn.secc.ctx.control_mode  # a loop in the other one)
                 # The EV closes S2 (state C) once its charge parameters are agreed, and
                 # opens it after PowerDelivery(stop) (IEC 61851-1 / ISO 15118-2 DC flow).
                 if last in ("ChargeParameterDiscoveryReq", "ScheduleExchangeReq",
@@ -193,14 +206,44 @@ async def _secc(interface: str, protocols: list[str], out: Path) -> None:
                 break
         protocol = server.sessions[0][1] if server.sessions else None
         stats = server.records[0] if server.records else None
-        out.write_text(json.dumps({"protocol": protocol,
+        out.write_text(json.dumps({"protocol": protocol, "control_mode": control_mode,
                                    "responses": stats.responses if stats else [],
                                    "ended": server.ended_reasons, "log": log}))
+
+
+# --- the EV side, run inside its namespace with .venv-interop's Python -------------------------
+
+def _josev_ev(mode: str) -> None:
+    """Josev's EVCC as its own ``iso15118.evcc.main`` runs it; for ``dynamic`` its simulated
+    EV selects the parameter set with ControlMode 2 (ISO 15118-20: dynamic) instead of the
+    first one offered."""
+    from iso15118.evcc import main as josev  # type: ignore[import-not-found]
+    from iso15118.evcc.controller.simulator import (  # type: ignore[import-not-found]
+        SimEVController,
+    )
+
+    if mode == "dynamic":
+        first_set = SimEVController.select_energy_service_v20
+
+        async def dynamic_set(self: Any, services: Any) -> Any:
+            chosen = await first_set(self, services)
+            for ps in services[0].parameter_sets:  # the service it chose (the first)
+                if any(p.name == "ControlMode" and p.int_value == 2 for p in ps.parameters):
+                    chosen.parameter_set = ps
+            return chosen
+
+        SimEVController.select_energy_service_v20 = dynamic_set
+    josev.run()
 
 
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "secc":
         asyncio.run(_secc(sys.argv[2], sys.argv[3].split(","), Path(sys.argv[4])))
+        return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "ev":
+        mode = sys.argv[2]
+        sys.argv = sys.argv[:1]  # Josev's main reads an optional config path from argv[1]
+        _josev_ev(mode)
         return 0
     why = can_make_namespaces()
     if why is not None:
@@ -212,10 +255,10 @@ def main() -> int:
     wanted = sys.argv[1:] or [r[0] for r in RUNS]
     failed = 0
     with tempfile.TemporaryDirectory(prefix="chargebay-interop-") as tmp:
-        for n, (name, offers, ours, expect) in enumerate(RUNS):
+        for n, (name, offers, ours, expect, mode) in enumerate(RUNS):
             if name not in wanted:
                 continue
-            ok, summary = one_run(n, name, offers, ours, expect, Path(tmp))
+            ok, summary = one_run(n, name, offers, ours, expect, mode, Path(tmp))
             print(("PASS " if ok else "FAIL ") + summary, flush=True)
             failed += not ok
             if not ok and os.environ.get("INTEROP_KEEP"):

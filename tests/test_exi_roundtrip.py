@@ -31,6 +31,9 @@ def test_random_documents_round_trip(schema: str, root: str, body: str | None,
     data = exi.encode(schema, doc)
     assert data[0] == 0x80  # EXI header: no cookie, no options (as every body seen on the wire)
     assert exi.decode(schema, data) == doc
+    hits = exi.encode(schema, doc, value_hits=True)  # repeated strings as string-table hits
+    assert exi.decode(schema, hits) == doc
+    assert len(hits) <= len(data)
 
 
 @pytest.mark.parametrize("schema,root,body", MESSAGES, ids=IDS)

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hal import vehicle_link as vl
-from hal.v2g import classic, handshake, iso20_ev
+from hal.v2g import classic, exi, handshake, iso20_ev
 from hal.v2g.handshake import Protocol
 from hal.v2g.secc import Ask, Close, Reply, Secc, SeccSettings, Stage
 
@@ -217,3 +217,80 @@ def test_iso20_flow_maps_onto_the_same_core_requests() -> None:
                      "PowerDeliveryReq", "CurrentDemandReq", "CurrentDemandReq",
                      "PowerDeliveryReq", "WeldingDetectionReq", "SessionStopReq"]
     assert secc.stage is Stage.ENDED
+
+
+def _iso20_session(choice: iso20_ev.Choice, flow: list[vl.VehicleRequest]) -> tuple[
+        list[tuple[str, dict[str, Any]]], list[vl.VehicleRequest]]:
+    """The -20 flow through the machine with an EV that chooses by `choice`: every
+    (response name, body) and the requests the core was asked."""
+    secc = negotiated(Protocol.ISO20_DC)
+    sid = bytes(8)
+    answers: list[tuple[str, dict[str, Any]]] = []
+    asked: list[vl.VehicleRequest] = []
+    for req in flow:
+        for doc in iso20_ev.requests(req, sid, bytes(6), 20.0, choice):
+            name = next(iter(doc))
+            schema = "ISO20_DC" if name.startswith("DC_") else "ISO20_CM"
+            doc = exi.decode(schema, exi.encode(schema, doc))  # as on the wire
+            step = secc.on_document(doc, 0.0)
+            if isinstance(step, Ask):
+                asked.append(step.request)
+                step = secc.on_answer(core_answer(step.request), 0.0)
+            assert isinstance(step, Reply)
+            answer = exi.decode(schema, exi.encode(schema, step.document))
+            ((res_name, body),) = answer.items()
+            answers.append((res_name, body))
+            sid, _resp = iso20_ev.response(name, answer, type(req).__name__, choice)
+    return answers, asked
+
+
+@pytest.mark.parametrize("prefer", ["Scheduled", "Dynamic"])
+def test_iso20_offers_both_control_modes_and_the_ev_chooses(prefer: str) -> None:
+    choice = iso20_ev.Choice(prefer=prefer)
+    answers, asked = _iso20_session(choice, FLOW)
+    assert all(body["ResponseCode"].startswith("OK") for _n, body in answers), answers
+    detail = dict(answers)["ServiceDetailRes"]["ServiceParameterList"]["ParameterSet"]
+    # ISO 15118-20 ControlMode parameter: 1 scheduled, 2 dynamic, one set each
+    modes = {p["ParameterSetID"]: [q["intValue"] for q in p["Parameter"]
+                                   if q["@Name"] == "ControlMode"] for p in detail}
+    assert modes == {1: [1], 2: [2]}
+    assert choice.control_mode == prefer
+    assert choice.parameter_set_id == (2 if prefer == "Dynamic" else 1)
+    loops = [body for n, body in answers if n == "DC_ChargeLoopRes"]
+    assert len(loops) == 2
+    assert all(f"{prefer}_DC_CLResControlMode" in body for body in loops)
+    other = "Scheduled" if prefer == "Dynamic" else "Dynamic"
+    assert not any(f"{other}_DC_CLResControlMode" in body for body in loops)
+    exchange = dict(answers)["ScheduleExchangeRes"]
+    assert f"{prefer}_SEResControlMode" in exchange
+    demands = [r for r in asked if isinstance(r, vl.CurrentDemandReq)]
+    # FLOW's two CurrentDemandReq: targets 100 A and 200 A; in dynamic mode the EV sends
+    # them as its limit, which is what the core is asked to stay within
+    assert [d.target_current_a for d in demands] == [100.0, 200.0]
+    if prefer == "Dynamic":
+        limits = loops[0]["Dynamic_DC_CLResControlMode"]
+        assert set(limits) == {"EVSEMaximumChargePower", "EVSEMinimumChargePower",
+                               "EVSEMaximumChargeCurrent", "EVSEMaximumVoltage"}
+        assert [d.max_current_a for d in demands] == [100.0, 200.0]
+
+
+def test_iso20_a_charge_loop_in_the_mode_not_chosen_is_failed() -> None:
+    # The EV selected scheduled, then sends its loop in dynamic mode: malformed for us.
+    choice = iso20_ev.Choice(prefer="Scheduled")
+    before = FLOW[:8]  # up to PowerDelivery(start)
+    secc = negotiated(Protocol.ISO20_DC)
+    sid = bytes(8)
+    for req in before:
+        for doc in iso20_ev.requests(req, sid, bytes(6), 20.0, choice):
+            name = next(iter(doc))
+            step = secc.on_document(doc, 0.0)
+            if isinstance(step, Ask):
+                step = secc.on_answer(core_answer(step.request), 0.0)
+            assert isinstance(step, Reply)
+            sid, resp = iso20_ev.response(name, step.document, type(req).__name__, choice)
+            assert resp.code is vl.ResponseCode.OK
+    choice.control_mode = "Dynamic"  # the EV now speaks the other mode
+    (doc,) = iso20_ev.requests(FLOW[8], sid, bytes(6), 20.0, choice)
+    step = secc.on_document(doc, 0.0)
+    assert isinstance(step, Reply) and step.close
+    assert step.document["DC_ChargeLoopRes"]["ResponseCode"] == "FAILED"

@@ -284,3 +284,32 @@ def test_a_missing_modem_interface_is_one_hardware_missing_naming_its_key() -> N
         _run(main)
     assert err.value.key == "iso15118.connector[0].interface"
     assert "plc1" in str(err.value)
+
+
+@pytest.mark.parametrize("mode", ["scheduled", "dynamic"])
+def test_iso20_control_mode_the_truck_chose_charges_to_target(
+        mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The truck on the wire chooses its -20 control mode from the two parameter sets we
+    # offer; our core answers each DC_ChargeLoopReq in that mode.
+    from hal.v2g import iso20
+
+    seen: list[str] = []
+    respond = iso20.respond
+
+    def recording(name: str, resp: vl.VehicleResponse, ctx: Any, code: str) -> Any:
+        doc = respond(name, resp, ctx, code)
+        if name == "DC_ChargeLoopReq":
+            seen.extend(k for k in doc["DC_ChargeLoopRes"] if k.endswith("_DC_CLResControlMode"))
+        return doc
+
+    monkeypatch.setattr(iso20, "respond", recording)
+    config = wire_config(["iso20_dc"])
+    config = replace(config, extra={**config.extra, "simulator": {
+        **config.extra["simulator"], "truck_control_mode": mode}})
+    outcome = run(config, sc.parse(TARGET), None, at_end=sessions_of)
+    report = outcome.report()
+    assert "error" not in report, report.get("error")
+    (session,) = report["sessions"]
+    assert session["stop_reason"] == "StoppedByEV" and session["end_soc"] >= 76.0
+    assert session["energy_kwh"] > 5.0
+    assert len(seen) > 10 and set(seen) == {f"{mode.capitalize()}_DC_CLResControlMode"}

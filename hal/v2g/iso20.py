@@ -1,5 +1,10 @@
 """ISO 15118-20 DC (EIM, scheduled or dynamic control mode): documents <-> VehicleLink.
 
+Both control modes are offered, one ServiceDetail parameter set each; the EV chooses one in
+ServiceSelection, and ScheduleExchange and DC_ChargeLoop must then carry that mode. In
+dynamic mode the EV gives its limits only, and the EVSE decides the power: the core gets the
+EV's maximum current and voltage as its request and answers with what it delivers.
+
 -20 messages are global elements with their own Header (SessionID, TimeStamp); the
 common messages travel as payload type 0x8002 in the CommonMessages schema, the DC ones
 (DC_*) as 0x8004 in the DC schema (ISO 15118-20 clause 7.8.3). Values are
@@ -19,7 +24,12 @@ Doc = dict[str, Any]
 
 CM, DC = "ISO20_CM", "ISO20_DC"
 DC_SERVICE_ID = 2  # ISO 15118-20 service IDs: 1 AC, 2 DC, 3 WPT, 4 DC_ACDP
-PARAMETER_SET_ID = 1
+# Our parameter sets of the DC service, by ISO 15118-20 ControlMode parameter value
+# (1 scheduled, 2 dynamic): set ID -> control mode.
+PARAMETER_SET_ID = 1  # scheduled
+DYNAMIC_SET_ID = 2
+CONTROL_MODES = {PARAMETER_SET_ID: "Scheduled", DYNAMIC_SET_ID: "Dynamic"}
+CONTROL_MODE_VALUE = {"Scheduled": 1, "Dynamic": 2}
 _STOP = "SessionStopReq"
 
 # ISO 15118-20 clause 8.8 message sequence, DC with EIM. SessionStop may follow any
@@ -139,11 +149,13 @@ def _to_vehicle(name: str, body: Doc, ctx: Context) -> vl.VehicleRequest:
         display = body.get("DisplayParameters", {})
         if "PresentSOC" in display:
             ctx.soc = float(display["PresentSOC"])
-        if "Scheduled_DC_CLReqControlMode" in body:
-            m = body["Scheduled_DC_CLReqControlMode"]
+        mode = f"{ctx.control_mode}_DC_CLReqControlMode"
+        if mode not in body:  # the mode the EV chose in ServiceSelection, and no other
+            raise MessageError(f"DC_ChargeLoopReq without {mode}")
+        m = body[mode]
+        if ctx.control_mode == "Scheduled":
             volts, amps = number(m["EVTargetVoltage"]), number(m["EVTargetCurrent"])
         else:  # dynamic: the EVSE chooses the current within the EV's limits
-            m = body["Dynamic_DC_CLReqControlMode"]
             volts, amps = number(m["EVMaximumVoltage"]), number(m["EVMaximumChargeCurrent"])
         return vl.CurrentDemandReq(
             target_voltage_v=volts, target_current_a=amps, soc_percent=ctx.soc,
@@ -217,9 +229,21 @@ def respond(name: str, resp: vl.VehicleResponse, ctx: Context, code: str) -> Doc
     return {response_name(name): body}
 
 
+def _parameter_set(set_id: int) -> Doc:
+    # ISO 15118-20 ServiceDetail parameters of DC: Connector 2 = extended (CCS),
+    # ControlMode 1 = scheduled, 2 = dynamic; MobilityNeedsMode 1 = provided by the EVCC;
+    # Pricing 0 = no pricing. The names repeat in each set: strings an EXI encoder may send
+    # as string-table hits; ours sends literals, the only kind every EV reads (exi/codec.py).
+    return {"ParameterSetID": set_id, "Parameter": [
+        {"@Name": "Connector", "intValue": 2},
+        {"@Name": "ControlMode", "intValue": CONTROL_MODE_VALUE[CONTROL_MODES[set_id]]},
+        {"@Name": "MobilityNeedsMode", "intValue": 1},
+        {"@Name": "Pricing", "intValue": 0}]}
+
+
 def local_answer(name: str, body: Doc, ctx: Context) -> Doc | None:
-    """What we offer, from configuration: EIM only, the DC service with one parameter
-    set, one schedule at the power the core last allowed."""
+    """What we offer, from configuration: EIM only, the DC service with a parameter set per
+    control mode, and in scheduled mode one schedule at the power the core last allowed."""
     res: Doc = {"Header": header(ctx), "ResponseCode": "OK"}
     if name == "AuthorizationSetupReq":
         res.update({"AuthorizationServices": ["EIM"], "CertificateInstallationService": False,
@@ -229,31 +253,24 @@ def local_answer(name: str, body: Doc, ctx: Context) -> Doc | None:
         res["ServiceID"] = service if isinstance(service, int) else DC_SERVICE_ID
         if service != DC_SERVICE_ID:
             res["ResponseCode"] = "FAILED_ServiceIDInvalid"
-        # ISO 15118-20 ServiceDetail parameters of DC: Connector 2 = extended (CCS),
-        # ControlMode 1 = scheduled, 2 = dynamic; MobilityNeedsMode 1 = provided by the
-        # EVCC; Pricing 0 = no pricing. One parameter set (scheduled) only for now:
-        # a second set repeats the parameter names, which EXIficient (Josev's EV) then
-        # fails to decode against our literal-only strings (see the report). PARTIAL:
-        # dynamic mode is read (ChargeLoop) but not offered.
         res["ServiceParameterList"] = {"ParameterSet": [
-            {"ParameterSetID": PARAMETER_SET_ID, "Parameter": [
-                {"@Name": "Connector", "intValue": 2},
-                {"@Name": "ControlMode", "intValue": 1},
-                {"@Name": "MobilityNeedsMode", "intValue": 1},
-                {"@Name": "Pricing", "intValue": 0}]}]}
+            _parameter_set(i) for i in CONTROL_MODES]}
     elif name == "ServiceSelectionReq":
         sel = body.get("SelectedEnergyTransferService", {})
-        if sel.get("ServiceID") != DC_SERVICE_ID or sel.get("ParameterSetID") not in (
-                PARAMETER_SET_ID, PARAMETER_SET_ID + 1):
+        chosen = sel.get("ParameterSetID")
+        if sel.get("ServiceID") != DC_SERVICE_ID or chosen not in CONTROL_MODES:
             res["ResponseCode"] = "FAILED_ServiceSelectionInvalid"
-        ctx.control_mode = ("Dynamic" if sel.get("ParameterSetID") == PARAMETER_SET_ID + 1
-                            else "Scheduled")
+        else:
+            ctx.control_mode = CONTROL_MODES[chosen]
     elif name == "PowerDeliveryReq":
         pass  # EVProcessing Ongoing: acknowledged, nothing asked of the core yet
     elif name == "ScheduleExchangeReq":
         res["EVSEProcessing"] = "Finished"
-        if "Dynamic_SEReqControlMode" in body:
-            res["Dynamic_SEResControlMode"] = {}
+        if f"{ctx.control_mode}_SEReqControlMode" not in body:
+            # not the control mode of the parameter set the EV selected
+            res["ResponseCode"] = "FAILED_WrongChargeParameter"
+        if ctx.control_mode == "Dynamic":
+            res["Dynamic_SEResControlMode"] = {}  # no price schedule: we bill outside -20
         else:
             entry = {"Duration": 86400, "Power": rational(ctx.max_power_w)}
             # The schema leaves the price schedule optional; some EVs (Josev's) insist on

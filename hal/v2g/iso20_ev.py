@@ -6,18 +6,59 @@ request may become several -20 messages: ServiceDiscovery -> AuthorizationSetup;
 ChargeParameterDiscovery -> ServiceDiscovery, ServiceDetail, ServiceSelection,
 DC_ChargeParameterDiscovery, ScheduleExchange. PaymentServiceSelection has no -20
 message (the payment choice is the AuthorizationSetup/Authorization pair).
+
+The control mode is the EV's choice: ``Choice`` says which it prefers, learns the SECC's
+parameter sets from ServiceDetailRes, and selects the set of that mode (else the first one
+offered); ScheduleExchange and DC_ChargeLoop then speak that mode. The messages of one
+request are made one at a time, so ServiceSelectionReq is made after ServiceDetailRes came.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from hal import vehicle_link as vl
-from hal.v2g.iso20 import DC_SERVICE_ID, PARAMETER_SET_ID, MessageError, header, response_name
+from hal.v2g.iso20 import (
+    CONTROL_MODE_VALUE,
+    DC_SERVICE_ID,
+    PARAMETER_SET_ID,
+    MessageError,
+    header,
+    response_name,
+)
 from hal.v2g.values import number, rational
 
 Doc = dict[str, Any]
+
+
+DEPARTURE_S = 4 * 3600  # a truck's stop at a hub: leaves within about four hours (approx.)
+
+
+@dataclass
+class Choice:
+    """The EV's control mode: the one it prefers, then the one the SECC's sets allowed."""
+
+    prefer: str = "Scheduled"  # or "Dynamic"
+    control_mode: str = "Scheduled"
+    parameter_set_id: int = PARAMETER_SET_ID
+
+    def learn(self, name: str, body: Doc) -> None:
+        if name != "ServiceDetailRes":
+            return
+        sets = body.get("ServiceParameterList", {}).get("ParameterSet", [])
+        modes = {v: k for k, v in CONTROL_MODE_VALUE.items()}
+        offered = [(p["ParameterSetID"], modes.get(q.get("intValue"), ""))
+                   for p in sets for q in p.get("Parameter", [])
+                   if q.get("@Name") == "ControlMode"]
+        for set_id, mode in offered:
+            if mode == self.prefer:
+                self.parameter_set_id, self.control_mode = set_id, mode
+                return
+        if offered:
+            self.parameter_set_id, self.control_mode = offered[0][0], offered[0][1] or "Scheduled"
 
 
 def _msg(name: str, session_id: bytes, **body: Any) -> Doc:
@@ -25,18 +66,21 @@ def _msg(name: str, session_id: bytes, **body: Any) -> Doc:
 
 
 def requests(req: vl.VehicleRequest, session_id: bytes, evccid: bytes,
-             soc: float) -> list[Doc]:
+             soc: float, choice: Choice | None = None) -> Iterator[Doc]:
+    """The -20 messages of one request, each made when the one before was answered (pass
+    every answer to ``response`` with the same ``choice``)."""
+    c = choice if choice is not None else Choice()
     s = session_id
     match req:
         case vl.SessionSetupReq(evccid_text):
-            return [_msg("SessionSetupReq", s, EVCCID=evccid_text or evccid.hex().upper())]
+            yield _msg("SessionSetupReq", s, EVCCID=evccid_text or evccid.hex().upper())
         case vl.ServiceDiscoveryReq():
-            return [_msg("AuthorizationSetupReq", s)]
+            yield _msg("AuthorizationSetupReq", s)
         case vl.PaymentServiceSelectionReq():
-            return []
+            return
         case vl.AuthorizationReq():
-            return [_msg("AuthorizationReq", s, SelectedAuthorizationService="EIM",
-                         EIM_AReqAuthorizationMode={})]
+            yield _msg("AuthorizationReq", s, SelectedAuthorizationService="EIM",
+                       EIM_AReqAuthorizationMode={})
         case vl.ChargeParameterDiscoveryReq(ev):
             mode = {"EVMaximumChargePower": rational(ev.max_power_w),
                     "EVMinimumChargePower": rational(0.0),
@@ -45,48 +89,72 @@ def requests(req: vl.VehicleRequest, session_id: bytes, evccid: bytes,
                     "EVMaximumVoltage": rational(ev.max_voltage_v),
                     "EVMinimumVoltage": rational(0.0),
                     "TargetSOC": round(ev.target_soc_percent)}
-            return [
-                _msg("ServiceDiscoveryReq", s),
-                _msg("ServiceDetailReq", s, ServiceID=DC_SERVICE_ID),
-                _msg("ServiceSelectionReq", s, SelectedEnergyTransferService={
-                    "ServiceID": DC_SERVICE_ID, "ParameterSetID": PARAMETER_SET_ID}),
-                _msg("DC_ChargeParameterDiscoveryReq", s, DC_CPDReqEnergyTransferMode=mode),
-                _msg("ScheduleExchangeReq", s, MaximumSupportingPoints=1024,
-                     Scheduled_SEReqControlMode={})]
+            yield _msg("ServiceDiscoveryReq", s)
+            yield _msg("ServiceDetailReq", s, ServiceID=DC_SERVICE_ID)
+            yield _msg("ServiceSelectionReq", s, SelectedEnergyTransferService={
+                "ServiceID": DC_SERVICE_ID, "ParameterSetID": c.parameter_set_id})
+            yield _msg("DC_ChargeParameterDiscoveryReq", s, DC_CPDReqEnergyTransferMode=mode)
+            if c.control_mode == "Dynamic":  # the energy it wants: what a full battery takes
+                need = rational(ev.energy_capacity_wh * (100.0 - ev.soc_percent) / 100.0)
+                yield _msg("ScheduleExchangeReq", s, MaximumSupportingPoints=1024,
+                           Dynamic_SEReqControlMode={
+                               "DepartureTime": DEPARTURE_S, "EVTargetEnergyRequest": need,
+                               "EVMaximumEnergyRequest": need,
+                               "EVMinimumEnergyRequest": rational(0.0)})
+            else:
+                yield _msg("ScheduleExchangeReq", s, MaximumSupportingPoints=1024,
+                           Scheduled_SEReqControlMode={})
         case vl.CableCheckReq():
-            return [_msg("DC_CableCheckReq", s)]
+            yield _msg("DC_CableCheckReq", s)
         case vl.PreChargeReq(volts, _):
-            return [_msg("DC_PreChargeReq", s, EVProcessing="Ongoing",
-                         EVPresentVoltage=rational(volts), EVTargetVoltage=rational(volts))]
+            yield _msg("DC_PreChargeReq", s, EVProcessing="Ongoing",
+                       EVPresentVoltage=rational(volts), EVTargetVoltage=rational(volts))
         case vl.PowerDeliveryReq(start):
-            return [_msg("PowerDeliveryReq", s, EVProcessing="Finished",
-                         ChargeProgress="Start" if start else "Stop")]
+            yield _msg("PowerDeliveryReq", s, EVProcessing="Finished",
+                       ChargeProgress="Start" if start else "Stop")
         case vl.CurrentDemandReq():
             display: Doc = {"PresentSOC": max(0, min(100, round(req.soc_percent))),
                             "ChargingComplete": req.charging_complete}
             if req.remaining_time_s is not None:
                 display["RemainingTimeToTargetSOC"] = int(min(req.remaining_time_s, 4e9))
-            return [_msg("DC_ChargeLoopReq", s, DisplayParameters=display,
-                         MeterInfoRequested=False,
-                         EVPresentVoltage=rational(req.target_voltage_v),
-                         Scheduled_DC_CLReqControlMode={
-                             "EVTargetCurrent": rational(req.target_current_a),
-                             "EVTargetVoltage": rational(req.target_voltage_v),
-                             "EVMaximumChargePower": rational(req.max_power_w),
-                             "EVMaximumChargeCurrent": rational(req.max_current_a),
-                             "EVMaximumVoltage": rational(req.max_voltage_v)})]
+            loop: Doc = {"DisplayParameters": display, "MeterInfoRequested": False,
+                         "EVPresentVoltage": rational(req.target_voltage_v)}
+            if c.control_mode == "Dynamic":
+                # the EV's limits only, the EVSE decides: the truck's current wish is its
+                # limit (what it asks for is what it could take now)
+                loop["Dynamic_DC_CLReqControlMode"] = {
+                    "EVTargetEnergyRequest": rational(0.0),
+                    "EVMaximumEnergyRequest": rational(0.0),
+                    "EVMinimumEnergyRequest": rational(0.0),
+                    "EVMaximumChargePower": rational(req.max_power_w),
+                    "EVMinimumChargePower": rational(0.0),
+                    "EVMaximumChargeCurrent": rational(req.target_current_a),
+                    "EVMaximumVoltage": rational(req.target_voltage_v),
+                    "EVMinimumVoltage": rational(0.0)}
+            else:
+                loop["Scheduled_DC_CLReqControlMode"] = {
+                    "EVTargetCurrent": rational(req.target_current_a),
+                    "EVTargetVoltage": rational(req.target_voltage_v),
+                    "EVMaximumChargePower": rational(req.max_power_w),
+                    "EVMaximumChargeCurrent": rational(req.max_current_a),
+                    "EVMaximumVoltage": rational(req.max_voltage_v)}
+            yield _msg("DC_ChargeLoopReq", s, **loop)
         case vl.WeldingDetectionReq():
-            return [_msg("DC_WeldingDetectionReq", s, EVProcessing="Ongoing")]
+            yield _msg("DC_WeldingDetectionReq", s, EVProcessing="Ongoing")
         case vl.SessionStopReq():
-            return [_msg("SessionStopReq", s, ChargingSession="Terminate")]
-    raise TypeError(f"not a wire request: {req!r}")
+            yield _msg("SessionStopReq", s, ChargingSession="Terminate")
+        case _:
+            raise TypeError(f"not a wire request: {req!r}")
 
 
-def response(req_name: str, doc: Doc, vl_name: str) -> tuple[bytes, vl.VehicleResponse]:
+def response(req_name: str, doc: Doc, vl_name: str,
+             choice: Choice | None = None) -> tuple[bytes, vl.VehicleResponse]:
     try:
         ((name, body),) = doc.items()
         if name != response_name(req_name):
             raise MessageError(f"{name} does not answer {req_name}")
+        if choice is not None:
+            choice.learn(name, body)
         raw = str(body["ResponseCode"])
         code = (vl.ResponseCode.OK if raw.startswith(("OK", "WARNING")) else
                 vl.ResponseCode.FAILED_SEQUENCE_ERROR if raw == "FAILED_SequenceError"
@@ -97,6 +165,7 @@ def response(req_name: str, doc: Doc, vl_name: str) -> tuple[bytes, vl.VehicleRe
         processing = (vl.Processing.FINISHED if body.get("EVSEProcessing", "Finished")
                       == "Finished" else vl.Processing.ONGOING)
         limits = (body.get("Scheduled_DC_CLResControlMode")
+                  or body.get("Dynamic_DC_CLResControlMode")
                   or body.get("DC_CPDResEnergyTransferMode") or {})
 
         def get(key: str) -> float:

@@ -51,10 +51,14 @@ def namespace(schema: str) -> str:
     return _schema(schema).namespace
 
 
-def encode(schema: str, document: dict[str, Any]) -> bytes:
-    """The EXI stream (header and body) of one document; ExiError if the schema forbids it."""
+def encode(schema: str, document: dict[str, Any], *, value_hits: bool = False) -> bytes:
+    """The EXI stream (header and body) of one document; ExiError if the schema forbids it.
+
+    value_hits: send a repeated string value as a string-table hit (EXI 1.0 §7.3.3), as a
+    conforming encoder may. Off by default: the ISO 15118 codecs in the field (Josev's
+    EXIficient, EVerest's libcbv2g) cannot read a hit, and every decoder reads literals."""
     try:
-        return Encoder(_schema(schema)).document(document)
+        return Encoder(_schema(schema), value_hits).document(document)
     except RecursionError:
         raise ExiError("document nested too deep") from None
 

@@ -7,11 +7,20 @@ first-level productions; a decoded second-level event code (undeclared content: 
 xsi:nil, unknown elements) and wildcard content are refused with ExiError, as the messages
 of ISO 15118 / DIN 70121 never need them.
 
-String values are always literals: the EXI options of ISO 15118 / DIN 70121 as the
-independent implementation (EXIficient, as Josev configures it) applies them keep no value
-partitions in the string table (valuePartitionCapacity 0, EXI 1.0 §7.3.3): it sends a repeated
-value again as a literal and fails on a value hit. So the encoder never sends a hit and the
-decoder refuses one (EXI 1.0 §7.3.3 lets the hit codes 0 and 1 only index existing entries).
+String values and the string table (EXI 1.0 §7.3): the header carries no options, so the
+defaults hold, valueMaxLength and valuePartitionCapacity unbounded. The decoder keeps the value
+partitions of the stream (one global, one "local" per element or attribute qname, §7.3.1): each
+literal (length + 2) with at least one character is added to both, and a local hit (0, then the
+compact id in ceil(log2 m) bits) or a global hit (1, then the id) is resolved; a hit with no such
+entry is an ExiError. The encoder may send a hit (§7.3.3: a value found "may" be represented by
+its compact identifier): with value_hits it does, local before global, as a conforming encoder
+with the default options would. By default it sends every value as a literal, which every
+decoder reads the same (the partitions just grow): the ISO 15118 codecs in the field cannot
+resolve a hit (Josev's EXIficient sets valuePartitionCapacity and valueMaxLength to 0 without
+saying so in the header and fails on a hit; EVerest's libcbv2g refuses one), so literals are the
+only strings every peer reads. The URI, prefix and local-name partitions (§7.3.2) are read only
+by qname content (SE(*), AT(*), xsi:type) and prefixes (not preserved): second-level or wildcard
+events the codec refuses, so they are not kept.
 """
 
 from __future__ import annotations
@@ -32,17 +41,18 @@ MAX_DEPTH = 64  # deepest ISO 15118-20 message is about 10 levels; bounds the re
 
 class _State:
     """One grammar state. Productions resolved for speed: (kind, name, arg, next, simple,
-    fixed) where arg is the child grammar (SE) or the datatype tuple (AT, CH), simple is the
-    datatype of a simple-typed child element (or None): its CH and EE are inlined, and fixed
+    fixed, qid) where arg is the child grammar (SE) or the datatype tuple (AT, CH), simple is
+    the datatype of a simple-typed child element (or None): its CH and EE are inlined, fixed
     is the bit width of its value when that is fixed (n-bit integer, boolean, enumeration;
-    else -1): then event, CH, value and EE are one read or write."""
+    else -1): then event, CH, value and EE are one read or write; qid is the qname id of the
+    element or attribute (its local value partition)."""
 
     __slots__ = ("prods", "width", "enc", "ee")
 
     def __init__(self, prods: tuple[Any, ...], datatypes: tuple[Any, ...],
                  simple: list[int]) -> None:
         resolved = []
-        for kind_name, name, arg, nxt in prods:
+        for kind_name, name, arg, nxt, qid in prods:
             kind = _KINDS[kind_name]
             sdt = None
             fixed = -1
@@ -52,18 +62,18 @@ class _State:
                          ENUM: sdt[2] if sdt[0] == ENUM else 0}.get(sdt[0], -1)
             elif kind in (AT, CH):
                 arg = datatypes[arg]
-            resolved.append((kind, name, arg, nxt, sdt, fixed))
+            resolved.append((kind, name, arg, nxt, sdt, fixed, qid))
         self.prods = tuple(resolved)
         # strict false: every element state also has second-level productions, so the
         # first-level code needs one value more than the production count (EXI 1.0 §6.2).
         self.width = len(self.prods).bit_length()
         self.enc: dict[str, tuple[Any, ...]] = {}
         self.ee = -1
-        for code, (kind, name, arg, nxt, sdt, fixed) in enumerate(self.prods):
+        for code, (kind, name, arg, nxt, sdt, fixed, qid) in enumerate(self.prods):
             if kind == EE:
                 self.ee = code
             elif kind in (SE, AT, CH):
-                self.enc.setdefault(name, (code, kind, arg, nxt, sdt, fixed))
+                self.enc.setdefault(name, (code, kind, arg, nxt, sdt, fixed, qid))
 
 
 def _simple_dt(children: dict[str, Any], runs: tuple[Any, ...], pool: tuple[Any, ...]) -> int:
@@ -100,12 +110,13 @@ class Schema:
         self.grammars = tuple(_Grammar(c, r, pool, self.datatypes, own)
                               for (c, r), own in zip(tables.GRAMMARS, simple, strict=True))
         self.roots = tuple(tables.ROOTS)
+        self.qnames: tuple[tuple[str, str], ...] = tuple(tables.QNAMES)
         # DocContent: one SE per global element plus SE(*), no second level (§8.5.4.1.2).
         self.root_width = len(self.roots).bit_length()
-        self.root_index: dict[str, tuple[int, int]] = {}
-        for code, (name, g, own) in enumerate(self.roots):
+        self.root_index: dict[str, tuple[int, int, int]] = {}
+        for code, (name, g, own, qid) in enumerate(self.roots):
             if name not in self.root_index or own:
-                self.root_index[name] = (code, g)
+                self.root_index[name] = (code, g, qid)
 
 
 def _fixed_value(dt: Any, raw: int, where: str) -> Any:
@@ -151,12 +162,41 @@ def _check_len(dt: tuple[Any, ...], n: int, where: str) -> None:
         raise ExiError(f"{where}: length {n} outside {dt[1]}..{dt[2]}")
 
 
+class Values:
+    """The value partitions of one stream's string table (EXI 1.0 §7.3.1, §7.3.3, default
+    options: no bound on entries or length). Entries come only from literals in the stream
+    (each costs at least 8 bits), so its size is bounded by the stream's."""
+
+    __slots__ = ("globals", "local", "global_ids", "local_ids")
+
+    def __init__(self) -> None:
+        self.globals: list[str] = []
+        self.local: dict[int, list[str]] = {}
+        # the encoder's look-ups: a value's compact id in each partition (its first entry)
+        self.global_ids: dict[str, int] = {}
+        self.local_ids: dict[int, dict[str, int]] = {}
+
+    def add(self, qid: int, value: str) -> None:
+        # §7.3.3: a literal is added to the global partition and to the local one of its
+        # qname, next compact id in each. An empty string is not added (as EXIficient does;
+        # checked against its default-options streams in the goldens).
+        self.global_ids.setdefault(value, len(self.globals))
+        self.globals.append(value)
+        local = self.local.get(qid)
+        if local is None:
+            local = self.local[qid] = []
+            self.local_ids[qid] = {}
+        self.local_ids[qid].setdefault(value, len(local))
+        local.append(value)
+
+
 class Decoder:
-    __slots__ = ("schema", "r")
+    __slots__ = ("schema", "r", "values")
 
     def __init__(self, schema: Schema, data: bytes) -> None:
         self.schema = schema
         self.r = SmallBitReader(data) if len(data) <= SMALL else BitReader(data)
+        self.values: Values | None = None  # made at the first string value
 
     def document(self) -> dict[str, Any]:
         r = self.r
@@ -167,18 +207,18 @@ class Decoder:
         code = r.bits(self.schema.root_width)
         if code >= len(self.schema.roots):
             raise ExiError("document: undeclared root element (SE(*)) not supported")
-        name, g, _own = self.schema.roots[code]
-        value = self.element(g, name, 0)
+        name, g, _own, qid = self.schema.roots[code]
+        value = self.element(g, name, 0, qid)
         if r.left() >= 8:
             raise ExiError(f"{r.left() // 8} bytes after the end of the document")
         return {name: value}
 
-    def element(self, gi: int, name: str, depth: int) -> Any:
+    def element(self, gi: int, name: str, depth: int, qid: int) -> Any:
         g = self.schema.grammars[gi]
         r = self.r
         try:
             if g.simple is not None:
-                return self.simple(g.simple)
+                return self.simple(g.simple, qid)
             if depth > MAX_DEPTH:
                 raise ExiError("nested too deep")
             out: dict[str, Any] = {}
@@ -199,7 +239,7 @@ class Decoder:
                     code = r.bits(st.width)
                 if code >= len(st.prods):
                     raise ExiError("undeclared content (second-level event) not supported")
-                kind, cname, arg, nxt, sdt, fixed = st.prods[code]  # sdt set when fixed >= 0
+                kind, cname, arg, nxt, sdt, fixed, cq = st.prods[code]  # sdt set if fixed >= 0
                 if kind == SE:
                     if fixed >= 0:  # CH (0), the value, EE (0) in one read
                         x = r.bits(fixed + 2)
@@ -209,15 +249,11 @@ class Decoder:
                         v = _fixed_value(sdt, (x >> 1) & ((1 << fixed) - 1), cname)
                     elif sdt is not None:  # CH (0), the value, EE (0)
                         try:
-                            if r.bits(1):
-                                raise ExiError("undeclared content (second-level event)")
-                            v = self.value(sdt)
-                            if r.bits(1):
-                                raise ExiError("undeclared content (second-level event)")
+                            v = self.simple(sdt, cq)
                         except ExiError as e:
                             raise ExiError(f"{cname}/{e}") from None
                     else:
-                        v = self.element(arg, cname, depth + 1)
+                        v = self.element(arg, cname, depth + 1, cq)
                     if cname in lists:
                         out.setdefault(cname, []).append(v)
                     else:
@@ -227,7 +263,9 @@ class Decoder:
                 elif kind == AT or kind == CH:
                     if cname in out:
                         raise ExiError("mixed content not supported")
-                    out[cname] = self.value(arg)
+                    # an attribute's value is keyed by its own qname, simple content by the
+                    # element's (§7.3.3)
+                    out[cname] = self.value(arg, cq if kind == AT else qid)
                 else:
                     raise ExiError("wildcard content not supported")
                 si += nxt
@@ -235,16 +273,22 @@ class Decoder:
         except ExiError as e:
             raise ExiError(f"{name}/{e}") from None
 
-    def simple(self, dt: tuple[Any, ...]) -> Any:
+    def simple(self, dt: tuple[Any, ...], qid: int) -> Any:
         r = self.r
         if r.bits(1):  # CH is the only first-level production
-            raise ExiError("undeclared content (second-level event) not supported")
-        value = self.value(dt)
+            # An empty string or binary element from an XML-based encoder has no CH: its EE
+            # is a second-level event, 1.0 (strict false, EXI 1.0 §8.5.4.4.1: EE, AT(xsi:type),
+            # AT(xsi:nil), AT(*), SE(*), CH [untyped]: 6 codes, 3 bits; as EXIficient sends).
+            if r.bits(3) != 0 or dt[0] not in (STR, BIN):
+                raise ExiError("undeclared content (second-level event) not supported")
+            _check_len(dt, 0, "empty content")
+            return "" if dt[0] == STR else b""
+        value = self.value(dt, qid)
         if r.bits(1):  # EE likewise
             raise ExiError("undeclared content (second-level event) not supported")
         return value
 
-    def value(self, dt: tuple[Any, ...]) -> Any:
+    def value(self, dt: tuple[Any, ...], qid: int) -> Any:
         kind = dt[0]
         r = self.r
         if kind == NBIT:
@@ -273,13 +317,25 @@ class Decoder:
             n = r.unsigned()
             _check_len(dt, n, "binary")
             return r.octets(n)
-        return self.string(dt)
+        return self.string(dt, qid)
 
-    def string(self, dt: tuple[Any, ...]) -> str:
+    def string(self, dt: tuple[Any, ...], qid: int) -> str:
         r = self.r
         n = r.unsigned()
-        if n < 2:
-            raise ExiError("string table hit, but the ISO 15118 options keep no value table")
+        t = self.values
+        if t is None:
+            t = self.values = Values()
+        if n < 2:  # a value hit (§7.3.3): 0 local, 1 global, then the compact id
+            part = t.local.get(qid, []) if n == 0 else t.globals
+            where = "local" if n == 0 else "global"
+            if not part:
+                raise ExiError(f"string: {where} value hit, but that partition is empty")
+            i = r.bits((len(part) - 1).bit_length())  # n-bit id, n = ceil(log2 m)
+            if i >= len(part):
+                raise ExiError(f"string: {where} value hit {i}, the partition has {len(part)}")
+            v = part[i]
+            _check_len(dt, len(v), "string")  # the same qname may have another type here
+            return v
         n -= 2
         _check_len(dt, n, "string")
         if n * 8 > r.left():
@@ -290,7 +346,10 @@ class Decoder:
             if c > 0x10FFFF or 0xD800 <= c <= 0xDFFF:
                 raise ExiError(f"string: {c:#x} is no Unicode scalar value")
             chars.append(chr(c))
-        return "".join(chars)
+        v = "".join(chars)
+        if n:
+            t.add(qid, v)
+        return v
 
 
 def _unsigned(v: int) -> tuple[int, int]:
@@ -311,10 +370,12 @@ class Encoder:
     """Each element returns its bits as (int, count), merged by its parent: local integer
     arithmetic instead of a writer call per event."""
 
-    __slots__ = ("schema",)
+    __slots__ = ("schema", "values")
 
-    def __init__(self, schema: Schema) -> None:
+    def __init__(self, schema: Schema, value_hits: bool = False) -> None:
         self.schema = schema
+        # the string table, kept only to send value hits (see the module docstring)
+        self.values = Values() if value_hits else None
 
     def document(self, document: Any) -> bytes:
         if not isinstance(document, dict) or len(document) != 1:
@@ -323,19 +384,20 @@ class Encoder:
         root = self.schema.root_index.get(name)
         if root is None:
             raise ExiError(f"{name!r} is no global element of {self.schema.namespace}")
-        code, g = root
+        code, g, qid = root
         width = self.schema.root_width
-        bits, n = self.element(g, name, value, 0)
+        bits, n = self.element(g, name, value, 0, qid)
         n += 8 + width
         bits |= ((HEADER << width) | code) << (n - 8 - width)
         pad = -n % 8  # EXI 1.0 §5.2 / §8: the stream ends on a byte boundary
         return (bits << pad).to_bytes((n + pad) // 8, "big")
 
-    def element(self, gi: int, name: str, value: Any, depth: int) -> tuple[int, int]:
+    def element(self, gi: int, name: str, value: Any, depth: int, qid: int
+                ) -> tuple[int, int]:
         g = self.schema.grammars[gi]
         try:
             if g.simple is not None:
-                vb, vn = self.value(g.simple, value)
+                vb, vn = self.value(g.simple, value, qid)
                 return vb << 1, vn + 2  # CH (code 0), the value, EE (code 0)
             if type(value) is not dict:
                 raise ExiError(f"a dict expected, got {type(value).__name__}")
@@ -365,7 +427,7 @@ class Encoder:
                         expected = [q[1] or "end" for q in st.prods]
                         raise ExiError(f"{k} not allowed here (too many, or a required child "
                                        f"missing before it): expected one of {expected}")
-                    code, kind, arg, nxt, sdt, fixed = p
+                    code, kind, arg, nxt, sdt, fixed, cq = p
                     if fixed >= 0:  # event, CH (0), the value, EE (0) in one step
                         width = st.width + fixed + 2
                         acc = (acc << width) | (code << (fixed + 2)) | (
@@ -374,15 +436,15 @@ class Encoder:
                     else:
                         if sdt is not None:
                             try:
-                                cb, cn = self.value(sdt, item)
+                                cb, cn = self.value(sdt, item, cq)
                             except ExiError as e:
                                 raise ExiError(f"{k}/{e}") from None
                             cb <<= 1  # CH (0) before, EE (0) after
                             cn += 2
                         elif kind == SE:
-                            cb, cn = self.element(arg, k, item, depth + 1)
-                        else:
-                            cb, cn = self.value(arg, item)
+                            cb, cn = self.element(arg, k, item, depth + 1, cq)
+                        else:  # AT: its own qname; CH (simple content): the element's
+                            cb, cn = self.value(arg, item, cq if kind == AT else qid)
                         acc = (((acc << st.width) | code) << cn) | cb
                         n += st.width + cn
                     si += nxt
@@ -394,7 +456,7 @@ class Encoder:
         except ExiError as e:
             raise ExiError(f"{name}/{e}") from None
 
-    def value(self, dt: tuple[Any, ...], v: Any) -> tuple[int, int]:
+    def value(self, dt: tuple[Any, ...], v: Any, qid: int) -> tuple[int, int]:
         kind = dt[0]
         if kind <= INT:  # NBIT, UINT, INT
             if type(v) is not int:
@@ -421,13 +483,24 @@ class Encoder:
             _check_len(dt, len(v), "binary")
             lb, ln = _unsigned(len(v))
             return (lb << (8 * len(v))) | int.from_bytes(v, "big"), ln + 8 * len(v)
-        return self.string(dt, v)
+        return self.string(dt, v, qid)
 
-    def string(self, dt: tuple[Any, ...], v: Any) -> tuple[int, int]:
+    def string(self, dt: tuple[Any, ...], v: Any, qid: int) -> tuple[int, int]:
         if type(v) is not str:
             raise ExiError(f"a str expected, got {v!r}")
         _check_len(dt, len(v), "string")
-        bits, n = _unsigned(len(v) + 2)  # literal: length + 2 (no value table, see above)
+        t = self.values
+        if t is not None:  # §7.3.3: a local hit, else a global hit, else a literal (added)
+            local = t.local_ids.get(qid)
+            if local is not None and v in local:
+                return local[v], 8 + (len(t.local[qid]) - 1).bit_length()  # 0x00, id
+            i = t.global_ids.get(v)
+            if i is not None:
+                width = (len(t.globals) - 1).bit_length()
+                return (1 << width) | i, 8 + width  # 0x01, id
+            if v:
+                t.add(qid, v)
+        bits, n = _unsigned(len(v) + 2)  # literal: length + 2
         for c in v:
             cp = ord(c)
             if 0xD800 <= cp <= 0xDFFF:

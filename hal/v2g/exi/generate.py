@@ -315,7 +315,7 @@ def build(schema_dir: str, name: str) -> str:
     # uri, followed by SE(*).
     roots = []
     for el in sorted(schemas.elements.values(), key=lambda e: (e.qname[1], e.qname[0])):
-        roots.append((el.qname[1], b.grammar(el), el.qname[0] == namespace))
+        roots.append((el.qname[1], b.grammar(el), el.qname[0] == namespace, b.qid(el.qname)))
     # States as indices into one pool of distinct states, runs collapsed: with the next
     # state relative, the copies a bounded repetition unrolls to (maxOccurs 1024) are one.
     pool: dict[tuple[Any, ...], int] = {}
@@ -324,7 +324,7 @@ def build(schema_dir: str, name: str) -> str:
         assert g is not None
         runs: list[list[int]] = []
         for si, st in enumerate(g[1]):
-            rel = tuple((p[0], p[1], p[2], p[3] - si if p[3] >= 0 else 0) for p in st)
+            rel = tuple((p[0], p[1], p[2], p[3] - si if p[3] >= 0 else 0, p[4]) for p in st)
             idx = pool.setdefault(rel, len(pool))
             if runs and runs[-1][0] == idx:
                 runs[-1][1] += 1
@@ -340,10 +340,15 @@ def build(schema_dir: str, name: str) -> str:
         "# ruff: noqa: E501",
         "# mypy: ignore-errors",
         f"NAMESPACE = {namespace!r}",
-        "# (local name, grammar, in the message namespace) per global element",
+        "# (uri, local name) per qname id: the local value partitions of the string table",
+        "# are per qname (EXI 1.0 §7.3.1), so a value is keyed by the id of its element or",
+        "# attribute",
+        "QNAMES = " + pprint.pformat(tuple(b.qnames), width=100, compact=True),
+        "# (local name, grammar, in the message namespace, qname id) per global element",
         "ROOTS = " + pprint.pformat(tuple(roots), width=100, compact=True),
         "DATATYPES = " + pprint.pformat(tuple(b.datatypes), width=100, compact=True),
-        "# distinct states: ((kind, name, grammar or datatype, next state - this state), ...)",
+        "# distinct states: ((kind, name, grammar or datatype, next state - this state,",
+        "# qname id or -1), ...)",
         "STATES = " + pprint.pformat(tuple(pool), width=100, compact=True),
         "# (children: name -> (rank, is_list), states as runs: ((index in STATES, count), ...))",
         "GRAMMARS = " + pprint.pformat(tuple(grammars), width=100, compact=True),
