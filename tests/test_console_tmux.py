@@ -6,6 +6,7 @@ a pty: an engineer logs in and sees the charging session in `status`, a viewer c
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def charger(tmp_path: Path) -> Iterator[Charger]:
 def test_an_engineer_at_the_cabinet(charger: Charger, tmp_path: Path) -> None:
     transcript = tmp_path / "transcript.log"
     pts = charger.console_name()
-    screen = Screen(f"chargebay-{tmp_path.name}",
+    screen = Screen(f"chargebay-{os.getpid()}-{tmp_path.name}",
                     f"{sys.executable} -m firmware.cli console {pts} --log {transcript}")
     try:
         screen.wait_for("Ctrl-] quits")
