@@ -27,9 +27,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from firmware.allocation import Allocator, fair_share
 from firmware.config import ChargerConfig, ConnectorConfig
@@ -40,7 +39,7 @@ from firmware.core.session import ConnectorLimits, ConnectorSession, Status
 from firmware.core.transitions import NEEDS_POWER, Phase
 from firmware.errors import ErrorCode, error_code
 from firmware.inputs import input_events, measurement_due
-from firmware.tasks import Watchdog
+from firmware.tasks import TaskOwner, Watchdog
 from hal.clock import Clock
 from hal.io_board import ConnectorInputs, IoBoard
 from hal.power_stage import Mode, PowerStage, PowerStageFault
@@ -74,10 +73,11 @@ class Controller:
     io: IoBoard
     observers: list[Observer] = field(default_factory=list)
     connectors: dict[int, Connector] = field(default_factory=dict)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # Every task of the controller (tick, watchdog, one per vehicle link): kept, its
+    # failure logged and counted (tasks.failures), cancelled with the controller.
+    tasks: TaskOwner = field(default_factory=lambda: TaskOwner("control"))
     _opened: list[str] = field(default_factory=list)
     allocator: Allocator = field(default_factory=Allocator)
-    task_failures: int = 0  # tasks of this controller that died of an exception
     _notes: deque[tuple[int, list[ev.Command], float]] = field(default_factory=deque)
     _notify_scheduled: bool = False
     failures: dict[str, int] = field(default_factory=dict)  # what raised, counted by kind
@@ -108,10 +108,11 @@ class Controller:
         period = 1.0 / self.config.control.loop_hz
         self.watchdog = Watchdog(self.clock, max(1.0, 5 * period), self._ticker_stalled)
         self._start_ticker()
-        self._spawn(self.watchdog.run(), "control-watchdog")
+        self.tasks.spawn(self.watchdog.run(), "control-watchdog")
 
     def _start_ticker(self) -> None:
-        self._spawn(self._ticker(), "control-tick")
+        # A tick task that raised starts again at once (the watchdog would too, later).
+        self.tasks.spawn(self._ticker(), "control-tick", lambda _: self._start_ticker())
 
     def _ticker_stalled(self, silent_s: float) -> None:
         """The watchdog's bark: the tick task has not beaten for ``silent_s``. Every
@@ -128,17 +129,15 @@ class Controller:
                 self._count("power")
                 log.exception("connector %d: could not switch its output off",
                               conn.config.evse_id)
-        if not any(t.get_name() == "control-tick" and not t.done() for t in self._tasks):
+        if not self.tasks.stopping and not any(t.get_name() == "control-tick"
+                                               for t in self.tasks.running):
             self._start_ticker()
 
     def _count(self, kind: str) -> None:
         self.failures[kind] = self.failures.get(kind, 0) + 1
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self.tasks.stop()
         if "power" in self._opened:
             for c in self.connectors.values():
                 self.power.set_output(c.config.output, Mode.OFF, 0.0, 0.0, self.clock.now())
@@ -150,27 +149,6 @@ class Controller:
         if "power" in self._opened:
             await self.power.close()
         self._opened.clear()
-
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        """Every task has an owner: kept here until done, its failure logged and counted
-        (and cancelled with the controller)."""
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self.task_failures += 1
-            log.error("task %s died: %r", task.get_name(), exc, exc_info=exc)
-            name = task.get_name()
-            if name.startswith("vehicle-"):
-                self._vehicle_died(int(name.removeprefix("vehicle-")))
-            elif name == "control-tick":
-                self._start_ticker()  # the watchdog would too; no need to wait for it
 
     def _vehicle_died(self, evse_id: int) -> None:
         """A vehicle task that raised: to the machine this is the link lost (it ends the
@@ -185,7 +163,8 @@ class Controller:
         """A vehicle link came up on this connector (SLAC/SDP done, or the simulator)."""
         conn = self.connectors[evse_id]
         conn.link = link
-        self._spawn(self._vehicle(conn, link), f"vehicle-{evse_id}")
+        self.tasks.spawn(self._vehicle(conn, link), f"vehicle-{evse_id}",
+                         lambda _: self._vehicle_died(evse_id))
 
     def connector_safe(self, evse_id: int) -> str | None:
         """None when the connector is safe to leave: no session, contactors commanded

@@ -94,7 +94,7 @@ def test_can_interface_down_mid_session_is_comm_lost_not_a_dead_tick_nor_a_weld(
             stage.bus = real  # type: ignore[attr-defined]
             await play(world, parse(AGAIN))
             return {"safe": safe, "faults": faults, "ticking": ticking,
-                    "died": ctl.task_failures, "phase": ctl.status(1).phase,
+                    "died": ctl.tasks.failures, "phase": ctl.status(1).phase,
                     "violations": [(v.at_s, v.rule, v.detail)
                                    for v in world.monitor.violations][:5],
                     "energy": [s.energy_kwh for s in world.sessions]}
@@ -127,7 +127,7 @@ def test_a_vehicle_task_that_dies_ends_the_session_safely(
             safe = await until(clock, lambda: plant_safe(world), 10.0)
             stopped = ctl.status(1).phase
             await play(world, parse(AGAIN))
-            return {"safe": safe, "stopped": stopped, "died": ctl.task_failures,
+            return {"safe": safe, "stopped": stopped, "died": ctl.tasks.failures,
                     "phase": ctl.status(1).phase,
                     "violations": len(world.monitor.violations)}
 
@@ -175,7 +175,7 @@ def test_the_watchdog_notices_a_tick_task_that_stops_and_starts_it_again() -> No
         async with running(world.config, clock, world) as charger:
             ctl = charger.controller
             await play(world, parse(CHARGE))
-            tick = next(t for t in ctl._tasks if t.get_name() == "control-tick")
+            tick = next(t for t in ctl.tasks.running if t.get_name() == "control-tick")
             tick.cancel()  # a task that stops without an exception: only a watchdog sees it
             await clock.sleep(0.5)
             assert ctl.watchdog is not None
