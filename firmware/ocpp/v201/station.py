@@ -449,9 +449,10 @@ class Station(StationReset):
             self._security("MemoryExhaustion", f"state directory writable again: {text}")
             if self.settings.on_storage_loss == "stop":
                 asyncio.get_running_loop().call_soon(self._storage_resume)
-        else:
+        else:  # given_up / set_aside: an event left the order after its last attempt
             self.note(f"OCPP: {text}")
-            self._security("TransactionEventGivenUp", text)
+            self._security("TransactionEventGivenUp" if kind == "given_up"
+                           else "TransactionEventSetAside", text)
 
     def _storage_stop(self) -> None:
         if self.queue.storage_ok:
