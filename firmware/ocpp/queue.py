@@ -38,7 +38,9 @@ Nothing is given up that carries billing data (docs/ocpp.md "Bad input from the 
 system"). After the last attempt an Updated (not ``must_keep``: 2.0.1 Started and Ended
 and anything but a TransactionEvent Updated must be kept) is given up when a later event
 of the same transaction is queued, and its meter values are carried into that one
-(``carry``), in one SQLite transaction, so no energy goes unbilled. Otherwise:
+(``carry``), in one SQLite transaction, so no energy goes unbilled; until one is queued
+(within TxUpdatedInterval, or the Ended) it stays at the head. A message that must be
+kept:
 - the CSMS *refused* the last attempt (a CALLERROR or a reply it could not make right:
   it answers, so it is this message it does not take): the message is **set aside**. It
   stays on disk (``aside`` = 1), leaves the order, and is offered again every interval x
@@ -287,7 +289,8 @@ class MessageQueue:
         so far (2.0.1 MessageAttemptInterval). After the last allowed attempt, one that
         may go is given up with its data carried into the next event that can take it;
         else a refused one is set aside, and any other is tried again every interval x
-        attempts_max. A set-aside one refused again is offered again as long after.
+        attempts_max (an Updated until a later event can carry it). A set-aside one
+        refused again is offered again as long after.
         Returns whether it stays in the order (False: carried on or set aside)."""
         head = next((q for q in self.pending() if q.id == msg_id), None)
         if head is None:  # already delivered or discarded: nothing to retry, nothing counted
@@ -298,7 +301,8 @@ class MessageQueue:
             if not head.aside:
                 if not self.must_keep(head.action, head.payload) and self._carry_on(head):
                     return False
-                if refused and self._put_aside(head, attempts, now + interval_s * attempts):
+                if refused and self.must_keep(head.action, head.payload) and \
+                        self._put_aside(head, attempts, now + interval_s * attempts):
                     return False
                 self.kept += 1
         self._set_attempts(head, attempts, now + interval_s * attempts)
