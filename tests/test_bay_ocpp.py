@@ -4,6 +4,7 @@ real station and the local CSMS in virtual time."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from ocpp_rig import OcppRig, run_rig
@@ -67,3 +68,48 @@ def test_card_paid_session_cost_updated_and_remote_stop_policy() -> None:
         ended = await r.expect("TransactionEvent", {"eventType": "Ended"}, within=120)
         assert ended["transactionInfo"]["stoppedReason"] == "Remote"
     run_rig(body, sections=BAY)
+
+
+def test_authorize_personal_message_reaches_the_screen_in_the_drivers_language() -> None:
+    """C01 / I-block: the Authorize answer's idTokenInfo.personalMessage (the driver's
+    tariff) is shown on that session's screen; with texts in two languages (German from
+    the Authorize, English from the TransactionEventResponse's updatedPersonalMessage) the
+    screen shows the one in its language, and the driver's own (language1) before any
+    other; the other bay shows none, and the next driver's session starts without it."""
+    async def body(r: OcppRig) -> None:
+        w = r.world
+        shell = w.bay_shell
+        german = "Ihr Tarif: 0,45 EUR/kWh, keine Standgebühr"
+        english = "Your tariff: 0.45 EUR/kWh, no idle fee"
+
+        def answer(action: str, msg_id: str, payload: dict[str, Any]) -> str | None:
+            if action == "Authorize" and payload["idToken"]["idToken"] == "04A1B2C3D4E5F6":
+                return json.dumps([3, msg_id, {"idTokenInfo": {
+                    "status": "Accepted", "language1": "de-AT",
+                    "personalMessage": {"format": "UTF8", "language": "de",
+                                        "content": german}}}])
+            if action == "TransactionEvent" and payload["eventType"] == "Started" \
+                    and payload["idToken"]["idToken"] == "04A1B2C3D4E5F6":
+                return json.dumps([3, msg_id, {"updatedPersonalMessage": {
+                    "format": "UTF8", "language": "en", "content": english}}])
+            return None
+        r.csms.answer_with = answer
+        await r.play("plug 1 eactros600 soc=20\nauthorize 1 rfid 04A1B2C3D4E5F6\n")
+        # Before the TransactionEvent: only the Authorize's text, whatever the language.
+        assert shell.screen.bays[1].personal_message == german
+        await r.play("wait 1 Charging timeout=2m\nsleep 5s\n")
+        assert shell.screen.bays[1].personal_message == english  # the screen is in English
+        w.press(1, "select")
+        shell.tap("language", value="de")
+        view = shell.view()
+        assert view["page"] == "charging" and german in json.dumps(view, ensure_ascii=False)
+        assert english not in json.dumps(view, ensure_ascii=False)
+        shell.tap("language", value="fr")  # neither: the driver's own language, German
+        assert shell.screen.bays[1].personal_message == german
+        assert shell.screen.bays[2].personal_message is None
+        await r.play("stop 1 Local\nwait 1 Finished timeout=1m\nunplug 1\n"
+                     "wait 1 Available timeout=30s\n"
+                     "plug 1 eactros600 soc=20\nauthorize 1 rfid 04D1E2F3A4B5C6\n"
+                     "wait 1 Charging timeout=2m\n")
+        assert shell.screen.bays[1].personal_message is None  # not the last driver's
+    run_rig(body, sections=BAY, tokens=["04A1B2C3D4E5F6", "04D1E2F3A4B5C6"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -59,7 +60,7 @@ class BayShell:
         self.subscribers: list[Subscriber] = []
         self.finished: list[dict[str, Any]] = []  # every ended session's price
         self._csms_total: dict[int, Decimal] = {}
-        self._personal: dict[int, str] = {}  # idTokenInfo.personalMessage per session
+        self._personal: dict[int, Personal] = {}  # the CSMS's texts for each session
         self._messages: dict[int, dict[str, Any]] = {}  # id -> MessageInfo (camelCase)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last: dict[str, Any] | None = None
@@ -105,6 +106,9 @@ class BayShell:
         """A button on the page (or a scenario's ``press``)."""
         now = self.clock.now()
         self._run(self.screen.handle(sc.Tap(button, evse_id, value), now))
+        if button == "language":  # the CSMS's texts in the newly chosen language
+            for evse in self.evse_ids:
+                self.screen.handle(sc.BayChanged(self._bay(evse)), now)
         self._push()
 
     async def present_card(self, token: str) -> AuthDecision | None:
@@ -120,11 +124,16 @@ class BayShell:
         if isinstance(cmd, ev.Screen | ev.SessionStarted | ev.SessionEnded):
             if isinstance(cmd, ev.SessionStarted):
                 self._csms_total.pop(evse_id, None)
-                self._personal.pop(evse_id, None)
+                held = self._personal.get(evse_id)
+                if held is not None and held.token != cmd.token:  # not this session's
+                    del self._personal[evse_id]
             self.screen.handle(sc.BayChanged(self._bay(evse_id)), now)
             self._push()
 
     def _decision(self, d: AuthDecision) -> None:
+        if d.action == "start" and d.accepted:  # Authorize's personalMessage (C01)
+            self._personal[d.evse_id] = Personal(d.token, dict(d.messages), d.languages)
+            self.screen.handle(sc.BayChanged(self._bay(d.evse_id)), self.clock.now())
         self.screen.handle(sc.CardDecision(d.evse_id, d.accepted, d.action, d.reason),
                            self.clock.now())
         self._push()
@@ -175,7 +184,7 @@ class BayShell:
                       st.soc_percent, st.elapsed_s, fault, st.stop_reason,
                       source=source, cost=running,
                       csms_total=self._csms_total.get(evse_id),
-                      personal_message=self._personal.get(evse_id),
+                      personal_message=self._personal_text(evse_id),
                       paid_by_card=source == "payment")
 
     def view(self) -> dict[str, Any]:
@@ -225,10 +234,28 @@ class BayShell:
         self.screen.handle(sc.BayChanged(self._bay(evse_id)), self.clock.now())
         self._push()
 
-    def personal_message(self, evse_id: int, text: str) -> None:
-        self._personal[evse_id] = text
+    def personal_message(self, evse_id: int, text: str, language: str | None = None) -> None:
+        """A text for the driver of this session (TransactionEventResponse idTokenInfo
+        .personalMessage / updatedPersonalMessage): the newest in each language."""
+        held = self._personal.get(evse_id)
+        if held is None:
+            held = self._personal[evse_id] = Personal("", {}, ())
+        held.texts.pop(language or "", None)  # newest last
+        held.texts[language or ""] = text
         self.screen.handle(sc.BayChanged(self._bay(evse_id)), self.clock.now())
         self._push()
+
+    def _personal_text(self, evse_id: int) -> str | None:
+        """The session's text in the screen's language, else in the driver's own
+        (language1, language2), else the newest one."""
+        held = self._personal.get(evse_id)
+        if held is None or not held.texts:
+            return None
+        by_language = {_primary(tag): text for tag, text in held.texts.items()}
+        for tag in (self.screen.language, *held.languages):
+            if _primary(tag) in by_language:
+                return by_language[_primary(tag)]
+        return list(held.texts.values())[-1]
 
     def remote_stop_allowed(self, evse_id: int) -> bool:
         self.screen.view(self.clock.now())  # let the idle timeout lock the screen first
@@ -248,6 +275,21 @@ class BayShell:
                 best[evse] = (rank, str(m.get("message", {}).get("content", "")))
         for evse in (0, *self.evse_ids):
             self.screen.show_message(evse, best[evse][1] if evse in best else None)
+
+
+@dataclass
+class Personal:
+    """What the CSMS said to one session's driver: texts by RFC 5646 language tag ("" when
+    it named none), and the driver's languages as the idToken's info gives them."""
+
+    token: str  # whose session ("" when it came with the transaction, not the Authorize)
+    texts: dict[str, str]
+    languages: tuple[str, ...]
+
+
+def _primary(tag: str) -> str:
+    """RFC 5646's primary language subtag ("de-AT" -> "de"), what the catalogue has."""
+    return tag.split("-")[0].strip().lower()
 
 
 def _in_window(message: dict[str, Any], utc: datetime) -> bool:

@@ -406,9 +406,10 @@ class Station(StationReset):
             if evse is not None:
                 self.bay.cost_updated(evse, Decimal(str(response["totalCost"])))
         info = response.get("idTokenInfo")
-        text = (info or {}).get("personalMessage", {}).get("content")
-        if self.bay is not None and text and tx and self.tx.evse_of(tx) is not None:
-            self.bay.personal_message(self.tx.evse_of(tx), str(text))  # the tariff text
+        for text in ((info or {}).get("personalMessage"), response.get("updatedPersonalMessage")):
+            if self.bay is not None and text and tx and self.tx.evse_of(tx) is not None:
+                self.bay.personal_message(self.tx.evse_of(tx), str(text["content"]),
+                                          text.get("language"))  # the tariff text
         if info is None or info.get("status") == "Accepted":
             return
         tx_id = payload.get("transactionInfo", {}).get("transactionId")
