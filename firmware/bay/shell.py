@@ -22,6 +22,7 @@ from typing import Any
 from firmware.authorization import AuthDecision, Authorization
 from firmware.bay import catalogue
 from firmware.bay import screen as sc
+from firmware.bay.messages import DisplayMessages, message_state
 from firmware.bay.payment import CardPayments
 from firmware.bay.tariff import Cost, Tariffs, cost
 from firmware.bay.usage import Tracked, UsageMeter
@@ -34,7 +35,6 @@ log = logging.getLogger("chargebay.bay")
 
 TICK_S = 1.0
 REFRESH_S = 30.0  # the session figures' refresh (what the operator's app shows too)
-PRIORITY = {"AlwaysFront": 0, "InFront": 1, "NormalCycle": 2}
 
 Subscriber = Callable[[dict[str, Any]], None]
 
@@ -61,7 +61,7 @@ class BayShell:
         self.finished: list[dict[str, Any]] = []  # every ended session's price
         self._csms_total: dict[int, Decimal] = {}
         self._personal: dict[int, Personal] = {}  # the CSMS's texts for each session
-        self._messages: dict[int, dict[str, Any]] = {}  # id -> MessageInfo (camelCase)
+        self.messages = DisplayMessages()  # the CSMS's (keep_in: the state directory)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last: dict[str, Any] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -122,6 +122,8 @@ class BayShell:
     def _observe(self, evse_id: int, cmd: ev.Command, now: float) -> None:
         self.meter.observe(evse_id, cmd, now)
         if isinstance(cmd, ev.Screen | ev.SessionStarted | ev.SessionEnded):
+            if isinstance(cmd, ev.SessionEnded):
+                self.messages.transaction_ended(evse_id)
             if isinstance(cmd, ev.SessionStarted):
                 self._csms_total.pop(evse_id, None)
                 held = self._personal.get(evse_id)
@@ -208,24 +210,20 @@ class BayShell:
 
     # --- the CSMS (firmware/ocpp/v201/display.py BayPort) ------------------------------
 
-    def set_display_message(self, message: dict[str, Any]) -> str:
-        if message.get("priority") not in PRIORITY:
-            return "NotSupportedPriority"
-        fmt = message.get("message", {}).get("format")
-        if fmt not in ("ASCII", "UTF8"):  # HTML / URI: the kiosk shows text only
-            return "NotSupportedMessageFormat"
-        self._messages[int(message["id"])] = message
+    def set_display_message(self, message: dict[str, Any],
+                            evse_id: int | None = None) -> str:
+        status = self.messages.set(message, evse_id)
         self._push()
-        return "Accepted"
+        return status
 
     def display_messages(self, ids: list[int] | None, priority: str | None,
                          state: str | None) -> list[dict[str, Any]]:
-        return [m for i, m in sorted(self._messages.items())
-                if (not ids or i in ids) and (priority is None or m.get("priority") == priority)
-                and (state is None or m.get("state") == state)]
+        if self.utc is not None:
+            self.messages.expire(self.utc())
+        return self.messages.query(ids, priority, state)
 
     def clear_display_message(self, message_id: int) -> bool:
-        found = self._messages.pop(message_id, None) is not None
+        found = self.messages.clear(message_id)
         self._push()
         return found
 
@@ -262,19 +260,15 @@ class BayShell:
         return self.screen.remote_stop_allowed(evse_id)
 
     def _messages_to_screen(self) -> None:
-        """The front message per connector (0: the whole screen): highest priority, within
-        its start/end time (UTC from the station's clock, when there is one)."""
-        best: dict[int, tuple[int, str]] = {}
+        """The front message per connector (0: the whole screen), for each connector's
+        state now, within its start/end time (UTC from the station's clock, if any)."""
         utc = self.utc() if self.utc is not None else None
-        for m in self._messages.values():
-            if utc is not None and not _in_window(m, utc):
-                continue
-            evse = int(m.get("display", {}).get("evse", {}).get("id", 0) or 0)
-            rank = PRIORITY[m["priority"]]
-            if evse not in best or rank < best[evse][0]:
-                best[evse] = (rank, str(m.get("message", {}).get("content", "")))
+        if utc is not None:
+            self.messages.expire(utc)
+        states = {e: message_state(self.controller.status(e).phase) for e in self.evse_ids}
+        front = self.messages.front(states, utc)
         for evse in (0, *self.evse_ids):
-            self.screen.show_message(evse, best[evse][1] if evse in best else None)
+            self.screen.show_message(evse, front.get(evse))
 
 
 @dataclass
@@ -290,17 +284,3 @@ class Personal:
 def _primary(tag: str) -> str:
     """RFC 5646's primary language subtag ("de-AT" -> "de"), what the catalogue has."""
     return tag.split("-")[0].strip().lower()
-
-
-def _in_window(message: dict[str, Any], utc: datetime) -> bool:
-    for key, after in (("startDateTime", True), ("endDateTime", False)):
-        text = message.get(key)
-        if not text:
-            continue
-        try:
-            at = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        if (utc < at) if after else (utc >= at):
-            return False
-    return True
