@@ -113,10 +113,9 @@ class Controller:
         self.tasks.spawn(self._ticker(), "control-tick", lambda _: self._start_ticker())
 
     def _ticker_stalled(self, silent_s: float) -> None:
-        """The watchdog's bark: the tick task has not beaten for ``silent_s``. Every
-        output's current is switched off and the tick starts anew. The contactors are
-        the board's: without the tick's heartbeats it has opened them by its own rule,
-        and the new tick hands its link loss to the machines (an ordered fault)."""
+        """The watchdog's bark (no beat for ``silent_s``): every output's current off, the
+        tick started anew. The contactors are the board's: without heartbeats it opened
+        them by its own rule, and the new tick hands its link loss to the machines."""
         self._count("watchdog")
         log.error("control tick silent for %.1f s: outputs off, tick restarted", silent_s)
         for conn in self.connectors.values():
@@ -151,9 +150,7 @@ class Controller:
     def _vehicle_died(self, evse_id: int) -> None:
         """A vehicle task that raised: to the machine this is the link lost (it ends the
         session in order); the next truck's link starts a fresh task."""
-        conn = self.connectors.get(evse_id)
-        if conn is None:
-            return
+        conn = self.connectors[evse_id]
         conn.link = None
         self._handle(conn, ev.FromVehicle(LinkLost("the vehicle task failed")), self.clock.now())
 
@@ -277,11 +274,10 @@ class Controller:
         conn.broken = True
         self._hold_safe(conn)
         s = conn.session
-        ended: list[ev.Command] = []
-        if s.session_at is not None:
-            ended.append(ev.SessionEnded(StopReason.OTHER, now, s.energy_wh))
-        ended.append(ev.Screen(Phase.FAULTED, StopReason.OTHER, energy_wh=s.energy_wh))
-        self._execute(conn, ended, now, observe_later)
+        out: list[ev.Command] = [ev.SessionEnded(StopReason.OTHER, now, s.energy_wh)] \
+            if s.session_at is not None else []
+        out.append(ev.Screen(Phase.FAULTED, StopReason.OTHER, energy_wh=s.energy_wh))
+        self._execute(conn, out, now, observe_later)
 
     def _hold_safe(self, conn: Connector) -> None:
         """Straight to the hardware, not through the machine: no current commanded, then
@@ -313,11 +309,15 @@ class Controller:
         self._execute(conn, [conn.session.screen()], now)  # no longer out of order
 
     def _fresh_machine(self, conn: Connector, now: float) -> None:
-        """As after a process restart: what is still wrong comes back from the inputs."""
+        """As after a process restart (what is still wrong comes back from the inputs),
+        and the availability it was given goes on (as across a reboot, OCPP G03.FR.06)."""
+        operative = conn.session.operative
         conn.session = ConnectorSession(conn.config.evse_id, conn.session.limits)
         conn.inputs = conn.screen = conn.last_measurement = None
         self.allocator.forget()
         self._feed_inputs(conn, now)
+        if not operative:
+            self._handle(conn, ev.SetAvailability(False), now)
 
     def _poll_driver(self, name: str, poll: Callable[[float], None], now: float) -> bool:
         """A driver's poll; one that raises is that part failing (a fault the machines
