@@ -302,11 +302,11 @@ class Controller:
         inputs = conn.inputs
         if inputs is None or inputs.contactors_closed or tele.voltage_v >= lim.SAFE_VOLTAGE_V:
             return
-        log.warning("connector %d: safe again; its session machine starts afresh",
-                    conn.config.evse_id)
+        log.warning("connector %d: safe again; a fresh session machine", conn.config.evse_id)
         conn.broken, conn.link = False, None
         self._fresh_machine(conn, now)
-        self._execute(conn, [conn.session.screen()], now)  # no longer out of order
+        if not conn.broken:  # (a fresh machine that raised at once is held safe again)
+            self._execute(conn, [conn.session.screen()], now)  # no longer out of order
 
     def _fresh_machine(self, conn: Connector, now: float) -> None:
         """As after a process restart (what is still wrong comes back from the inputs),
