@@ -52,6 +52,11 @@ class Verdict:
     status: str  # Accepted, or why not: Blocked, Expired, Invalid, Unknown, ...
     group: str | None = None  # the token's group (2.0.1 groupIdToken, 1.6 parentIdTag)
     basis: str = "csms"  # who said so: csms, local_list, cache, offline_policy
+    # Text for the driver with it, as (language tag or "", text): the CSMS's tariff or
+    # greeting (2.0.1 idTokenInfo.personalMessage); and the holder's languages, first
+    # preferred (RFC 5646 tags: 2.0.1 language1 / language2).
+    messages: tuple[tuple[str, str], ...] = ()
+    languages: tuple[str, ...] = ()
 
     @property
     def accepted(self) -> bool:
@@ -72,6 +77,8 @@ class AuthDecision:
     action: str = "start"  # start: a session may begin; stop: the running one ends
     basis: str = "csms"  # csms, local_list, cache, offline_policy, or who vouched
     group: str | None = None
+    messages: tuple[tuple[str, str], ...] = ()  # the verdict's, for the bay screen
+    languages: tuple[str, ...] = ()
 
     @property
     def offline(self) -> bool:
@@ -236,7 +243,8 @@ class Authorization:
         accepted = verdict.accepted and refused is None
         return AuthDecision(evse_id, token, source, accepted,
                             verdict.status if refused is None else refused, self.now(),
-                            action, verdict.basis, verdict.group)
+                            action, verdict.basis, verdict.group, verdict.messages,
+                            verdict.languages)
 
     def _publish(self, decision: AuthDecision) -> None:
         self._last[decision.evse_id] = decision

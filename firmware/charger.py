@@ -138,6 +138,8 @@ class Charger:
         charger.slots.update(screen=bay, payment=terminal, card_reader=reader)
         if bay is not None and charger.station is not None:
             charger.station.bay = bay.shell  # display messages, CostUpdated, remote stop
+            bay.shell.utc = charger.station.utc  # display messages' start and end times
+            bay.shell.messages.keep_in(charger.station.kv)  # they survive a restart
         if "console" in config.extra:
             from firmware.console.server import Console
 

@@ -3,6 +3,8 @@ only what changed between two readings becomes an event."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from firmware.core import events as ev
 from firmware.core.session import ConnectorSession
 from firmware.core.transitions import IDLE
@@ -63,3 +65,33 @@ def measurement_due(s: ConnectorSession, new: ev.Measurement,
     timer running: a contactor found closed at start-up must still turn into
     welded_contactor a second later."""
     return s.phase not in IDLE or s.supervising or new != last
+
+
+@dataclass(frozen=True, slots=True)
+class PartsHealth:
+    """How this tick found the drivers: whether each poll worked, whether each link is
+    up, and whether the power stage has every configured module back."""
+
+    power_ok: bool
+    power_link_up: bool
+    io_ok: bool
+    io_link_up: bool
+    all_modules: bool
+
+
+def health_events(faults: set[ErrorCode], h: PartsHealth) -> list[ev.Event]:
+    """The drivers' health as a machine's fault events, each raised or cleared once."""
+    out: list[ev.Event] = []
+    if not h.power_ok and ErrorCode.COMM_LOST not in faults:
+        out.append(ev.FaultRaised(ErrorCode.COMM_LOST))
+    elif h.power_ok and ErrorCode.COMM_LOST in faults and h.power_link_up:
+        out.append(ev.FaultCleared(ErrorCode.COMM_LOST))
+    if not h.io_ok and ErrorCode.IO_BOARD_LINK_LOST not in faults:
+        out.append(ev.FaultRaised(ErrorCode.IO_BOARD_LINK_LOST))
+    if faults & {ErrorCode.MODULE_LOST, ErrorCode.MODULE_FAULT} and h.all_modules:
+        out.extend(ev.FaultCleared(c) for c in (ErrorCode.MODULE_LOST, ErrorCode.MODULE_FAULT))
+    if ErrorCode.IO_BOARD_LINK_LOST in faults and h.io_link_up and h.io_ok:
+        # The board answers again (it shook hands anew): its own link-loss rule kept the
+        # output safe meanwhile; inputs are fresh from its reports.
+        out.append(ev.FaultCleared(ErrorCode.IO_BOARD_LINK_LOST))
+    return out

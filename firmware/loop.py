@@ -11,15 +11,13 @@ hardware and the answer go out first; observers (the OCPP station, reports, the 
 get the batch afterwards, from the event loop's next turn. An observer that raises is
 logged and skipped; it never stops the batch, the loop or a safety action.
 
-Nothing outside the core may stop the loop either: a driver whose poll raises is a fault
-of its part (``comm_lost`` for the power stage, ``io_board_link_lost`` for the IO board),
-raised while it fails and cleared when it works again; a command that raises is logged and
-the rest of the batch still goes out; a vehicle task that dies is the vehicle's link lost;
-a session machine that raises (a bug) gets its output switched off and its contactors
-opened directly, and a fresh machine once the output is safe. The tick task beats a
-watchdog (firmware/tasks.py); a tick task that ends is noticed and started again. A loop
-that blocks altogether stops the IO board's heartbeat: the board opens the contactors on
-its own rule (hal/mcu).
+Nothing outside the core may stop the loop either: a driver whose poll raises is its
+part's fault (``comm_lost``, ``io_board_link_lost``) while it fails; a command that raises
+is logged and the rest of the batch goes out; a dead vehicle task is the link lost; a
+machine that raises (a bug) is held safe (output off, contactors open), its session ends
+as any other does, and a fresh machine follows once the output is safe. A watchdog
+(firmware/tasks.py) restarts a tick task that ends; a loop blocked altogether stops the IO
+board's heartbeat, and the board opens the contactors on its own rule (hal/mcu).
 """
 
 from __future__ import annotations
@@ -27,9 +25,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 
 from firmware.allocation import Allocator, fair_share
 from firmware.config import ChargerConfig, ConnectorConfig
@@ -38,9 +35,9 @@ from firmware.core import limits as lim
 from firmware.core.events import StopReason, UnlockOutcome
 from firmware.core.session import ConnectorLimits, ConnectorSession, Status
 from firmware.core.transitions import NEEDS_POWER, Phase
-from firmware.errors import ErrorCode, error_code
-from firmware.inputs import input_events, measurement_due
-from firmware.tasks import Watchdog
+from firmware.errors import error_code
+from firmware.inputs import PartsHealth, health_events, input_events, measurement_due
+from firmware.tasks import TaskOwner, Watchdog
 from hal.clock import Clock
 from hal.io_board import ConnectorInputs, IoBoard
 from hal.power_stage import Mode, PowerStage, PowerStageFault
@@ -80,10 +77,11 @@ class Controller:
     io: IoBoard
     observers: list[Observer] = field(default_factory=list)
     connectors: dict[int, Connector] = field(default_factory=dict)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    # Every task of the controller (tick, watchdog, one per vehicle link): kept, its
+    # failure logged and counted (tasks.failures), cancelled with the controller.
+    tasks: TaskOwner = field(default_factory=lambda: TaskOwner("control"))
     _opened: list[str] = field(default_factory=list)
     allocator: Allocator = field(default_factory=Allocator)
-    task_failures: int = 0  # tasks of this controller that died of an exception
     _notes: deque[tuple[int, list[ev.Command], float]] = field(default_factory=deque)
     _notify_scheduled: bool = False
     failures: dict[str, int] = field(default_factory=dict)  # what raised, counted by kind
@@ -115,16 +113,16 @@ class Controller:
         period = 1.0 / self.config.control.loop_hz
         self.watchdog = Watchdog(self.clock, max(1.0, 5 * period), self._ticker_stalled)
         self._start_ticker()
-        self._spawn(self.watchdog.run(), "control-watchdog")
+        self.tasks.spawn(self.watchdog.run(), "control-watchdog")
 
     def _start_ticker(self) -> None:
-        self._spawn(self._ticker(), "control-tick")
+        # A tick task that raised starts again at once (the watchdog would too, later).
+        self.tasks.spawn(self._ticker(), "control-tick", lambda _: self._start_ticker())
 
     def _ticker_stalled(self, silent_s: float) -> None:
-        """The watchdog's bark: the tick task has not beaten for ``silent_s``. Every
-        output's current is switched off and the tick starts anew. The contactors are
-        the board's: without the tick's heartbeats it has opened them by its own rule,
-        and the new tick hands its link loss to the machines (an ordered fault)."""
+        """The watchdog's bark (no beat for ``silent_s``): every output's current off, the
+        tick started anew. The contactors are the board's: without heartbeats it opened
+        them by its own rule, and the new tick hands its link loss to the machines."""
         self._count("watchdog")
         log.error("control tick silent for %.1f s: outputs off, tick restarted", silent_s)
         for conn in self.connectors.values():
@@ -135,17 +133,15 @@ class Controller:
                 self._count("power")
                 log.exception("connector %d: could not switch its output off",
                               conn.config.evse_id)
-        if not any(t.get_name() == "control-tick" and not t.done() for t in self._tasks):
+        if not self.tasks.stopping and not any(t.get_name() == "control-tick"
+                                               for t in self.tasks.running):
             self._start_ticker()
 
     def _count(self, kind: str) -> None:
         self.failures[kind] = self.failures.get(kind, 0) + 1
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        await self.tasks.stop()
         if "power" in self._opened:
             for c in self.connectors.values():
                 self.power.set_output(c.config.output, Mode.OFF, 0.0, 0.0, self.clock.now())
@@ -158,33 +154,10 @@ class Controller:
             await self.power.close()
         self._opened.clear()
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
-        """Every task has an owner: kept here until done, its failure logged and counted
-        (and cancelled with the controller)."""
-        task = asyncio.create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None:
-            self.task_failures += 1
-            log.error("task %s died: %r", task.get_name(), exc, exc_info=exc)
-            name = task.get_name()
-            if name.startswith("vehicle-"):
-                self._vehicle_died(int(name.removeprefix("vehicle-")))
-            elif name == "control-tick":
-                self._start_ticker()  # the watchdog would too; no need to wait for it
-
     def _vehicle_died(self, evse_id: int) -> None:
         """A vehicle task that raised: to the machine this is the link lost (it ends the
         session in order); the next truck's link starts a fresh task."""
-        conn = self.connectors.get(evse_id)
-        if conn is None:
-            return
+        conn = self.connectors[evse_id]
         conn.link = None
         self._handle(conn, ev.FromVehicle(LinkLost("the vehicle task failed")), self.clock.now())
 
@@ -192,7 +165,8 @@ class Controller:
         """A vehicle link came up on this connector (SLAC/SDP done, or the simulator)."""
         conn = self.connectors[evse_id]
         conn.link = link
-        self._spawn(self._vehicle(conn, link), f"vehicle-{evse_id}")
+        self.tasks.spawn(self._vehicle(conn, link), f"vehicle-{evse_id}",
+                         lambda _: self._vehicle_died(evse_id))
 
     def connector_safe(self, evse_id: int) -> str | None:
         """None when the connector is safe to leave: no session, contactors commanded
@@ -238,18 +212,13 @@ class Controller:
         them for a station reset): its machine starts afresh, exactly as after a process
         restart, which is also how a latched "needs service" fault is cleared remotely
         (errors.Clearing). Only when nothing runs on it: no session, contactors
-        commanded open, the output known to be below 60 V. Whatever is still wrong comes
-        back from the inputs (a welded contactor from its mirror contacts). Returns
-        False when it is not yet safe to; the caller tries again later."""
+        commanded open, the output known to be below 60 V (a welded contactor comes back
+        from its mirror contacts). False when not yet safe; the caller tries again."""
         conn = self.connectors[evse_id]
         s = conn.session
         if s.session_at is not None or s.contactors_commanded or not s.below_safe_voltage:
             return False
-        conn.session = ConnectorSession(evse_id, s.limits)
-        conn.inputs = conn.screen = conn.last_measurement = None
-        self.allocator.forget()  # the new machine learns its capability on the next tick
-        now = self.clock.now()
-        self._feed_inputs(conn, now)
+        self._fresh_machine(conn, self.clock.now())
         return True
 
     async def unlock_connector(self, evse_id: int) -> UnlockOutcome:
@@ -274,12 +243,17 @@ class Controller:
         return results[0] if results else UnlockOutcome.UNLOCK_FAILED
 
     def status(self, evse_id: int) -> Status:
-        return self.connectors[evse_id].session.status(self.clock.now())
+        conn = self.connectors[evse_id]
+        status = conn.session.status(self.clock.now())
+        if conn.broken:  # held safe, no session: out of order until a fresh machine
+            return replace(status, phase=Phase.FAULTED, current_a=0.0, setpoint_a=0.0,
+                           limit_a=0.0)
+        return status
 
     def dispatch(self, evse_id: int, event: ev.Event) -> None:
-        conn = self.connectors[evse_id]
-        now = self.clock.now()
-        self._execute(conn, conn.session.handle(event, now), now)
+        """An event from outside (OCPP, authorization, the screen), contained as the
+        loop's own: a machine that raises on it is held safe, never the caller's crash."""
+        self._handle(self.connectors[evse_id], event, self.clock.now())
 
     def _handle(self, conn: Connector, event: ev.Event, now: float,
                 observe_later: bool = False) -> None:
@@ -293,10 +267,24 @@ class Controller:
             self._count("session")
             log.exception("connector %d: the session machine failed on %r; output off, "
                           "contactors open", conn.config.evse_id, event)
-            conn.broken = True
-            self._hold_safe(conn)
+            self._break(conn, now, observe_later)
             return
         self._execute(conn, commands, now, observe_later)
+
+    def _break(self, conn: Connector, now: float, observe_later: bool = False) -> None:
+        """A machine that raised (a bug) is held safe; the session it held ends as every
+        session does, to every observer: SessionEnded, reason Other (OCPP stoppedReason
+        Other, triggerReason AbnormalCondition; the bay captures what was used), and the
+        fault screen. The machine is not asked again: its plain fields are read once."""
+        if conn.broken:
+            return
+        conn.broken = True
+        self._hold_safe(conn)
+        s = conn.session
+        out: list[ev.Command] = [ev.SessionEnded(StopReason.OTHER, now, s.energy_wh)] \
+            if s.session_at is not None else []
+        out.append(ev.Screen(Phase.FAULTED, StopReason.OTHER, energy_wh=s.energy_wh))
+        self._execute(conn, out, now, observe_later)
 
     def _hold_safe(self, conn: Connector) -> None:
         """Straight to the hardware, not through the machine: no current commanded, then
@@ -321,14 +309,22 @@ class Controller:
         inputs = conn.inputs
         if inputs is None or inputs.contactors_closed or tele.voltage_v >= lim.SAFE_VOLTAGE_V:
             return
-        evse = conn.config.evse_id
-        log.warning("connector %d: safe again; its session machine starts afresh", evse)
-        conn.broken = False
-        conn.session = ConnectorSession(evse, conn.session.limits)
+        log.warning("connector %d: safe again; a fresh session machine", conn.config.evse_id)
+        conn.broken, conn.link = False, None
+        self._fresh_machine(conn, now)
+        if not conn.broken:  # (a fresh machine that raised at once is held safe again)
+            self._execute(conn, [conn.session.screen()], now)  # no longer out of order
+
+    def _fresh_machine(self, conn: Connector, now: float) -> None:
+        """As after a process restart (what is still wrong comes back from the inputs),
+        and the availability it was given goes on (as across a reboot, OCPP G03.FR.06)."""
+        operative = conn.session.operative
+        conn.session = ConnectorSession(conn.config.evse_id, conn.session.limits)
         conn.inputs = conn.screen = conn.last_measurement = None
-        conn.link = None
         self.allocator.forget()
         self._feed_inputs(conn, now)
+        if not operative:
+            self._handle(conn, ev.SetAvailability(False), now)
 
     def _poll_driver(self, name: str, poll: Callable[[float], None], now: float) -> bool:
         """A driver's poll; one that raises is that part failing (a fault the machines
@@ -383,16 +379,18 @@ class Controller:
         self._allocate(now)
         stage_faults = self.power.take_faults()
         board_faults = self.io.take_faults()
+        health = PartsHealth(power_ok, self.power.link_up, io_ok, self.io.link_up,
+                             self.power.available_modules()
+                             >= self.config.power_stage.module_count)
         for conn in self.connectors.values():
             try:
-                self._tick_connector(conn, now, io_ok, power_ok, stage_faults, board_faults)
+                self._tick_connector(conn, now, health, stage_faults, board_faults)
             except Exception:  # one bay's trouble is not the other bay's
                 self._count("connector")
                 log.exception("connector %d: tick failed", conn.config.evse_id)
-                conn.broken = True  # held safe; a fresh machine once it is (_recover)
-                self._hold_safe(conn)
+                self._break(conn, now)  # held safe; a fresh machine once it is (_recover)
 
-    def _tick_connector(self, conn: Connector, now: float, io_ok: bool, power_ok: bool,
+    def _tick_connector(self, conn: Connector, now: float, health: PartsHealth,
                         stage_faults: list[PowerStageFault], board_faults: list[str]) -> None:
         if conn.broken:
             self._hold_safe(conn)  # repeated: a driver that missed it once gets it again
@@ -412,20 +410,7 @@ class Controller:
             if fault.output in (None, conn.config.output):
                 events.append(ev.FaultRaised(error_code(fault.code)))
         events.extend(ev.FaultRaised(error_code(code)) for code in board_faults)
-        if not power_ok and ErrorCode.COMM_LOST not in s.faults:
-            events.append(ev.FaultRaised(ErrorCode.COMM_LOST))
-        elif power_ok and ErrorCode.COMM_LOST in s.faults and self.power.link_up:
-            events.append(ev.FaultCleared(ErrorCode.COMM_LOST))
-        if not io_ok and ErrorCode.IO_BOARD_LINK_LOST not in s.faults:
-            events.append(ev.FaultRaised(ErrorCode.IO_BOARD_LINK_LOST))
-        if s.faults & {"module_lost", "module_fault"} and self.power.available_modules() \
-                >= self.config.power_stage.module_count:
-            events.extend(ev.FaultCleared(c) for c in (ErrorCode.MODULE_LOST,
-                                                        ErrorCode.MODULE_FAULT))
-        if ErrorCode.IO_BOARD_LINK_LOST in s.faults and self.io.link_up and io_ok:
-            # The board answers again (it shook hands anew): its own link-loss rule
-            # kept the output safe meanwhile; inputs are fresh from its reports.
-            events.append(ev.FaultCleared(ErrorCode.IO_BOARD_LINK_LOST))
+        events.extend(health_events(s.faults, health))
         # The measurement already advances the machine's timers; no separate Tick.
         for event in events:
             self._handle(conn, event, now)

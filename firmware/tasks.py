@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from hal.clock import Clock
 
 T = TypeVar("T")
+OnFailure = Callable[[str], None]  # the failed task's name
 
 log = logging.getLogger("chargebay.tasks")
 
@@ -35,17 +36,20 @@ class TaskOwner:
         self._stopping = False
         self.failures = 0  # tasks that ended with an exception (not cancellation)
 
-    def spawn(self, coro: Coroutine[Any, Any, T], name: str) -> asyncio.Task[T]:
-        """Run ``coro`` as a task named ``name``, owned until it ends."""
+    def spawn(self, coro: Coroutine[Any, Any, T], name: str,
+              on_failure: OnFailure | None = None) -> asyncio.Task[T]:
+        """Run ``coro`` as a task named ``name``, owned until it ends. ``on_failure(name)``
+        runs after a failure is logged (the owner's own reaction: e.g. the control loop
+        treats a dead vehicle task as the link lost); not after a cancellation."""
         if self._stopping:
             coro.close()  # never started: no "coroutine was never awaited" either
             raise RuntimeError(f"{self.owner}: stopped, cannot start {name}")
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
-        task.add_done_callback(self._finished)
+        task.add_done_callback(lambda t: self._finished(t, on_failure))
         return task
 
-    def _finished(self, task: asyncio.Task[Any]) -> None:
+    def _finished(self, task: asyncio.Task[Any], on_failure: OnFailure | None) -> None:
         self._tasks.discard(task)
         if task.cancelled():
             return
@@ -54,6 +58,12 @@ class TaskOwner:
             self.failures += 1
             log.error("%s: task %s failed: %r", self.owner, task.get_name(), exc,
                       exc_info=exc)
+            if on_failure is not None and not self._stopping:
+                try:
+                    on_failure(task.get_name())
+                except Exception:  # a done callback that raised would only be logged
+                    log.exception("%s: reacting to the failure of %s failed", self.owner,
+                                  task.get_name())
 
     @property
     def stopping(self) -> bool:

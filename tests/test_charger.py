@@ -289,7 +289,7 @@ def test_an_observer_that_raises_never_stops_the_loop(caplog: pytest.LogCaptureF
             charger.controller.observers.insert(0, broken)
             await play(world, parse(CHARGE))
             return (charger.controller.status(1).phase, world.sessions[0].max_current_a,
-                    charger.controller.task_failures)
+                    charger.controller.tasks.failures)
 
     with caplog.at_level(logging.ERROR, logger="chargebay.loop"):
         phase, amps, failures = virtual(body)

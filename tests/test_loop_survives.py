@@ -17,6 +17,7 @@ import pytest
 
 from firmware import config as cfg
 from firmware.charger import Charger
+from firmware.core import events as ev
 from firmware.core.transitions import Phase
 from firmware.errors import ErrorCode
 from firmware.service import running
@@ -94,7 +95,7 @@ def test_can_interface_down_mid_session_is_comm_lost_not_a_dead_tick_nor_a_weld(
             stage.bus = real  # type: ignore[attr-defined]
             await play(world, parse(AGAIN))
             return {"safe": safe, "faults": faults, "ticking": ticking,
-                    "died": ctl.task_failures, "phase": ctl.status(1).phase,
+                    "died": ctl.tasks.failures, "phase": ctl.status(1).phase,
                     "violations": [(v.at_s, v.rule, v.detail)
                                    for v in world.monitor.violations][:5],
                     "energy": [s.energy_kwh for s in world.sessions]}
@@ -127,7 +128,7 @@ def test_a_vehicle_task_that_dies_ends_the_session_safely(
             safe = await until(clock, lambda: plant_safe(world), 10.0)
             stopped = ctl.status(1).phase
             await play(world, parse(AGAIN))
-            return {"safe": safe, "stopped": stopped, "died": ctl.task_failures,
+            return {"safe": safe, "stopped": stopped, "died": ctl.tasks.failures,
                     "phase": ctl.status(1).phase,
                     "violations": len(world.monitor.violations)}
 
@@ -168,6 +169,35 @@ def test_a_session_machine_that_raises_is_held_safe_then_starts_afresh(
     assert got["phase"] is Phase.CHARGING and got["violations"] == 0
 
 
+def test_a_replaced_machine_keeps_the_availability_it_was_given() -> None:
+    """A connector the CSMS made Inoperative stays Unavailable through a machine that
+    raised and was replaced (as across a reboot); an event from outside that makes the
+    machine raise is contained, never the caller's exception."""
+    async def body() -> tuple[Phase, bool, Phase, Phase]:
+        clock = Clock(1.0, virtual=True)
+        world = SimWorld(NO_OCPP, clock)
+        async with running(world.config, clock, world) as charger:
+            ctl = charger.controller
+            ctl.set_availability(1, False)
+            await clock.sleep(1.0)
+            before = ctl.status(1).phase
+            session = ctl.connectors[1].session
+
+            def broken(event: object, now: float) -> list[Any]:
+                raise ZeroDivisionError("a bug in the machine")
+
+            session.handle = broken  # type: ignore[method-assign]
+            ctl.dispatch(1, ev.Tick())  # raises inside: held safe, not here
+            fresh = await until(clock, lambda: ctl.connectors[1].session is not session, 10.0)
+            await clock.sleep(1.0)
+            after = ctl.status(1).phase
+            ctl.set_availability(1, True)
+            await clock.sleep(1.0)
+            return before, fresh, after, ctl.status(1).phase
+
+    assert virtual(body) == (Phase.UNAVAILABLE, True, Phase.UNAVAILABLE, Phase.AVAILABLE)
+
+
 def test_the_watchdog_notices_a_tick_task_that_stops_and_starts_it_again() -> None:
     async def body() -> dict[str, Any]:
         clock = Clock(1.0, virtual=True)
@@ -175,7 +205,7 @@ def test_the_watchdog_notices_a_tick_task_that_stops_and_starts_it_again() -> No
         async with running(world.config, clock, world) as charger:
             ctl = charger.controller
             await play(world, parse(CHARGE))
-            tick = next(t for t in ctl._tasks if t.get_name() == "control-tick")
+            tick = next(t for t in ctl.tasks.running if t.get_name() == "control-tick")
             tick.cancel()  # a task that stops without an exception: only a watchdog sees it
             await clock.sleep(0.5)
             assert ctl.watchdog is not None

@@ -16,6 +16,7 @@ from firmware.core import events as ev
 from firmware.core.session import Status
 from firmware.core.transitions import Phase
 from firmware.ocpp.delivery import Delivery
+from firmware.ocpp.link import CallFailed
 from firmware.ocpp.queue import MessageQueue
 from firmware.ocpp.v201.transactions import DEFAULTS, Transactions
 from hal.clock import Clock
@@ -109,6 +110,42 @@ def test_attempts_wait_interval_times_attempts_and_started_is_kept(tmp_path: Pat
         assert times == [(0, 0), (60, 0), (180, 0), (360, 0), (360, 1)]
         assert [p["seqNo"] for _, p in csms.got] == [0, 1]
         assert d.failures == 3 and d.dropped == 0 and q.discarded == 0 and len(q) == 0
+        task.cancel()
+        q.close()
+
+    run_virtual(body)
+
+
+def test_a_refused_message_is_set_aside_and_the_queue_goes_on(tmp_path: Path) -> None:
+    """The CSMS refuses seqNo 0 (CALLERROR) on every try: after MessageAttempts it is set
+    aside and seqNo 1 and 2 go; then it is offered every interval x attempts while
+    nothing else waits, and delivered once the CSMS takes it."""
+    async def body() -> None:
+        clock = Clock(1.0, virtual=True)
+        q = MessageQueue(tmp_path / "q.db")
+        for n in range(3):
+            q.append("TransactionEvent", _ev(n, "Started" if n == 0 else "Updated"))
+        d = Delivery(q, settings(**{"OCPPCommCtrlr.MessageAttempts": "3",
+                                    "OCPPCommCtrlr.MessageAttemptInterval": "60"}), clock)
+        tried: list[tuple[int, int]] = []
+        refuse = {"on": True}
+
+        async def call(action: str, payload: dict[str, Any]) -> dict[str, Any]:
+            tried.append((round(clock.now()), payload["seqNo"]))
+            if payload["seqNo"] == 0 and refuse["on"]:
+                raise CallFailed(action, "InternalError: cannot store it")
+            return {}
+
+        online = asyncio.Event()
+        online.set()
+        task = asyncio.create_task(d.run(call, online))
+        await clock.sleep(700)
+        assert tried == [(0, 0), (60, 0), (180, 0), (180, 1), (180, 2), (360, 0), (540, 0)]
+        assert len(q) == 0 and [m.payload["seqNo"] for m in q.aside()] == [0]
+        assert d.dropped == 1 and q.discarded == 0
+        refuse["on"] = False
+        await clock.sleep(200)
+        assert tried[-1] == (720, 0) and q.aside() == [] and d.sent == 3
         task.cancel()
         q.close()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,11 +33,13 @@ def _seqs_delivered(r: OcppRig) -> list[int]:
     return sorted({p["seqNo"] for p in r.csms.messages("TransactionEvent")})
 
 
-async def _delivered_all(r: OcppRig, within: float = 600.0) -> None:
+async def _delivered_all(r: OcppRig, within: float = 600.0, set_aside: int = 0) -> None:
+    """Everything reached the CSMS but ``set_aside`` messages (refused forever)."""
+    q = r.station.queue
     end = r.clock.now() + within
-    while len(r.station.queue) and r.clock.now() < end:
+    while (len(q) or len(q.aside()) > set_aside) and r.clock.now() < end:
         await r.sleep(1.0)
-    assert len(r.station.queue) == 0, r.station.queue.pending()[:3]
+    assert len(q) == 0 and len(q.aside()) == set_aside, q.pending()[:3]
 
 
 def _no_gap(r: OcppRig) -> None:
@@ -69,14 +72,16 @@ def test_malformed_transaction_event_response_is_a_failed_attempt(bad: Any) -> N
         await _delivered_all(r)
         link = r.station.link
         assert link is not None and link.bad_replies >= 4
-        assert r.station.delivery.dropped == 0 and r.station.queue.discarded == 0
+        assert r.station.queue.discarded == 0  # refused 3 times: set aside, then taken
         _no_gap(r)
     run_rig(body, variables=FAST_RETRY)
 
 
 def test_started_and_ended_survive_a_csms_refusing_them_past_the_last_attempt() -> None:
-    """More failed attempts than MessageAttempts: Started and Ended are kept, not
-    discarded (the spec's discard would lose the bill), and go once the CSMS answers."""
+    """Every TransactionEvent refused (CALLERROR) for a while, more often than
+    MessageAttempts: nothing is discarded (the spec's discard would lose the bill).
+    Refused past the last attempt, Started and Ended are set aside on disk, the Updated
+    events between them carried on, and all of it goes once the CSMS answers again."""
     async def body(r: OcppRig) -> None:
         refuse = {"on": True}
 
@@ -87,14 +92,58 @@ def test_started_and_ended_survive_a_csms_refusing_them_past_the_last_attempt() 
         r.csms.answer_with = answer
         await r.play(SESSION + "sleep 2m\n" + END)
         await r.sleep(120)
-        assert len(r.station.queue) >= 2
+        q = r.station.queue
+        assert {"Started", "Ended"} <= {m.payload["eventType"] for m in q.aside()}
         refuse["on"] = False
         await _delivered_all(r)
-        assert r.station.queue.discarded == 0
+        assert q.set_aside >= 2
         got = [p for p in r.csms.messages("TransactionEvent")]
         assert got[-1]["eventType"] == "Ended"
         _no_gap(r)
     run_rig(body, variables=FAST_RETRY)
+
+
+def test_one_transaction_event_answered_malformed_forever_is_set_aside(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The CSMS answers the first session's Started malformed on every try, forever,
+    and everything else properly: after MessageAttempts it is set aside (kept on disk,
+    counted, logged, in the security log), the queue goes on (that session's Ended and a
+    second session reach the CSMS), and it is offered again now and then, never lost."""
+    async def body(r: OcppRig) -> None:
+        poison: dict[str, Any] = {}
+
+        def answer(action: str, msg_id: str, payload: dict[str, Any]) -> str | None:
+            if action == "TransactionEvent" and payload.get("eventType") == "Started":
+                poison.setdefault("tx", payload["transactionInfo"]["transactionId"])
+            if action == "TransactionEvent" and payload.get("eventType") == "Started" \
+                    and payload["transactionInfo"]["transactionId"] == poison["tx"]:
+                poison["tries"] = poison.get("tries", 0) + 1
+                return _result(msg_id, {"idTokenInfo": "Accepted"})
+            return None
+        r.csms.answer_with = answer
+        await r.play(SESSION + "sleep 2m\n" + END + SESSION + "sleep 1m\n" + END)
+        await _delivered_all(r, set_aside=1)
+        q = r.station.queue
+        kept = q.aside()
+        assert [(m.payload["eventType"], m.payload["transactionInfo"]["transactionId"])
+                for m in kept] == [("Started", poison["tx"])]
+        assert q.set_aside == 1 and q.discarded == 0 and len(q) == 0
+        ended = [p for p in r.csms.messages("TransactionEvent")
+                 if p["eventType"] == "Ended"]
+        assert ended[0]["transactionInfo"]["transactionId"] == poison["tx"]
+        assert len(ended) == 2  # the second session too: the queue went on
+        assert any(e.kind == "TransactionEventSetAside"
+                   for e in r.world.charger.security.recent())
+        tries = poison["tries"]
+        await r.sleep(600)  # offered again while nothing else waits, at a bounded rate
+        assert tries < poison["tries"] <= tries + 600 // 15 + 1
+        assert [m.id for m in q.aside()] == [kept[0].id]  # still kept, still on disk
+        on_disk = sqlite3.connect(q.path).execute(
+            "SELECT payload FROM message WHERE aside = 1").fetchall()
+        assert [json.loads(row[0])["seqNo"] for row in on_disk] == [0]
+    with caplog.at_level(logging.ERROR):
+        run_rig(body, variables=FAST_RETRY)
+    assert any("set aside" in rec.getMessage() for rec in caplog.records)
 
 
 def test_connection_dropped_with_a_transaction_event_in_flight() -> None:

@@ -69,6 +69,77 @@ def test_state_items_by_prefix(tmp_path: Path) -> None:
     q.close()
 
 
+def test_a_message_refused_past_its_last_attempt_is_set_aside_not_lost(
+        tmp_path: Path) -> None:
+    """The CSMS answers the Started with a CALLERROR (or a reply it cannot make right)
+    on every attempt: after MessageAttempts it leaves the order, the later events go,
+    it stays on disk (across a restart) and is offered again once nothing else waits."""
+    q = MessageQueue(tmp_path / "q.db")
+    notices: list[tuple[str, str]] = []
+    q.notice = lambda kind, text: notices.append((kind, text))
+    first = q.append("TransactionEvent", _event("Started", 0, "Authorized"))
+    second = q.append("TransactionEvent", _event("Ended", 1, "StopAuthorized"))
+    for now in (0.0, 60.0):
+        assert q.failed(first, now=now, attempts_max=3, interval_s=60, refused=True)
+    assert not q.failed(first, now=180.0, attempts_max=3, interval_s=60, refused=True)
+    head = q.head()
+    assert head is not None and head.id == second  # the queue goes on
+    assert len(q) == 1 and q.set_aside == 1 and q.discarded == 0
+    assert [kind for kind, _ in notices] == ["set_aside"] and "seqNo 0" in notices[0][1]
+    q.close()
+    q = MessageQueue(tmp_path / "q.db")  # kept on disk
+    assert [m.id for m in q.aside()] == [first] and len(q) == 1
+    assert [m.id for m in q.pending()] == [first, second]
+    q.delivered(second)
+    head = q.head()  # nothing else waits: offered again, interval x attempts after
+    assert head is not None and head.id == first and head.aside
+    assert head.not_before == 180.0 + 180.0
+    assert q.failed(first, now=360.0, attempts_max=3, interval_s=60, refused=True)
+    head = q.head()
+    assert head is not None and head.id == first and head.not_before == 360.0 + 180.0
+    later = q.append("TransactionEvent", _event("Started", 0, "Authorized"))
+    head = q.head()
+    assert head is not None and head.id == later  # a new event never waits behind it
+    q.delivered(later)
+    q.delivered(first)  # taken at last
+    assert q.aside() == [] and len(q) == 0 and q.head() is None
+    q.close()
+
+
+def test_set_aside_while_the_disk_is_read_only_is_written_out_later(
+        tmp_path: Path) -> None:
+    """A message kept in memory (the disk refused it) can be set aside too; once the
+    disk takes writes again it goes there still set aside, under its new id."""
+    q = MessageQueue(tmp_path / "q.db")
+    q.db.execute("PRAGMA query_only = 1")  # as a filesystem remounted read-only
+    first = q.append("TransactionEvent", _event("Started", 0, "Authorized"))
+    q.append("TransactionEvent", _event("Ended", 1, "StopAuthorized"))
+    assert first < 0 and not q.storage_ok
+    for now in (0.0, 60.0, 180.0):
+        q.failed(first, now=now, attempts_max=3, interval_s=60, refused=True)
+    assert [m.id for m in q.aside()] == [first] and len(q) == 1
+    q.db.execute("PRAGMA query_only = 0")
+    assert q.retry_storage() and q.storage_ok
+    kept = q.aside()
+    assert [m.payload["seqNo"] for m in kept] == [0] and kept[0].id > 0 and len(q) == 1
+    q.close()
+    q = MessageQueue(tmp_path / "q.db")
+    assert [m.id for m in q.aside()] == [kept[0].id] and len(q) == 1
+    q.close()
+
+
+def test_silence_past_the_last_attempt_keeps_the_order(tmp_path: Path) -> None:
+    """No answer in time is no verdict on the message: it stays at the head."""
+    q = MessageQueue(tmp_path / "q.db")
+    first = q.append("TransactionEvent", _event("Started", 0, "Authorized"))
+    q.append("TransactionEvent", _event("Ended", 1, "StopAuthorized"))
+    for now in (0.0, 60.0, 180.0, 360.0):
+        assert q.failed(first, now=now, attempts_max=3, interval_s=60, refused=False)
+    head = q.head()
+    assert head is not None and head.id == first and q.aside() == [] and len(q) == 2
+    q.close()
+
+
 def test_failed_attempts_back_off_and_started_ended_are_never_discarded(
         tmp_path: Path) -> None:
     q = MessageQueue(tmp_path / "q.db")

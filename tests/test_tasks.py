@@ -49,6 +49,34 @@ def test_failing_task_is_logged_by_name_and_retrieved(caplog: pytest.LogCaptureF
     assert "_boom" in never[0].getMessage()
 
 
+def test_the_owner_hears_a_failure_not_a_cancellation() -> None:
+    """``on_failure`` is how the control loop reacts to its own tasks (a dead vehicle
+    task is the link lost, a dead tick starts again): called with the name once the
+    failure is logged; a cancelled task or one that fails while stopping is not one."""
+    async def main() -> list[str]:
+        owner = TaskOwner("test")
+        heard: list[str] = []
+        owner.spawn(_boom(), "vehicle-1", heard.append)
+        cancelled = owner.spawn(asyncio.sleep(3600), "control-tick", heard.append)
+        await asyncio.sleep(0.01)
+        cancelled.cancel()
+        await asyncio.sleep(0.01)
+
+        async def breaks_when_cancelled() -> None:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                raise ValueError("cleanup broke") from None
+
+        owner.spawn(breaks_when_cancelled(), "vehicle-2", heard.append)
+        await asyncio.sleep(0.01)
+        await owner.stop()  # it fails while the owner stops: nobody to react any more
+        assert owner.failures == 2
+        return heard
+
+    assert asyncio.run(main()) == ["vehicle-1"]
+
+
 def test_stop_cancels_and_awaits_everything() -> None:
     async def main() -> None:
         owner = TaskOwner("test")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from firmware.authorization import AuthDecision, Authorization
 from firmware.bay import catalogue
 from firmware.bay import screen as sc
+from firmware.bay.messages import DisplayMessages, message_state
 from firmware.bay.payment import CardPayments
 from firmware.bay.tariff import Cost, Tariffs, cost
 from firmware.bay.usage import Tracked, UsageMeter
@@ -33,7 +35,6 @@ log = logging.getLogger("chargebay.bay")
 
 TICK_S = 1.0
 REFRESH_S = 30.0  # the session figures' refresh (what the operator's app shows too)
-PRIORITY = {"AlwaysFront": 0, "InFront": 1, "NormalCycle": 2}
 
 Subscriber = Callable[[dict[str, Any]], None]
 
@@ -59,8 +60,8 @@ class BayShell:
         self.subscribers: list[Subscriber] = []
         self.finished: list[dict[str, Any]] = []  # every ended session's price
         self._csms_total: dict[int, Decimal] = {}
-        self._personal: dict[int, str] = {}  # idTokenInfo.personalMessage per session
-        self._messages: dict[int, dict[str, Any]] = {}  # id -> MessageInfo (camelCase)
+        self._personal: dict[int, Personal] = {}  # the CSMS's texts for each session
+        self.messages = DisplayMessages()  # the CSMS's (keep_in: the state directory)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last: dict[str, Any] | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -105,6 +106,9 @@ class BayShell:
         """A button on the page (or a scenario's ``press``)."""
         now = self.clock.now()
         self._run(self.screen.handle(sc.Tap(button, evse_id, value), now))
+        if button == "language":  # the CSMS's texts in the newly chosen language
+            for evse in self.evse_ids:
+                self.screen.handle(sc.BayChanged(self._bay(evse)), now)
         self._push()
 
     async def present_card(self, token: str) -> AuthDecision | None:
@@ -118,13 +122,20 @@ class BayShell:
     def _observe(self, evse_id: int, cmd: ev.Command, now: float) -> None:
         self.meter.observe(evse_id, cmd, now)
         if isinstance(cmd, ev.Screen | ev.SessionStarted | ev.SessionEnded):
+            if isinstance(cmd, ev.SessionEnded):
+                self.messages.transaction_ended(evse_id)
             if isinstance(cmd, ev.SessionStarted):
                 self._csms_total.pop(evse_id, None)
-                self._personal.pop(evse_id, None)
+                held = self._personal.get(evse_id)
+                if held is not None and held.token != cmd.token:  # not this session's
+                    del self._personal[evse_id]
             self.screen.handle(sc.BayChanged(self._bay(evse_id)), now)
             self._push()
 
     def _decision(self, d: AuthDecision) -> None:
+        if d.action == "start" and d.accepted:  # Authorize's personalMessage (C01)
+            self._personal[d.evse_id] = Personal(d.token, dict(d.messages), d.languages)
+            self.screen.handle(sc.BayChanged(self._bay(d.evse_id)), self.clock.now())
         self.screen.handle(sc.CardDecision(d.evse_id, d.accepted, d.action, d.reason),
                            self.clock.now())
         self._push()
@@ -175,7 +186,7 @@ class BayShell:
                       st.soc_percent, st.elapsed_s, fault, st.stop_reason,
                       source=source, cost=running,
                       csms_total=self._csms_total.get(evse_id),
-                      personal_message=self._personal.get(evse_id),
+                      personal_message=self._personal_text(evse_id),
                       paid_by_card=source == "payment")
 
     def view(self) -> dict[str, Any]:
@@ -199,24 +210,20 @@ class BayShell:
 
     # --- the CSMS (firmware/ocpp/v201/display.py BayPort) ------------------------------
 
-    def set_display_message(self, message: dict[str, Any]) -> str:
-        if message.get("priority") not in PRIORITY:
-            return "NotSupportedPriority"
-        fmt = message.get("message", {}).get("format")
-        if fmt not in ("ASCII", "UTF8"):  # HTML / URI: the kiosk shows text only
-            return "NotSupportedMessageFormat"
-        self._messages[int(message["id"])] = message
+    def set_display_message(self, message: dict[str, Any],
+                            evse_id: int | None = None) -> str:
+        status = self.messages.set(message, evse_id)
         self._push()
-        return "Accepted"
+        return status
 
     def display_messages(self, ids: list[int] | None, priority: str | None,
                          state: str | None) -> list[dict[str, Any]]:
-        return [m for i, m in sorted(self._messages.items())
-                if (not ids or i in ids) and (priority is None or m.get("priority") == priority)
-                and (state is None or m.get("state") == state)]
+        if self.utc is not None:
+            self.messages.expire(self.utc())
+        return self.messages.query(ids, priority, state)
 
     def clear_display_message(self, message_id: int) -> bool:
-        found = self._messages.pop(message_id, None) is not None
+        found = self.messages.clear(message_id)
         self._push()
         return found
 
@@ -225,40 +232,55 @@ class BayShell:
         self.screen.handle(sc.BayChanged(self._bay(evse_id)), self.clock.now())
         self._push()
 
-    def personal_message(self, evse_id: int, text: str) -> None:
-        self._personal[evse_id] = text
+    def personal_message(self, evse_id: int, text: str, language: str | None = None) -> None:
+        """A text for the driver of this session (TransactionEventResponse idTokenInfo
+        .personalMessage / updatedPersonalMessage): the newest in each language."""
+        held = self._personal.get(evse_id)
+        if held is None:
+            held = self._personal[evse_id] = Personal("", {}, ())
+        held.texts.pop(language or "", None)  # newest last
+        held.texts[language or ""] = text
         self.screen.handle(sc.BayChanged(self._bay(evse_id)), self.clock.now())
         self._push()
+
+    def _personal_text(self, evse_id: int) -> str | None:
+        """The session's text in the screen's language, else in the driver's own
+        (language1, language2), else the newest one."""
+        held = self._personal.get(evse_id)
+        if held is None or not held.texts:
+            return None
+        by_language = {_primary(tag): text for tag, text in held.texts.items()}
+        for tag in (self.screen.language, *held.languages):
+            if _primary(tag) in by_language:
+                return by_language[_primary(tag)]
+        return list(held.texts.values())[-1]
 
     def remote_stop_allowed(self, evse_id: int) -> bool:
         self.screen.view(self.clock.now())  # let the idle timeout lock the screen first
         return self.screen.remote_stop_allowed(evse_id)
 
     def _messages_to_screen(self) -> None:
-        """The front message per connector (0: the whole screen): highest priority, within
-        its start/end time (UTC from the station's clock, when there is one)."""
-        best: dict[int, tuple[int, str]] = {}
+        """The front message per connector (0: the whole screen), for each connector's
+        state now, within its start/end time (UTC from the station's clock, if any)."""
         utc = self.utc() if self.utc is not None else None
-        for m in self._messages.values():
-            if utc is not None and not _in_window(m, utc):
-                continue
-            evse = int(m.get("display", {}).get("evse", {}).get("id", 0) or 0)
-            rank = PRIORITY[m["priority"]]
-            if evse not in best or rank < best[evse][0]:
-                best[evse] = (rank, str(m.get("message", {}).get("content", "")))
+        if utc is not None:
+            self.messages.expire(utc)
+        states = {e: message_state(self.controller.status(e).phase) for e in self.evse_ids}
+        front = self.messages.front(states, utc)
         for evse in (0, *self.evse_ids):
-            self.screen.show_message(evse, best[evse][1] if evse in best else None)
+            self.screen.show_message(evse, front.get(evse))
 
 
-def _in_window(message: dict[str, Any], utc: datetime) -> bool:
-    for key, after in (("startDateTime", True), ("endDateTime", False)):
-        text = message.get(key)
-        if not text:
-            continue
-        try:
-            at = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-        except ValueError:
-            continue
-        if (utc < at) if after else (utc >= at):
-            return False
-    return True
+@dataclass
+class Personal:
+    """What the CSMS said to one session's driver: texts by RFC 5646 language tag ("" when
+    it named none), and the driver's languages as the idToken's info gives them."""
+
+    token: str  # whose session ("" when it came with the transaction, not the Authorize)
+    texts: dict[str, str]
+    languages: tuple[str, ...]
+
+
+def _primary(tag: str) -> str:
+    """RFC 5646's primary language subtag ("de-AT" -> "de"), what the catalogue has."""
+    return tag.split("-")[0].strip().lower()

@@ -6,8 +6,11 @@ order they were made, one at a time; a new one waits until every older one has b
 answered. A CALLERROR, a malformed reply or no answer within the caller's timeout is a
 failed attempt: the next attempt waits OCPPCommCtrlr.MessageAttemptInterval x the
 attempts so far. After OCPPCommCtrlr.MessageAttempts attempts the queue decides
-(queue.py): Started and Ended are kept and tried again, an Updated is given up only into
-the next event of its transaction, which carries its meter values. Losing the
+(queue.py): an Updated is given up into the next event of its transaction, which carries
+its meter values; a message the CSMS refused (CALLERROR, malformed reply) on its last
+attempt is set aside, kept on disk and offered again whenever nothing else waits, so one
+message the CSMS never takes cannot hold every later one; after silence (no answer in
+time) it stays at the head, tried again, in order. Losing the
 connection mid-call is not an attempt: the message is sent again, unchanged, once back
 online. OCPP 1.6 section 3.7 is the same arithmetic under other
 names (TransactionMessageAttempts / TransactionMessageRetryInterval): the names are
@@ -21,8 +24,9 @@ API (the station calls these)::
     delivery.wake()          # after anything was appended to the queue (or use notify)
 
 - ``call(action, payload) -> dict``: sends one CALL and returns the CALLRESULT payload;
-  raises on CALLERROR or timeout (any exception). If ``online`` is clear when it
-  raises, the failure is put down to the lost connection and not counted.
+  raises on CALLERROR or timeout (any exception; one with ``refused = True``, as
+  link.CallFailed, says the CSMS answered). If ``online`` is clear when it raises, the
+  failure is put down to the lost connection and not counted.
 - ``online``: an asyncio.Event the station sets while the websocket is up and the boot
   was accepted (B01), clears when the connection is lost.
 - ``on_response(action, payload, response)``: called after each delivered message, so
@@ -62,7 +66,7 @@ class _Queue(Protocol):
     def head(self) -> Any: ...
     def delivered(self, msg_id: int) -> None: ...
     def failed(self, msg_id: int, now: float, attempts_max: int,
-               interval_s: float) -> bool: ...
+               interval_s: float, refused: bool = False) -> bool: ...
     def __len__(self) -> int: ...
 
 
@@ -77,7 +81,7 @@ class Delivery:
         self.on_response = on_response
         self.sent = 0  # CALLs answered with a CALLRESULT
         self.failures = 0  # counted failed attempts
-        self.dropped = 0  # discarded after the last attempt
+        self.dropped = 0  # left the queue after the last attempt (carried on, set aside)
         self._wake = asyncio.Event()
 
     def wake(self) -> None:
@@ -135,10 +139,12 @@ class Delivery:
                 self.failures += 1
                 attempts = self._int(self.retry_settings[0], 3)
                 interval = self._int(self.retry_settings[1], 60)
-                if not self.queue.failed(head.id, self.clock.now(), attempts, interval):
-                    self.dropped += 1  # given up into a later event (the queue logs it)
-                    log.error("%s seqNo %s given up after %d attempts: %s", head.action,
-                              head.payload.get("seqNo"), attempts, exc)
+                refused = bool(getattr(exc, "refused", False))
+                if not self.queue.failed(head.id, self.clock.now(), attempts, interval,
+                                         refused=refused):
+                    self.dropped += 1  # carried on or set aside (the queue logs which)
+                    log.error("%s seqNo %s left the queue after %d attempts: %s",
+                              head.action, head.payload.get("seqNo"), attempts, exc)
                 continue
             self.queue.delivered(head.id)
             self.sent += 1

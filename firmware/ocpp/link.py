@@ -56,12 +56,15 @@ _LOGGED_UNKNOWN = 5  # unknown results logged one by one; after that only counte
 
 
 class CallFailed(Exception):
-    """The CSMS answered with a CALLERROR, a malformed CALLRESULT, or not in time."""
+    """The CSMS answered with a CALLERROR, a malformed CALLRESULT, or not in time.
+    ``refused``: it answered (CALLERROR or malformed), so the link works and it is this
+    message the CSMS does not take; False for no answer in time."""
 
-    def __init__(self, action: str, reason: str) -> None:
+    def __init__(self, action: str, reason: str, refused: bool = True) -> None:
         super().__init__(f"{action}: {reason}")
         self.action = action
         self.reason = reason
+        self.refused = refused
 
 
 class ReplyRejected(ValueError):
@@ -204,7 +207,7 @@ class FramedLink(ChargePoint):  # type: ignore[misc]
                 response = await self.clock.hold(
                     asyncio.wait_for(asyncio.shield(future), self._response_timeout))
             except TimeoutError:
-                raise CallFailed(action, "no response in time") from None
+                raise CallFailed(action, "no response in time", refused=False) from None
             finally:
                 self._awaiting = None
         if isinstance(response, CallError):
@@ -260,7 +263,7 @@ async def raw_call(cp: Any, clock: Clock, action: str, payload: dict[str, Any]
                 response = await clock.hold(asyncio.wait_for(cp._response_queue.get(),
                                                              left))
             except TimeoutError:
-                raise CallFailed(action, "no response in time") from None
+                raise CallFailed(action, "no response in time", refused=False) from None
             if response.unique_id == call.unique_id:
                 break
     if response.message_type_id == MessageType.CallError:

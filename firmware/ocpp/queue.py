@@ -24,20 +24,32 @@ API::
     q.head() -> Queued | None               # oldest undelivered: id, action, payload,
                                             # attempts, not_before (caller's seconds)
     q.delivered(id)
-    q.failed(id, now, attempts_max, interval_s) -> bool   # False: discarded (counted)
-    len(q); q.pending(); q.close()
+    q.failed(id, now, attempts_max, interval_s, refused=False) -> bool
+                                            # False: left the queue (carried on, set aside)
+    len(q); q.pending(); q.aside(); q.close()
     q.set_state(key, value); q.get_state(key); q.state_items(prefix)
-    counters: q.discarded (after the last attempt), q.thinned (queue over max_len)
+    counters: q.discarded (after the last attempt), q.thinned (queue over max_len),
+              q.set_aside (refused past the last attempt)
 
 Per-transaction state (``tx:<evse>``: transactionId, next seqNo, open, last meter
 reading) is written by transactions.py through ``append_with_state``.
 
 Nothing is given up that carries billing data (docs/ocpp.md "Bad input from the central
-system"): after the last attempt a message the version says must be kept
-(``must_keep``: 2.0.1 Started and Ended, anything but a TransactionEvent Updated) stays
-at the head and is tried again every interval x attempts; an Updated is given up only
-when a later event of the same transaction is queued, and its meter values are carried
-into that one (``carry``), in one SQLite transaction, so no energy goes unbilled.
+system"). After the last attempt an Updated (not ``must_keep``: 2.0.1 Started and Ended
+and anything but a TransactionEvent Updated must be kept) is given up when a later event
+of the same transaction is queued, and its meter values are carried into that one
+(``carry``), in one SQLite transaction, so no energy goes unbilled; until one is queued
+(within TxUpdatedInterval, or the Ended) it stays at the head. A message that must be
+kept:
+- the CSMS *refused* the last attempt (a CALLERROR or a reply it could not make right:
+  it answers, so it is this message it does not take): the message is **set aside**. It
+  stays on disk (``aside`` = 1), leaves the order, and is offered again every interval x
+  attempts whenever nothing else waits (``head``), until the CSMS takes it; the queue
+  goes on behind it. ``notice("set_aside", text)`` tells the station (log, security log).
+  Holding every later event behind it forever would lose nothing but deliver nothing
+  either; dropping it, as OCPP 1.6 section 3.7 allows, would lose a bill;
+- no answer in time (a silent CSMS): it stays at the head and is tried again every
+  interval x attempts; everything waits in order, as for a CSMS that is away.
 
 When the disk fails (full, read-only, I/O error), nothing is lost and nothing raises:
 messages and state are kept in memory, in order behind what is on disk, ``storage_ok``
@@ -99,6 +111,7 @@ class Queued:
     payload: dict[str, Any]
     attempts: int  # failed delivery attempts so far
     not_before: float  # earliest next try, in the caller's monotonic seconds
+    aside: bool = False  # refused past its last attempt: offered when nothing else waits
 
 
 class MessageQueue:
@@ -115,6 +128,7 @@ class MessageQueue:
         self.thinned = 0
         self.carried = 0  # Updated events given up, their meter values carried on
         self.kept = 0  # must-keep messages retried past their last attempt
+        self.set_aside = 0  # messages set aside (refused past their last attempt)
         self.storage_ok = True
         self.storage_failures = 0
         # What the disk would not take, in order (newer than anything on disk): ids
@@ -140,7 +154,12 @@ class MessageQueue:
                         "not_before REAL NOT NULL DEFAULT 0)")
         self.db.execute("CREATE TABLE IF NOT EXISTS state (key TEXT PRIMARY KEY, "
                         "value TEXT NOT NULL)")
+        columns = {r[1] for r in self.db.execute("PRAGMA table_info(message)")}
+        if "aside" not in columns:  # a queue.db from before set-aside existed
+            self.db.execute("ALTER TABLE message ADD COLUMN aside INTEGER NOT NULL DEFAULT 0")
         self._length = int(self.db.execute("SELECT COUNT(*) FROM message").fetchone()[0])
+        self._aside_ids = {int(r[0]) for r in self.db.execute(
+            "SELECT id FROM message WHERE aside = 1")}
 
     # --- writing -----------------------------------------------------------------------
 
@@ -198,8 +217,8 @@ class MessageQueue:
     def _thin_one(self) -> bool:
         # The oldest periodic/clock meter update, possibly the one just inserted: these are
         # the only events OCPP lets a full station drop (Started, Ended never).
-        row = self.db.execute("SELECT id FROM message WHERE thinnable = 1 ORDER BY id "
-                              "LIMIT 1").fetchone()
+        row = self.db.execute("SELECT id FROM message WHERE thinnable = 1 AND aside = 0 "
+                              "ORDER BY id LIMIT 1").fetchone()
         if row is None:  # nothing thinnable: keep everything, the bound is soft
             return False
         self.db.execute("DELETE FROM message WHERE id = ?", (row[0],))
@@ -208,18 +227,31 @@ class MessageQueue:
     # --- reading and delivery ----------------------------------------------------------------
 
     def head(self) -> Queued | None:
-        for queued in self._disk_rows(limit=len(self._gone) + 1):
+        """The oldest message in order; when none waits, the set-aside one due first."""
+        for queued in self._disk_rows(limit=len(self._gone) + 1, aside=False):
             return queued
-        return self._memory[0] if self._memory else None
+        for queued in self._memory:
+            if not queued.aside:
+                return queued
+        return min(self.aside(), key=lambda q: (q.not_before, q.id), default=None)
 
     def pending(self) -> list[Queued]:
+        """Everything not yet delivered, set aside or not, in the order it was made."""
         return [*self._disk_rows(None), *self._memory]
 
-    def _disk_rows(self, limit: int | None) -> list[Queued]:
-        sql = "SELECT id, action, payload, attempts, not_before FROM message ORDER BY id"
+    def aside(self) -> list[Queued]:
+        """What is set aside (refused past its last attempt), oldest first."""
+        if not self._aside_ids:
+            return []
+        return [*self._disk_rows(None, aside=True), *(q for q in self._memory if q.aside)]
+
+    def _disk_rows(self, limit: int | None, aside: bool | None = None) -> list[Queued]:
+        sql = "SELECT id, action, payload, attempts, not_before, aside FROM message"
+        if aside is not None:
+            sql += f" WHERE aside = {int(aside)}"
         try:
-            rows = self.db.execute(sql + (f" LIMIT {int(limit)}" if limit else "")
-                                   ).fetchall()
+            rows = self.db.execute(sql + " ORDER BY id" + (f" LIMIT {int(limit)}" if limit
+                                                           else "")).fetchall()
         except _DISK_ERRORS as exc:  # not even readable: only what memory holds
             self._lost(exc)
             return []
@@ -228,10 +260,14 @@ class MessageQueue:
             if r[0] in self._gone:
                 continue
             attempts, not_before = self._retries.get(r[0], (r[3], r[4]))
-            out.append(Queued(r[0], r[1], json.loads(r[2]), attempts, not_before))
+            out.append(Queued(r[0], r[1], json.loads(r[2]), attempts, not_before,
+                              bool(r[5])))
         return out
 
     def delivered(self, msg_id: int) -> None:
+        if msg_id in self._aside_ids:
+            self._aside_ids.discard(msg_id)
+            log.warning("message %d, set aside earlier, is delivered at last", msg_id)
         if msg_id < 0:
             before = len(self._memory)
             self._memory = [q for q in self._memory if q.id != msg_id]
@@ -246,22 +282,56 @@ class MessageQueue:
                 self._gone.add(msg_id)
                 self._length -= 1
 
-    def failed(self, msg_id: int, now: float, attempts_max: int, interval_s: float) -> bool:
-        """One more failed attempt. The next waits interval x attempts so far (2.0.1
-        MessageAttemptInterval). After the last allowed attempt, a message that must be
-        kept is tried again every interval x attempts_max; one that may go is given up
-        (counted) with its data carried into the next event that can take it, or kept
-        while there is none yet. Returns whether it stays queued."""
+    def failed(self, msg_id: int, now: float, attempts_max: int, interval_s: float,
+               refused: bool = False) -> bool:
+        """One more failed attempt (``refused``: the CSMS answered it with a CALLERROR or
+        a malformed reply, rather than not at all). The next waits interval x attempts
+        so far (2.0.1 MessageAttemptInterval). After the last allowed attempt, one that
+        may go is given up with its data carried into the next event that can take it;
+        else a refused one is set aside, and any other is tried again every interval x
+        attempts_max (an Updated until a later event can carry it). A set-aside one
+        refused again is offered again as long after.
+        Returns whether it stays in the order (False: carried on or set aside)."""
         head = next((q for q in self.pending() if q.id == msg_id), None)
         if head is None:  # already delivered or discarded: nothing to retry, nothing counted
             return False
         attempts = head.attempts + 1
-        if attempts >= attempts_max:
-            if not self.must_keep(head.action, head.payload) and self._carry_on(head):
-                return False
-            self.kept += 1
+        if attempts >= attempts_max or head.aside:
             attempts = attempts_max  # keeps the wait bounded
+            if not head.aside:
+                if not self.must_keep(head.action, head.payload) and self._carry_on(head):
+                    return False
+                if refused and self.must_keep(head.action, head.payload) and \
+                        self._put_aside(head, attempts, now + interval_s * attempts):
+                    return False
+                self.kept += 1
         self._set_attempts(head, attempts, now + interval_s * attempts)
+        return True
+
+    def _put_aside(self, head: Queued, attempts: int, not_before: float) -> bool:
+        """Out of the order, kept; False when the disk will not take the change (then it
+        stays at the head until it does)."""
+        if head.id < 0:
+            self._memory = [replace(q, attempts=attempts, not_before=not_before, aside=True)
+                            if q.id == head.id else q for q in self._memory]
+        else:
+            try:
+                self.db.execute("UPDATE message SET aside = 1, attempts = ?, not_before = ? "
+                                "WHERE id = ?", (attempts, not_before, head.id))
+                self._retries.pop(head.id, None)
+            except _DISK_ERRORS as exc:
+                self._lost(exc)
+                return False
+        self._aside_ids.add(head.id)
+        self.set_aside += 1
+        p = head.payload
+        text = (f"{head.action} {p.get('eventType') or p.get('type') or ''} seqNo "
+                f"{p.get('seqNo')} refused by the CSMS on all {attempts} attempts: set "
+                f"aside (kept in {self.path.name}, offered again while nothing else "
+                f"waits); the queue goes on")
+        log.error("%s", text)
+        if self.notice is not None:
+            self.notice("set_aside", text)
         return True
 
     def _set_attempts(self, head: Queued, attempts: int, not_before: float) -> None:
@@ -280,7 +350,7 @@ class MessageQueue:
     def _carry_on(self, head: Queued) -> bool:
         """Give ``head`` up into the next event of its transaction; False if none."""
         for later in self.pending():
-            if later.id == head.id or later.action != head.action:
+            if later.id == head.id or later.action != head.action or later.aside:
                 continue
             merged = self.carry(head.payload, later.payload)
             if merged is None:
@@ -341,19 +411,24 @@ class MessageQueue:
                 for msg_id, (attempts, not_before) in self._retries.items():
                     self.db.execute("UPDATE message SET attempts = ?, not_before = ? "
                                     "WHERE id = ?", (attempts, not_before, msg_id))
+                written_ids = {}
                 for q in self._memory:
-                    self.db.execute(
+                    cursor = self.db.execute(
                         "INSERT INTO message (action, payload, thinnable, attempts, "
-                        "not_before) VALUES (?, ?, ?, ?, ?)",
+                        "not_before, aside) VALUES (?, ?, ?, ?, ?, ?)",
                         (q.action, json.dumps(q.payload, separators=(",", ":")),
                          int(self.thinnable(q.action, q.payload)), q.attempts,
-                         q.not_before))
+                         q.not_before, int(q.aside)))
+                    written_ids[q.id] = cursor.lastrowid
                 for key, text in self._memory_state.items():
                     self.db.execute("INSERT OR REPLACE INTO state VALUES (?, ?)",
                                     (key, text))
         except _DISK_ERRORS:
             return False
         written = len(self._memory)
+        for memory_id, disk_id in written_ids.items():  # set aside in memory, now on disk
+            if memory_id in self._aside_ids and disk_id is not None:
+                self._aside_ids = (self._aside_ids - {memory_id}) | {disk_id}
         self._memory, self._memory_state = [], {}
         self._gone, self._retries = set(), {}
         if not self.storage_ok:
@@ -365,7 +440,8 @@ class MessageQueue:
         return True
 
     def __len__(self) -> int:
-        return self._length
+        """Messages waiting in order (what is set aside is counted by ``aside()``)."""
+        return self._length - len(self._aside_ids)
 
     # --- state -------------------------------------------------------------------------
 

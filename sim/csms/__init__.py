@@ -117,6 +117,10 @@ class _Session(ChargePoint):  # type: ignore[misc]
     def on_notify_event(self, **_: Any) -> call_result.NotifyEvent:
         return call_result.NotifyEvent()
 
+    @on("NotifyDisplayMessages")
+    def on_notify_display_messages(self, **_: Any) -> call_result.NotifyDisplayMessages:
+        return call_result.NotifyDisplayMessages()
+
 
 @dataclass
 class LocalCsms:

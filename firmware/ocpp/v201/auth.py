@@ -19,6 +19,7 @@ class Decision:
     status: str  # AuthorizationStatusEnumType: Accepted, Blocked, Invalid, Unknown, ...
     group_id_token: dict[str, Any] | None = None
     source: str = "csms"  # csms, cache, local_list, offline_policy
+    info: dict[str, Any] | None = None  # the IdTokenInfo it rests on (personalMessage, ...)
 
 
 class AuthStore:
@@ -93,7 +94,7 @@ class AuthStore:
                              ("cache", self._cached(token, now) if use_cache else None)):
             if info is not None:
                 return Decision(info.get("status", "Invalid"), info.get("groupIdToken"),
-                                source)
+                                source, info)
         return None
 
     def offline(self, token: str, now: float, *, local_offline: bool, unknown_ok: bool,

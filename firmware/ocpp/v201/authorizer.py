@@ -37,6 +37,18 @@ class RemoteStart:
     group_id_token: dict[str, Any] | None
 
 
+def _personal(info: dict[str, Any] | None
+              ) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    """IdTokenInfo's text for the driver (personalMessage: a tariff or a greeting, C01 /
+    I-block) as (language, text), and the holder's languages (language1, language2)."""
+    info = info or {}
+    message = info.get("personalMessage") or {}
+    texts = ((str(message.get("language") or ""), str(message["content"])),) \
+        if message.get("content") else ()
+    languages = tuple(str(info[k]) for k in ("language1", "language2") if info.get(k))
+    return texts, languages
+
+
 class Authorizer:
     def __init__(self, authorization: Authorization, store: AuthStore, model: DeviceModel,
                  tx: Transactions, now: Callable[[], float],
@@ -64,7 +76,7 @@ class Authorizer:
         decision = await self.authorize_token(token, kind)
         group = decision.group_id_token
         return Verdict(decision.status, group.get("idToken") if group else None,
-                       decision.source)
+                       decision.source, *_personal(decision.info))
 
     async def authorize_token(self, token: str, kind: str = "ISO14443") -> Decision:
         id_token = {"idToken": token, "type": kind}
@@ -92,7 +104,7 @@ class Authorizer:
         if use_cache:
             self.store.remember(token, info, now,
                                 self.model.get_int("AuthCacheCtrlr", "LifeTime"))
-        return Decision(info.get("status", "Invalid"), info.get("groupIdToken"))
+        return Decision(info.get("status", "Invalid"), info.get("groupIdToken"), "csms", info)
 
     # --- source: remote start (F01, F02) ------------------------------------------------------
 

@@ -23,12 +23,14 @@ log = logging.getLogger("chargebay.ocpp")
 class BayPort(Protocol):
     """What the station may tell the bay screen (firmware/bay/shell.py)."""
 
-    def set_display_message(self, message: dict[str, Any]) -> str: ...
+    def set_display_message(self, message: dict[str, Any],
+                            evse_id: int | None = None) -> str: ...
     def display_messages(self, ids: list[int] | None, priority: str | None,
                          state: str | None) -> list[dict[str, Any]]: ...
     def clear_display_message(self, message_id: int) -> bool: ...
     def cost_updated(self, evse_id: int, total: Decimal) -> None: ...
-    def personal_message(self, evse_id: int, text: str) -> None: ...
+    def personal_message(self, evse_id: int, text: str,
+                         language: str | None = None) -> None: ...
     def remote_stop_allowed(self, evse_id: int) -> bool: ...
 
 
@@ -51,12 +53,11 @@ class DisplayHandlers:
             return call_result.SetDisplayMessage(status="Rejected")
         info = snake_to_camel_case(message)
         tx = info.get("transactionId")
-        if tx is not None and self._st.tx.evse_of(tx) is None:
+        evse_id = self._st.tx.evse_of(tx) if tx is not None else None
+        if tx is not None and evse_id is None:
             return call_result.SetDisplayMessage(status="UnknownTransaction")
-        if tx is not None:
-            info.setdefault("display", {}).setdefault("evse", {})["id"] = \
-                self._st.tx.evse_of(tx)
-        return call_result.SetDisplayMessage(status=bay.set_display_message(info))
+        # Kept as sent (a GetDisplayMessages reports it so), with its transaction's EVSE.
+        return call_result.SetDisplayMessage(status=bay.set_display_message(info, evse_id))
 
     @on("GetDisplayMessages")
     def on_get_display_messages(self, request_id: int, id: list[int] | None = None,

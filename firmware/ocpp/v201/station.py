@@ -406,9 +406,10 @@ class Station(StationReset):
             if evse is not None:
                 self.bay.cost_updated(evse, Decimal(str(response["totalCost"])))
         info = response.get("idTokenInfo")
-        text = (info or {}).get("personalMessage", {}).get("content")
-        if self.bay is not None and text and tx and self.tx.evse_of(tx) is not None:
-            self.bay.personal_message(self.tx.evse_of(tx), str(text))  # the tariff text
+        for text in ((info or {}).get("personalMessage"), response.get("updatedPersonalMessage")):
+            if self.bay is not None and text and tx and self.tx.evse_of(tx) is not None:
+                self.bay.personal_message(self.tx.evse_of(tx), str(text["content"]),
+                                          text.get("language"))  # the tariff text
         if info is None or info.get("status") == "Accepted":
             return
         tx_id = payload.get("transactionInfo", {}).get("transactionId")
@@ -449,9 +450,10 @@ class Station(StationReset):
             self._security("MemoryExhaustion", f"state directory writable again: {text}")
             if self.settings.on_storage_loss == "stop":
                 asyncio.get_running_loop().call_soon(self._storage_resume)
-        else:
+        else:  # given_up / set_aside: an event left the order after its last attempt
             self.note(f"OCPP: {text}")
-            self._security("TransactionEventGivenUp", text)
+            self._security("TransactionEventGivenUp" if kind == "given_up"
+                           else "TransactionEventSetAside", text)
 
     def _storage_stop(self) -> None:
         if self.queue.storage_ok:
