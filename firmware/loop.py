@@ -49,8 +49,7 @@ from hal.vehicle_link import LinkLost, VehicleLink
 log = logging.getLogger("chargebay.loop")
 
 Observer = Callable[[int, ev.Command, float], None]
-# How much longer than the lock confirmation time an unlock may wait for the machine's
-# answer (a few control ticks: the switch is read once per tick).
+# Unlock: the machine's answer after the lock confirmation time (the switch read per tick).
 UNLOCK_ANSWER_MARGIN_S = 1.0
 
 
@@ -496,6 +495,8 @@ class Controller:
                 self.io.set_pilot(evse, duty, not_available)
             case ev.SetOverVoltageBand(limit_v):
                 self.io.set_ovp_band(evse, limit_v)
+            case ev.TestInsulationMonitor():
+                self.io.test_insulation_monitor(evse)
             case ev.Answer(response):
                 if conn.link is not None:
                     conn.link.answer(response)

@@ -68,7 +68,8 @@ async def _board_trips() -> dict[str, float]:
         board.port(1).set_pilot("C")
         host.set_pilot(1, 5.0, False)
         host.set_lock(1, True)
-        for _ in range(5):
+        host.test_insulation_monitor(1)  # the board closes for a vehicle only after it
+        for _ in range(10):
             host.poll(clock.now())
             await clock.sleep(0.1)
         host.set_contactors(1, True)

@@ -32,6 +32,8 @@ class Rig:
     lock_jammed: bool = False
     pack_v: float = 650.0
     max_output_v: float = 1e9  # what the power stage can actually reach
+    imd_broken: bool = False  # the insulation monitor no longer alarms for its self test
+    imd_asked: bool = False  # a self test asked for, answered at the next physics step
     log: list[ev.Command] = field(default_factory=list)
     answers: list[vl.VehicleResponse] = field(default_factory=list)
 
@@ -53,6 +55,8 @@ class Rig:
                         self.lock = locked
                 case ev.Answer(resp):
                     self.answers.append(resp)
+                case ev.TestInsulationMonitor():
+                    self.imd_asked = True
         return cmds
 
     def physics(self) -> None:
@@ -64,6 +68,9 @@ class Rig:
         else:
             volts, amps = min(self.set_v, self.max_output_v), 0.0
         self.send(ev.Feedback(self.contactors, self.lock))
+        if self.imd_asked:
+            self.imd_asked = False
+            self.send(ev.InsulationMonitorTested(not self.imd_broken))
         self.send(ev.Measurement(volts, amps))
 
     def advance(self, seconds: float, step: float = 0.1) -> None:
