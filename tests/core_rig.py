@@ -34,6 +34,11 @@ class Rig:
     max_output_v: float = 1e9  # what the power stage can actually reach
     imd_broken: bool = False  # the insulation monitor no longer alarms for its self test
     imd_asked: bool = False  # a self test asked for, answered at the next physics step
+    imd_answered_at: int | None = None
+    # The board's HV sense and a DC meter, as offsets from the true output (None: absent).
+    sense_offset_v: float | None = None
+    meter_offset_v: float | None = None
+    meter_offset_a: float | None = None
     log: list[ev.Command] = field(default_factory=list)
     answers: list[vl.VehicleResponse] = field(default_factory=list)
 
@@ -70,8 +75,14 @@ class Rig:
         self.send(ev.Feedback(self.contactors, self.lock))
         if self.imd_asked:
             self.imd_asked = False
+            self.imd_answered_at = len(self.log)  # where in the log the result came in
             self.send(ev.InsulationMonitorTested(not self.imd_broken))
-        self.send(ev.Measurement(volts, amps))
+        def off(offset: float | None, value: float) -> float | None:
+            return None if offset is None else value + offset
+
+        self.send(ev.Measurement(volts, amps, off(self.sense_offset_v, volts),
+                                 off(self.meter_offset_v, volts),
+                                 off(self.meter_offset_a, amps)))
 
     def advance(self, seconds: float, step: float = 0.1) -> None:
         end = self.now + seconds

@@ -360,9 +360,10 @@ class Connector:
         if self._driving_f:
             self._f_released = now_ms
         self._driving_f = self.holding_f = False
-        # Until the filter has read the vehicle again, the F it reads is still ours.
-        self.pilot_held_f = (self.pilot.state == "F"
-                             and now_ms - self._f_released <= 2 * PILOT_DEBOUNCE_MS)
+        # Until the filter has read the vehicle again, the F it reads is still ours: a new
+        # reading pending, or not yet two filter times since the release.
+        self.pilot_held_f = self.pilot.state == "F" and (
+            self.pilot.candidate != "F" or now_ms - self._f_released <= 2 * PILOT_DEBOUNCE_MS)
 
     def _update_imd(self, now_ms: int) -> None:
         if self.imd_testing:
