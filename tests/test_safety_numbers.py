@@ -12,8 +12,8 @@ from core_rig import EV, Rig
 from firmware.core import events as ev
 from firmware.core.transitions import Phase
 from firmware.inputs import input_events
-from hal.io_board import ConnectorInputs
 from hal import vehicle_link as vl
+from hal.io_board import ConnectorInputs
 from hal.power_stage import Mode
 
 
