@@ -228,7 +228,17 @@ def test_pe_open_opens_on_the_board_within_5s_with_the_host_passive() -> None:
     async def body() -> list[float]:
         rig = Rig()
         await rig.start()
-        await rig.charging()
+        # Set up with room for any pilot filter up to 6 s, so a filter moved past 5 s
+        # fails at the 5 s below, not in the set-up.
+        rig.board.port(1).set_pilot("C")
+        rig.host.set_pilot(1, 5.0, False)
+        rig.host.set_lock(1, True)
+        await rig.sleep(6.0)
+        rig.host.test_insulation_monitor(1)
+        await rig.sleep(6.0)
+        rig.host.set_contactors(1, True)
+        await rig.sleep(0.5)
+        assert rig.board.bays[1].contactors
         t0 = rig.clock.now()
         rig.board.inject(1, "pe_open")
         await rig.sleep(PE_LOSS_LIMIT_S + 1.0)

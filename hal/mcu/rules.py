@@ -24,8 +24,9 @@ needs to check is in this file:
   not): the output may be live;
 - the insulation monitor's self test (TEST_IMD; IEC 61557-8 IMDs have a test function,
   IEC 61851-23 asks for it before the cable check measures): the board drives the IMD's
-  test input and expects its alarm within IMD_TEST_ALARM_MS, then releases it and expects
-  the alarm gone within IMD_TEST_CLEAR_MS. It runs only with the contactors open and the
+  test input and expects its alarm within IMD_TEST_ALARM_MS (none: failed), then releases
+  it and expects the alarm gone within IMD_TEST_CLEAR_MS (passed; still there: no pass,
+  and the standing alarm is reported as the isolation fault it is). It runs only with the contactors open and the
   output below SAFE_VOLTAGE_V (a testing IMD does not watch), and the contactors close
   for a vehicle only after a passed test since that vehicle plugged in: every session,
   whatever the host does;
@@ -376,7 +377,9 @@ class Connector:
             elif not self.imd_alarm:
                 self._imd_end(True)
             elif now_ms >= self._imd_until:
-                self._imd_end(False)  # the alarm stays: a stuck relay or a real fault
+                # It alarmed for its test (it works) and keeps alarming: that is an
+                # isolation fault (flag bit 3) or a stuck relay; no pass, no closing.
+                self.imd_testing = self.imd_test_out = False
         self.isolation_fault = self.imd_alarm and not self.imd_testing
 
     def _imd_end(self, passed: bool) -> None:
