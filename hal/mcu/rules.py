@@ -215,6 +215,7 @@ class Connector:
         self.imd_failed = False
         self._imd_alarm_seen = False
         self._imd_until = 0
+        self._pp_out_since = -1  # PP has read "no plug" since
         # State F: driven now, since when, held for IEC 61851-1's 4 s (reported).
         self._driving_f = True  # power-up: no error was signalled, so nothing to hold
         self._f_since = -EF_HOLD_MS
@@ -322,6 +323,7 @@ class Connector:
             # next one starts from the default band, no trips.
             self.ovp_trip = self.pilot_trip = False
             self.ovp_limit_v = OVP_DEFAULT_V
+        if self._vehicle_gone(now_ms):
             # and its own IMD self test; one running ends (its result would be no one's)
             self.imd_testing = self.imd_test_out = False
             self.imd_passed = self.imd_failed = False
@@ -348,6 +350,17 @@ class Connector:
         elif now_ms - self._coil_off_ms >= WELD_DETECT_MS:
             self.welded = True
         self._update_lock(now_ms)
+
+    def _vehicle_gone(self, now_ms: int) -> bool:
+        """Pilot A, or the plug out (PP) for as long as the pilot filter asks of a new CP
+        state: a PP contact's bounce does not end a session (the PE row: PP and CP both
+        return through PE, so both read "gone" PILOT_DEBOUNCE_MS after PE breaks)."""
+        if self.plugged:
+            self._pp_out_since = -1
+        elif self._pp_out_since < 0:
+            self._pp_out_since = now_ms
+        return self.pilot.state == "A" or (
+            self._pp_out_since >= 0 and now_ms - self._pp_out_since >= PILOT_DEBOUNCE_MS)
 
     def _update_pilot_hold(self, now_ms: int) -> None:
         if self.pilot_f or not self.link_ok:
@@ -446,6 +459,8 @@ class Connector:
             times.append(self._selftest_until)
         if self.imd_testing:
             times.append(self._imd_until)
+        if self._pp_out_since >= 0 and (self.imd_passed or self.imd_testing):
+            times.append(self._pp_out_since + PILOT_DEBOUNCE_MS)
         if self.holding_f:
             times.append(self._f_since + EF_HOLD_MS)
         elif self.pilot_held_f:
