@@ -26,8 +26,9 @@ needs to check is in this file:
   IEC 61851-23 asks for it before the cable check measures): the board drives the IMD's
   test input and expects its alarm within IMD_TEST_ALARM_MS (none: failed), then releases
   it and expects the alarm gone within IMD_TEST_CLEAR_MS (passed; still there: no pass,
-  and the standing alarm is reported as the isolation fault it is). It runs only with the contactors open and the
-  output below SAFE_VOLTAGE_V (a testing IMD does not watch), and the contactors close
+  and the standing alarm is reported as the isolation fault it is). It runs only with
+  the contactors open and the output below SAFE_VOLTAGE_V (a testing IMD does not
+  watch), and the contactors close
   for a vehicle only after a passed test since that vehicle plugged in: every session,
   whatever the host does;
 - E/F held: once the board drives state F (the host asked, or the host went silent) it
