@@ -48,6 +48,8 @@ class ErrorCode(enum.StrEnum):
     COMM_LOST = "comm_lost"
     IO_BOARD_LINK_LOST = "io_board_link_lost"
     METER_FAILURE = "meter_failure"
+    ISOLATION_MONITOR_FAILED = "isolation_monitor_failed"
+    MEASUREMENT_IMPLAUSIBLE = "measurement_implausible"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +89,12 @@ CATALOGUE: dict[ErrorCode, ErrorSpec] = {
         ErrorSpec(ErrorCode.COMM_LOST, _R, True, _G, "InternalError"),
         ErrorSpec(ErrorCode.IO_BOARD_LINK_LOST, _E, True, _G, "InternalError"),
         ErrorSpec(ErrorCode.METER_FAILURE, _W, False, _G, "PowerMeterFailure"),
+        # The IMD did not answer its self test: no cable check can be trusted, so none
+        # runs. Every session tests again before measuring, so it clears on unplug.
+        ErrorSpec(ErrorCode.ISOLATION_MONITOR_FAILED, _R, True, _U, "GroundFailure"),
+        # Power stage, IO board and meter disagree on the output: a sensor lies. Judged
+        # only with the contactors closed, so the next vehicle's cable check judges anew.
+        ErrorSpec(ErrorCode.MEASUREMENT_IMPLAUSIBLE, _R, True, _U, "InternalError"),
     )
 }
 

@@ -34,16 +34,28 @@ def _edges(flags: tuple[tuple[ErrorCode, str], ...], old: ConnectorInputs | None
             out.append(ev.FaultCleared(code))
 
 
+def _pilot(inputs: ConnectorInputs | None) -> str | None:
+    """The vehicle's pilot state; None while unknown (the board holds its own F for IEC
+    61851-1's 4 s: that F is the board's signal, not the vehicle's diode)."""
+    if inputs is None:
+        return None
+    if not inputs.plugged:
+        return "A"  # unplugged is unplugged whatever the pilot reads (F while we drive F)
+    return None if inputs.pilot_held_f else inputs.pilot
+
+
 def input_events(old: ConnectorInputs | None, new: ConnectorInputs) -> list[ev.Event]:
     out: list[ev.Event] = []
     # What the board found or tripped on, before the pilot: a trip it clears as the
     # vehicle leaves must be gone when the unplug clears the session's faults.
     _edges(BOARD_FINDINGS, old, new, out)
-    # Unplugged is unplugged whatever the pilot reads (it reads F while we drive F).
-    pilot = new.pilot if new.plugged else "A"
-    before = None if old is None else (old.pilot if old.plugged else "A")
-    if pilot != before:
+    pilot, before = _pilot(new), _pilot(old)
+    if pilot is not None and pilot != before:
         out.append(ev.PilotChanged(pilot))
+    # The insulation monitor's self test ended (either result rises once per test).
+    for result, passed in (("imd_passed", True), ("imd_failed", False)):
+        if getattr(new, result) and not (old is not None and getattr(old, result)):
+            out.append(ev.InsulationMonitorTested(passed))
     if old is None or (old.contactors_closed, old.lock_locked) != (
             new.contactors_closed, new.lock_locked):
         out.append(ev.Feedback(new.contactors_closed, new.lock_locked))

@@ -6,18 +6,15 @@ stage, turns changes into events and advances time; vehicle requests take a fast
 (their own task per connector: request -> machine -> setpoint frame on the bus -> answer,
 with no wait for the next tick) because the EV gives up on CurrentDemand after 250 ms.
 
-On the fast path nothing touches the disk or waits on OCPP: the commands that drive
-hardware and the answer go out first; observers (the OCPP station, reports, the screen)
-get the batch afterwards, from the event loop's next turn. An observer that raises is
-logged and skipped; it never stops the batch, the loop or a safety action.
-
-Nothing outside the core may stop the loop either: a driver whose poll raises is its
-part's fault (``comm_lost``, ``io_board_link_lost``) while it fails; a command that raises
-is logged and the rest of the batch goes out; a dead vehicle task is the link lost; a
-machine that raises (a bug) is held safe (output off, contactors open), its session ends
-as any other does, and a fresh machine follows once the output is safe. A watchdog
-(firmware/tasks.py) restarts a tick task that ends; a loop blocked altogether stops the IO
-board's heartbeat, and the board opens the contactors on its own rule (hal/mcu).
+On the fast path nothing touches the disk or waits on OCPP: hardware commands and the
+answer go out first; observers (OCPP station, reports, screen) get the batch on the event
+loop's next turn. Nothing outside the core stops the loop or a safety action: an observer
+or a command that raises is logged and skipped; a driver whose poll raises is its part's
+fault (``comm_lost``, ``io_board_link_lost``) while it fails; a dead vehicle task is the
+link lost; a machine that raises (a bug) is held safe, its session ends as any other, and
+a fresh machine follows once the output is safe. A watchdog (firmware/tasks.py) restarts a
+tick that ends; a loop blocked altogether stops the IO board's heartbeat, and the board
+opens the contactors on its own rule (hal/mcu).
 """
 
 from __future__ import annotations
@@ -37,6 +34,7 @@ from firmware.core.session import ConnectorLimits, ConnectorSession, Status
 from firmware.core.transitions import NEEDS_POWER, Phase
 from firmware.errors import error_code
 from firmware.inputs import PartsHealth, health_events, input_events, measurement_due
+from firmware.pilot_followers import PilotFollowers
 from firmware.tasks import TaskOwner, Watchdog
 from hal.clock import Clock
 from hal.io_board import ConnectorInputs, IoBoard
@@ -46,12 +44,7 @@ from hal.vehicle_link import LinkLost, VehicleLink
 log = logging.getLogger("chargebay.loop")
 
 Observer = Callable[[int, ev.Command, float], None]
-# (evse_id, pilot state as the IO board reads it ("A" when unplugged), the duty in % the
-# core commands (100 when not available), now): the iso15118 driver starts SLAC on B with
-# 5 % and ends it on anything else (hal/vehicle_link.py FollowsPilot).
-PilotFollower = Callable[[int, str, float, float], None]
-# How much longer than the lock confirmation time an unlock may wait for the machine's
-# answer (a few control ticks: the switch is read once per tick).
+# Unlock: the machine's answer after the lock confirmation time (the switch read per tick).
 UNLOCK_ANSWER_MARGIN_S = 1.0
 
 
@@ -66,7 +59,6 @@ class Connector:
     last_measurement: ev.Measurement | None = None
     broken: bool = False  # its machine raised: hardware held safe until a fresh one
     pilot_duty: float = 100.0  # what the core last commanded (SetPilot)
-    pilot_told: tuple[str, float] | None = None  # what the pilot followers last heard
 
 
 @dataclass
@@ -87,7 +79,7 @@ class Controller:
     failures: dict[str, int] = field(default_factory=dict)  # what raised, counted by kind
     _failing: set[str] = field(default_factory=set)  # drivers whose poll raises right now
     watchdog: Watchdog | None = None
-    pilot_followers: list[PilotFollower] = field(default_factory=list)
+    pilot_followers: PilotFollowers = field(default_factory=PilotFollowers)
 
     def __post_init__(self) -> None:
         control = self.config.control
@@ -155,8 +147,7 @@ class Controller:
         self._opened.clear()
 
     def _vehicle_died(self, evse_id: int) -> None:
-        """A vehicle task that raised: to the machine this is the link lost (it ends the
-        session in order); the next truck's link starts a fresh task."""
+        """A vehicle task that raised: the link lost to the machine (an ordered end)."""
         conn = self.connectors[evse_id]
         conn.link = None
         self._handle(conn, ev.FromVehicle(LinkLost("the vehicle task failed")), self.clock.now())
@@ -184,8 +175,8 @@ class Controller:
 
     async def shutdown_sessions(self, reason: StopReason,
                                 within_s: float) -> list[tuple[int, str]]:
-        """End every session in order and wait until every connector is safe (at most
-        ``within_s``). Returns the connectors that were not, and why."""
+        """End every session in order, wait (<= ``within_s``) until all are safe; the
+        connectors that were not, and why."""
         for evse_id in self.connectors:
             self.request_stop(evse_id, reason)
         end = self.clock.now() + within_s
@@ -208,12 +199,9 @@ class Controller:
         self.dispatch(evse_id, ev.SetAvailability(operative))
 
     def reset_connector(self, evse_id: int) -> bool:
-        """A reset of one connector (OCPP Reset with an evseId, B11/B12; or of all of
-        them for a station reset): its machine starts afresh, exactly as after a process
-        restart, which is also how a latched "needs service" fault is cleared remotely
-        (errors.Clearing). Only when nothing runs on it: no session, contactors
-        commanded open, the output known to be below 60 V (a welded contactor comes back
-        from its mirror contacts). False when not yet safe; the caller tries again."""
+        """OCPP Reset of a connector (B11/B12): a fresh machine, as after a restart (so a
+        latched "needs service" fault clears remotely, errors.Clearing), only with no
+        session, contactors commanded open, output < 60 V. False: try again later."""
         conn = self.connectors[evse_id]
         s = conn.session
         if s.session_at is not None or s.contactors_commanded or not s.below_safe_voltage:
@@ -222,10 +210,8 @@ class Controller:
         return True
 
     async def unlock_connector(self, evse_id: int) -> UnlockOutcome:
-        """OCPP UnlockConnector (F05) through the core's gates: the machine refuses while
-        a session runs or the output may carry voltage, else commands the lock open and
-        answers once its position switch confirms it (UNLOCK_FAILED when it does not
-        follow: a jammed lock is never reported unlocked)."""
+        """OCPP UnlockConnector (F05) through the core's gates (refused in a session or
+        under voltage); answered from the lock's switch (a jammed lock: UNLOCK_FAILED)."""
         results: list[UnlockOutcome] = []
 
         def watch(evse: int, cmd: ev.Command, _now: float) -> None:
@@ -327,8 +313,7 @@ class Controller:
             self._handle(conn, ev.SetAvailability(False), now)
 
     def _poll_driver(self, name: str, poll: Callable[[float], None], now: float) -> bool:
-        """A driver's poll; one that raises is that part failing (a fault the machines
-        see, raised once and cleared when a poll works again), never the tick dying."""
+        """A driver's poll; one that raises is that part's fault while it does."""
         try:
             poll(now)
         except Exception:
@@ -427,20 +412,11 @@ class Controller:
             self._tell_pilot(conn, now)
 
     def _tell_pilot(self, conn: Connector, now: float) -> None:
-        """The pilot's state and duty to its followers, on the spot (the control tick
-        reads the board every 0.1 s; SLAC must leave within 1 s of an unplug). A
-        follower that raises is logged and counted, never the tick's end."""
-        inputs = conn.inputs
+        inputs = conn.inputs  # the pilot as read, "A" once unplugged; the duty commanded
         state = inputs.pilot if inputs is not None and inputs.plugged else "A"
-        if conn.pilot_told == (state, conn.pilot_duty):
-            return
-        conn.pilot_told = (state, conn.pilot_duty)
-        for follow in self.pilot_followers:
-            try:
-                follow(conn.config.evse_id, state, conn.pilot_duty, now)
-            except Exception:
-                self._count("pilot_follower")
-                log.exception("connector %d: pilot follower failed", conn.config.evse_id)
+        for _ in range(self.pilot_followers.tell(conn.config.evse_id, state,
+                                                 conn.pilot_duty, now)):
+            self._count("pilot_follower")
 
     _input_events = staticmethod(input_events)  # (the safety rig feeds through it)
 
@@ -508,6 +484,8 @@ class Controller:
                 self._tell_pilot(conn, now)
             case ev.SetOverVoltageBand(limit_v):
                 self.io.set_ovp_band(evse, limit_v)
+            case ev.TestInsulationMonitor():
+                self.io.test_insulation_monitor(evse)
             case ev.Answer(response):
                 if conn.link is not None:
                     conn.link.answer(response)

@@ -75,6 +75,10 @@ FAULTS: dict[str, dict[ErrorCode, str]] = {
             "Charger safety board not responding. Call the operator.",
         ErrorCode.METER_FAILURE:
             "Meter fault. Charging continues; the bill may be estimated.",
+        ErrorCode.ISOLATION_MONITOR_FAILED:
+            "Insulation monitor failed its self test. No charging here. Call the operator.",
+        ErrorCode.MEASUREMENT_IMPLAUSIBLE:
+            "Charger output readings disagree. Charging stopped. Call the operator.",
     },
 }
 

@@ -14,6 +14,10 @@ Behaviour every driver must keep:
   heartbeat timeout opens the contactors and drives the pilot to state F. Each trip is
   reported in the inputs (``over_voltage_trip``, ``pilot_trip``), as are the board's
   welded-contactor and lock-fault findings.
+- E/F held: once the board drives state F it keeps F at least 4 s (IEC 61851-1) and
+  reports ``pilot_held_f`` meanwhile; the contactors close for a vehicle only after the
+  insulation monitor passed its self test (``test_insulation_monitor``) since the vehicle
+  plugged in.
 - The one exception to "only in C/D" is the board's own contactor self test
   (``selftest_contactors``): on an empty connector only (no plug, output below 60 V, no
   power asked, no e-stop, no fault), closed for the board's bounded time and opened by
@@ -54,6 +58,14 @@ class ConnectorInputs:
     selftest_closed: bool = False
     selftest_opened: bool = False
     selftest_aborted: bool = False
+    # The board holds the pilot in state F for the rest of IEC 61851-1's 4 s: the pilot it
+    # reads is its own F, not the vehicle (which cannot be read meanwhile).
+    pilot_held_f: bool = False
+    # The insulation monitor's self test (``test_insulation_monitor``): running now; its
+    # result since the vehicle plugged in.
+    imd_testing: bool = False
+    imd_passed: bool = False
+    imd_failed: bool = False
 
 
 class IoBoard(Protocol):
@@ -84,6 +96,13 @@ class IoBoard(Protocol):
         time and open them again. The board refuses unless safe by its own readings (no
         plug, pilot A or F, output below 60 V, no power asked, no e-stop, no fault);
         the result shows in ``inputs()`` (``selftest_*``, ``welded``)."""
+
+    def test_insulation_monitor(self, connector: int) -> None:
+        """Run the insulation monitor's self test (IEC 61557-8 test function) before the
+        cable check measures. The board refuses unless a vehicle is plugged, the
+        contactors are open and the output is below 60 V; it closes the contactors for a
+        vehicle only after a passed test since it plugged in. The result shows in
+        ``inputs()`` (``imd_passed`` / ``imd_failed``)."""
 
     def poll(self, now: float) -> None:
         """Read what arrived; send the heartbeat when due."""

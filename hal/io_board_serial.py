@@ -179,6 +179,9 @@ class SerialIoBoard:
     def selftest_contactors(self, connector: int) -> None:
         self._command(frame.SELFTEST_CONTACTORS, connector, bytes([connector]))
 
+    def test_insulation_monitor(self, connector: int) -> None:
+        self._command(frame.TEST_IMD, connector, bytes([connector]))
+
     def set_ovp_band(self, connector: int, limit_v: float) -> None:
         volts = max(0, min(0xFFFF, round(limit_v)))
         self._command(frame.SET_OVP_BAND, connector, bytes([connector, volts >> 8,
@@ -325,7 +328,7 @@ class SerialIoBoard:
             records = frame.unpack_status(body)
             if not records:
                 self.stats.frames_dropped += 1  # malformed status: nothing in it is believed
-            for connector, pilot, flags, trips, temperature, volts in records:
+            for connector, pilot, flags, trips, temperature, volts, states in records:
                 if connector not in self.connectors:
                     self.stats.frames_dropped += 1  # a connector we do not have
                     continue
@@ -346,7 +349,11 @@ class SerialIoBoard:
                     selftest_running=bool(trips & frame.T_SELFTEST_RUNNING),
                     selftest_closed=bool(trips & frame.T_SELFTEST_CLOSED),
                     selftest_opened=bool(trips & frame.T_SELFTEST_OPENED),
-                    selftest_aborted=bool(trips & frame.T_SELFTEST_ABORTED))
+                    selftest_aborted=bool(trips & frame.T_SELFTEST_ABORTED),
+                    pilot_held_f=bool(states & frame.S_PILOT_HELD_F),
+                    imd_testing=bool(states & frame.S_IMD_TESTING),
+                    imd_passed=bool(states & frame.S_IMD_PASSED),
+                    imd_failed=bool(states & frame.S_IMD_FAILED))
             if self._hello_done.is_set():
                 self._status_seen.set()
         else:

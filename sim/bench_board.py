@@ -68,7 +68,11 @@ async def _board_trips() -> dict[str, float]:
         board.port(1).set_pilot("C")
         host.set_pilot(1, 5.0, False)
         host.set_lock(1, True)
-        for _ in range(5):
+        for _ in range(2):  # the board's pilot filter has seen the vehicle
+            host.poll(clock.now())
+            await clock.sleep(0.1)
+        host.test_insulation_monitor(1)  # the board closes for a vehicle only after it
+        for _ in range(10):
             host.poll(clock.now())
             await clock.sleep(0.1)
         host.set_contactors(1, True)

@@ -30,6 +30,7 @@ import serial
 
 from hal.clock import Clock
 from sim.mcu_machine import SimMachine, SimTime, SimUART
+from sim.plant import InsulationMonitor
 
 FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "hal" / "mcu"
 # Mechanics of the simulated hardware. The drop-out time is that of a fast HV DC
@@ -39,6 +40,7 @@ CONTACTOR_DROPOUT_S = 0.004
 CONTACTOR_PICKUP_S = 0.020
 LOCK_TRAVEL_S = 0.150
 WATCHDOG_S = 0.100  # hal/mcu/main.py WATCHDOG_MS
+IMD_RESPONSE_S = 0.300  # the IMD's alarm relay follows its test input (approx.)
 TEMPERATURE_C = 35.0
 CP_LEVEL_V = {"A": 12.0, "B": 9.0, "C": 6.0, "D": 3.0}  # IEC 61851-1 Annex A
 
@@ -56,6 +58,7 @@ class PhysicalBay:
     diode_fault: bool = False  # vehicle's pilot diode shorted
     isolation_fault: bool = False  # injected at the IMD's alarm input
     imd_alarm: bool = False  # the plant's insulation monitor alarms
+    imd_test: bool = False  # the board drives the monitor's test input
     pe_open: bool = False  # the cable's PE broken: CP and PP lose their return path
     estop: bool = False
     temperature_c: float = TEMPERATURE_C
@@ -96,8 +99,12 @@ def load_firmware(machine: SimMachine, time_module: SimTime) -> ModuleType:
 class SimMcuBoard:
     def __init__(self, connectors: tuple[int, ...], clock: Clock,
                  on_contactors_open: Callable[[int, float], None] | None = None,
-                 hold_time_on_wire: bool = True) -> None:
+                 hold_time_on_wire: bool = True,
+                 imds: dict[int, InsulationMonitor] | None = None) -> None:
         self.connectors = connectors
+        # Each connector's insulation monitor (the plant's, or one of its own): its test
+        # input is the board's imd_test pin, its alarm the board's imd input.
+        self.imds = imds if imds is not None else {c: InsulationMonitor() for c in connectors}
         self.hold_time_on_wire = hold_time_on_wire  # for virtual time; off for real-time RTT
         self.clock = clock
         self.on_contactors_open = on_contactors_open
@@ -262,6 +269,10 @@ class SimMcuBoard:
             levels = self.machine.levels
             bay.lock_drive = levels.get(pins["lock_a"], 0) - levels.get(pins["lock_b"], 0)
             self._schedule(c, "lock", LOCK_TRAVEL_S, self._lock_follow)
+        elif role == "imd_test":
+            bay.imd_test = bool(level)
+            self.imds[c].self_test(bay.imd_test)
+            self._schedule(c, "imd", IMD_RESPONSE_S, self._imd_follow)
         elif role == "cp_pwm":
             bay.pwm_duty_u16 = level
             self.wake()
@@ -282,6 +293,10 @@ class SimMcuBoard:
         self._set_input(c, "mirror", 1 if bay.contactors else 0)
         if not bay.contactors and self.on_contactors_open is not None:
             self.on_contactors_open(c, self.clock.now())
+
+    def _imd_follow(self, c: int) -> None:
+        self._timers.pop((c, "imd"), None)
+        self.set_imd_alarm(c, self.imds[c].alarm)
 
     def _watchdog_reset(self) -> None:
         self.resets += 1

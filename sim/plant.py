@@ -36,6 +36,7 @@ ISOLATION_FAULT_OHM = 100e3
 IMD_MEASURE_MIN_V = 60.0  # the IMD needs the test voltage on its node to measure (approx.)
 EARTH_LIMIT_V = 550.0  # IEC 61851-23: voltage to earth < 550 V (rating above 500 V:
 EARTH_FACTOR = 1.1  # < 1.1 x the output voltage)
+SENSOR_DRIFT_MAX_V = 80.0  # how far a drifting module voltage sensor wanders (approx.)
 
 
 class ModuleView(Protocol):
@@ -76,9 +77,12 @@ class InsulationMonitor:
     self_tests: int = 0
 
     def self_test(self, active: bool) -> None:
-        self.testing = active
-        if active:
+        """The test input (the board's imd_test pin): a healthy monitor alarms while it
+        is held, and drops the alarm when released until it measures again."""
+        if active and not self.testing:
             self.self_tests += 1
+        self.testing = active
+        self.alarm = active and not self.broken
 
     def step(self, plant: OutputPlant) -> None:
         if self.testing:
@@ -102,6 +106,10 @@ class OutputPlant:
     pe_ok: bool = True
     earth_offset_v: float = 0.0  # an external source lifts both poles against PE
     overshoot_v: float = 0.0  # a power stage regulating above its setpoint
+    # The modules' voltage sensors drift (V/s while the fault lasts): what they report
+    # wanders off the module node; repaired, they read true again.
+    sensor_drift_v_per_s: float = 0.0
+    sensor_error_v: float = 0.0
     evse_contactors: bool = False
     vehicle_contactors: bool = False
     imd: InsulationMonitor = field(default_factory=InsulationMonitor)
@@ -155,10 +163,13 @@ class OutputPlant:
                 self.cable_v = _decay(self.cable_v, dt, self._cable_tau())
         self.energy_wh += self.cable_v * self.current_a * dt / 3600.0
         self.imd.step(self)
+        drift = self.sensor_drift_v_per_s
+        self.sensor_error_v = min(self.sensor_error_v + drift * dt, SENSOR_DRIFT_MAX_V) \
+            if drift else 0.0
         share = self.current_a / len(mine) if mine else 0.0
         for m in modules:
             if m.group == self.output:
-                m.measured_voltage_v = self.module_v
+                m.measured_voltage_v = self.module_v + self.sensor_error_v
                 m.measured_current_a = share if m.on else 0.0
 
     def _cable_tau(self) -> float:

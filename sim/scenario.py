@@ -30,7 +30,8 @@ SCENARIO_DIR = Path(__file__).parent / "scenarios"
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 FAULT_KINDS = ("estop", "isolation", "welded", "lock_jam", "pilot_short", "diode",
                "module_lost", "module_fault", "derate", "cable_insulation", "pe_open",
-               "earth_voltage", "overvoltage", "imd_selftest", "board_reset")
+               "earth_voltage", "overvoltage", "imd_selftest", "board_reset",
+               "sensor_drift")
 AUTH_SOURCES = ("rfid", "app", "payment")
 MAX_DURATION_S = 7 * 24 * 3600.0  # a week of simulated time: longer is a typo
 MAX_FILE_BYTES = 1 << 20

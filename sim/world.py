@@ -67,11 +67,13 @@ FAULT_CODES = {"estop": "emergency_stop", "isolation": "isolation_fault",
                "welded": "welded_contactor", "lock_jam": "lock_failure",
                "pilot_short": "pilot_fault", "diode": "diode_fault",
                "cable_insulation": "isolation_fault", "earth_voltage": "isolation_fault",
-               "overvoltage": "over_voltage", "board_reset": "io_board_link_lost"}
+               "overvoltage": "over_voltage", "board_reset": "io_board_link_lost",
+               "sensor_drift": "measurement_implausible"}
 # Faults of the plant (sim/plant.py); pe_open is also the board's (CP/PP return via PE).
 CABLE_FAULT_OHM = 50e3  # a damaged cable, DC- to PE: below IEC 61851-23's 100 kOhm
 EARTH_OFFSET_V = 400.0  # another source lifts the output against PE (approx.)
 OVERSHOOT_V = 150.0  # a power stage regulating this far above its setpoint (approx.)
+SENSOR_DRIFT_V_PER_S = 5.0  # a module voltage sensor drifting off (approx.)
 
 
 @dataclass
@@ -137,9 +139,10 @@ class SimWorld(BaySide):
                                max_voltage_v=stage.module_max_voltage_v,
                                max_current_a=stage.module_max_current_a)
         evse_ids = tuple(c.evse_id for c in config.connectors)
-        self.io = SimMcuBoard(evse_ids, clock, on_contactors_open=self._contactors_opened)
         self.bays = {c.evse_id: Bay(c.evse_id, OutputPlant(c.output))
                      for c in config.connectors}
+        self.io = SimMcuBoard(evse_ids, clock, on_contactors_open=self._contactors_opened,
+                              imds={e: bay.plant.imd for e, bay in self.bays.items()})
         self.cable_max_a = {c.evse_id: c.cable_max_current_a for c in config.connectors}
         self.evse_max_v = {c.evse_id: min(c.cable_max_voltage_v, stage.module_max_voltage_v)
                            for c in config.connectors}
@@ -335,6 +338,8 @@ class SimWorld(BaySide):
             plant.overshoot_v = OVERSHOOT_V if active else 0.0
         elif kind == "imd_selftest":
             plant.imd.broken = active
+        elif kind == "sensor_drift":
+            plant.sensor_drift_v_per_s = SENSOR_DRIFT_V_PER_S if active else 0.0
         else:
             if kind == "pe_open":
                 plant.pe_ok = not active

@@ -66,7 +66,10 @@ class Rig:
         self.board.port(connector).set_pilot("C")
         self.host.set_pilot(connector, 5.0, False)
         self.host.set_lock(connector, True)
-        await self.sleep(0.5)
+        await self.sleep(0.1)  # the board's pilot filter has seen the vehicle
+        self.host.test_insulation_monitor(connector)  # the board closes only after it passed
+        await self.sleep(1.0)
+        assert self.host.inputs(connector).imd_passed
         self.host.set_contactors(connector, True)
         await self.sleep(0.2)
         assert self.board.bays[connector].contactors

@@ -32,6 +32,13 @@ class Rig:
     lock_jammed: bool = False
     pack_v: float = 650.0
     max_output_v: float = 1e9  # what the power stage can actually reach
+    imd_broken: bool = False  # the insulation monitor no longer alarms for its self test
+    imd_asked: bool = False  # a self test asked for, answered at the next physics step
+    imd_answered_at: int | None = None
+    # The board's HV sense and a DC meter, as offsets from the true output (None: absent).
+    sense_offset_v: float | None = None
+    meter_offset_v: float | None = None
+    meter_offset_a: float | None = None
     log: list[ev.Command] = field(default_factory=list)
     answers: list[vl.VehicleResponse] = field(default_factory=list)
 
@@ -53,6 +60,8 @@ class Rig:
                         self.lock = locked
                 case ev.Answer(resp):
                     self.answers.append(resp)
+                case ev.TestInsulationMonitor():
+                    self.imd_asked = True
         return cmds
 
     def physics(self) -> None:
@@ -64,7 +73,16 @@ class Rig:
         else:
             volts, amps = min(self.set_v, self.max_output_v), 0.0
         self.send(ev.Feedback(self.contactors, self.lock))
-        self.send(ev.Measurement(volts, amps))
+        if self.imd_asked:
+            self.imd_asked = False
+            self.imd_answered_at = len(self.log)  # where in the log the result came in
+            self.send(ev.InsulationMonitorTested(not self.imd_broken))
+        def off(offset: float | None, value: float) -> float | None:
+            return None if offset is None else value + offset
+
+        self.send(ev.Measurement(volts, amps, off(self.sense_offset_v, volts),
+                                 off(self.meter_offset_v, volts),
+                                 off(self.meter_offset_a, amps)))
 
     def advance(self, seconds: float, step: float = 0.1) -> None:
         end = self.now + seconds

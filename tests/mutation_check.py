@@ -23,6 +23,8 @@ T = "tests/test_safety_numbers.py::"
 M = "tests/test_mcu_trips.py::"
 L = "tests/test_mcu_logic.py::"
 P = "tests/test_plant_faults.py::"
+H = "tests/test_mcu_imd_and_hold.py::"
+Q = "tests/test_plausibility.py::"
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,55 @@ MUTATIONS = (
     Mutation("weld_flag_removed", "hal/mcu/rules.py",
              "            self.welded = True\n", "            pass\n",
              (L + "test_unlock_refused_while_a_contactor_is_welded",)),
+    # The insulation monitor's self test before measuring (IEC 61851-23).
+    Mutation("imd_board_gate_removed", "hal/mcu/rules.py",
+             "and self.pilot.state in ENERGY_STATES and self.imd_passed)",
+             "and self.pilot.state in ENERGY_STATES)",
+             (H + "test_contactors_close_for_a_vehicle_only_after_a_passed_imd_test_"
+              "every_session",)),
+    Mutation("imd_not_asked", "firmware/core/energize.py",
+             "        out.append(ev.TestInsulationMonitor())\n", "        pass\n",
+             (T + "test_imd_self_test_before_the_contactors_and_the_test_voltage_every_session",
+              P + "test_broken_insulation_monitor_fails_its_self_test_and_nothing_is_energized")),
+    Mutation("imd_core_gate_removed", "firmware/core/session.py",
+             " and self.cable_check.imd_passed)", ")",
+             (T + "test_imd_self_test_before_the_contactors_and_the_test_voltage_every_session",)),
+    # E/F held >= 4 s (IEC 61851-1), and reported so the host does not read a diode fault.
+    Mutation("ef_hold_3_9s", "hal/mcu/rules.py", "EF_HOLD_MS = 4000", "EF_HOLD_MS = 3900",
+             (H + "test_state_f_is_held_at_least_4s_then_released",)),
+    Mutation("held_f_not_reported", "hal/mcu/rules.py",
+             "self.holding_f = self.pilot_held_f = True", "self.holding_f = True",
+             (H + "test_state_f_is_held_at_least_4s_then_released",
+              H + "test_the_host_does_not_take_the_held_f_for_a_diode_fault")),
+    Mutation("held_f_ignored_by_host", "firmware/inputs.py",
+             "return None if inputs.pilot_held_f else inputs.pilot", "return inputs.pilot",
+             (H + "test_the_host_does_not_take_the_held_f_for_a_diode_fault",)),
+    # Measured-output plausibility (IEC 61851-23, approx. clause).
+    Mutation("plausibility_10v_to_11v", "firmware/core/plausibility.py",
+             "VOLTAGE_TOLERANCE_V = 10.0", "VOLTAGE_TOLERANCE_V = 11.0",
+             (Q + "test_voltage_tolerance_edges",)),
+    Mutation("plausibility_1_5pct_to_1_7pct", "firmware/core/plausibility.py",
+             "RELATIVE_TOLERANCE = 0.015", "RELATIVE_TOLERANCE = 0.017",
+             (Q + "test_voltage_tolerance_edges", Q + "test_current_tolerance_edges")),
+    Mutation("plausibility_0_5a_to_0_6a", "firmware/core/plausibility.py",
+             "CURRENT_TOLERANCE_A = 0.5", "CURRENT_TOLERANCE_A = 0.6",
+             (Q + "test_current_tolerance_edges",)),
+    Mutation("plausibility_debounce_5s", "firmware/core/plausibility.py",
+             "DEBOUNCE_S = 3.0", "DEBOUNCE_S = 5.0",
+             (Q + "test_a_lasting_disagreement_ends_the_session_in_order_within_3s",)),
+    Mutation("plausibility_debounce_1s", "firmware/core/plausibility.py",
+             "DEBOUNCE_S = 3.0", "DEBOUNCE_S = 1.0",
+             (Q + "test_a_short_disagreement_does_not_trip",)),
+    Mutation("plausibility_removed", "firmware/core/supervision.py",
+             "    plausibility(bay, sup, now, out)\n", "    pass\n",
+             (P + "test_a_drifting_module_voltage_sensor_ends_the_session_in_order",)),
+    # PE continuity loss -> emergency shutdown within 5 s (IEC 61851-23): one per holder.
+    Mutation("pe_board_filter_past_5s", "hal/mcu/rules.py", "PILOT_DEBOUNCE_MS = 20",
+             "PILOT_DEBOUNCE_MS = 5100",
+             (M + "test_pe_open_opens_on_the_board_within_5s_with_the_host_passive",)),
+    Mutation("pe_host_unplug_removed", "firmware/core/session.py",
+             '        if state == "A":\n', '        if state == "Z":\n',
+             (T + "test_pe_loss_read_as_the_vehicle_gone_opens_at_once_on_the_host",)),
 )
 
 

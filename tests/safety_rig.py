@@ -57,6 +57,9 @@ class Hardware:
     current_a: float = 0.0
     pack_v: float = 650.0
     ev_relays: bool = False  # the truck's own contactors (closed from PowerDelivery start)
+    imd_broken: bool = False  # the insulation monitor no longer alarms for its self test
+    sense_offset_v: float = 0.0  # the board's HV sense off the true output (a sensor drifts)
+    imd_result: bool | None = None  # its self test since the plug-in (the board's rule)
 
     def pilot(self) -> str:
         if self.pilot_short:
@@ -68,8 +71,11 @@ class Hardware:
     def apply_board_rules(self) -> None:
         if not self.lock_jammed:
             self.lock = self.lock_cmd
+        if not self.plugged:
+            self.imd_result = None  # the board's IMD result belongs to the vehicle
         allowed = (self.contactors_cmd and self.lock and not self.estop and not self.isolation
-                   and self.pilot() in ("C", "D"))  # the board's rules (hal/mcu/rules.py)
+                   and self.pilot() in ("C", "D")
+                   and self.imd_result is True)  # the board's rules (hal/mcu/rules.py)
         if allowed and not self.stuck_open:
             self.contactors = True
         elif not self.welded:
@@ -89,9 +95,17 @@ class Hardware:
             if self.voltage_v < 1.0:
                 self.voltage_v = 0.0
 
+    def test_imd(self) -> None:
+        """The board runs the monitor's self test: only plugged, open and below 60 V."""
+        if self.plugged and not self.contactors and self.voltage_v < 60.0 \
+                and not self.isolation:
+            self.imd_result = not self.imd_broken
+
     def inputs(self) -> ConnectorInputs:
         return ConnectorInputs(self.pilot(), self.contactors, self.lock, self.estop,
-                               self.isolation, self.temperature_c, plugged=self.plugged)
+                               self.isolation, self.temperature_c, plugged=self.plugged,
+                               imd_passed=self.imd_result is True,
+                               imd_failed=self.imd_result is False)
 
 
 @dataclass
@@ -171,6 +185,7 @@ class Bench:
     capability: ev.Capability = ev.Capability(1000.0, 500.0, 400_000.0)
     inputs: ConnectorInputs | None = None
     last_measurement: ev.Measurement | None = None
+    imd_asked: bool = False  # the board runs the self test before the next reading
     # what the outside saw, for the invariants
     cable_check_passed: bool = False  # an OK CableCheck answer since this plug-in
     violations: list[str] = field(default_factory=list)
@@ -211,16 +226,23 @@ class Bench:
                     hw.lock_cmd = locked
                 case ev.SetPilot(_, not_available):
                     hw.drive_f = not_available
+                case ev.TestInsulationMonitor():
+                    hw.imd_result = None  # the result of the last test goes, the new comes
+                    self.imd_asked = True
             hw.apply_board_rules()
 
     def sense(self) -> None:
         """What the loop's tick does: board inputs as events, then the measurement."""
+        if self.imd_asked:
+            self.imd_asked = False
+            self.hw.test_imd()
         self.hw.apply_board_rules()
         new = self.hw.inputs()
         for event in Controller._input_events(self.inputs, new):
             self.send(event)
         self.inputs = new
-        measurement = ev.Measurement(self.hw.voltage_v, self.hw.current_a)
+        measurement = ev.Measurement(self.hw.voltage_v, self.hw.current_a,
+                                     self.hw.voltage_v + self.hw.sense_offset_v)
         if Controller.measurement_due(self.session, measurement, self.last_measurement):
             self.send(measurement)  # the loop's own rule for when time reaches the machine
         self.last_measurement = measurement

@@ -100,9 +100,12 @@ def test_oversize_run_is_dropped_then_resyncs() -> None:
 
 
 def test_status_round_trip_and_malformed() -> None:
-    body = (frame.pack_status(1, "C", 0x13, frame.T_OVER_VOLTAGE, 41.7, 935.4)
-            + frame.pack_status(2, "A", 0, 0, -5.2, 0.0))
-    assert frame.unpack_status(body) == [(1, "C", 0x13, frame.T_OVER_VOLTAGE, 41.7, 935.4),
-                                         (2, "A", 0, 0, -5.2, 0.0)]
+    body = (frame.pack_status(1, "C", 0x13, frame.T_OVER_VOLTAGE, 41.7, 935.4,
+                              frame.S_IMD_PASSED)
+            + frame.pack_status(2, "F", 0, 0, -5.2, 0.0, frame.S_PILOT_HELD_F))
+    assert frame.unpack_status(body) == [
+        (1, "C", 0x13, frame.T_OVER_VOLTAGE, 41.7, 935.4, frame.S_IMD_PASSED),
+        (2, "F", 0, 0, -5.2, 0.0, frame.S_PILOT_HELD_F)]
     assert frame.unpack_status(body[:-1]) == []
-    assert frame.unpack_status(b"\x01Z" + bytes(6)) == []
+    assert frame.unpack_status(b"\x01Z" + bytes(7)) == []
+    assert frame.unpack_status(bytes(body[:8])) == []  # a protocol 3 status (8 bytes)

@@ -215,3 +215,36 @@ def test_pwm_off_in_state_c_powers_off_within_6s() -> None:
     assert still
     (opened_s,) = opened
     assert opened_s <= 6.0
+
+
+PE_LOSS_LIMIT_S = 5.0  # IEC 61851-23: loss of PE continuity -> emergency shutdown within 5 s
+
+
+def test_pe_open_opens_on_the_board_within_5s_with_the_host_passive() -> None:
+    """The board's part of the PE row: the host keeps its heartbeat but commands nothing
+    (no controller behind the driver); pilot and proximity lose their return through PE
+    and the board's own pilot rule opens."""
+
+    async def body() -> list[float]:
+        rig = Rig()
+        await rig.start()
+        # Set up with room for any pilot filter up to 6 s, so a filter moved past 5 s
+        # fails at the 5 s below, not in the set-up.
+        rig.board.port(1).set_pilot("C")
+        rig.host.set_pilot(1, 5.0, False)
+        rig.host.set_lock(1, True)
+        await rig.sleep(6.0)
+        rig.host.test_insulation_monitor(1)
+        await rig.sleep(6.0)
+        rig.host.set_contactors(1, True)
+        await rig.sleep(0.5)
+        assert rig.board.bays[1].contactors
+        t0 = rig.clock.now()
+        rig.board.inject(1, "pe_open")
+        await rig.sleep(PE_LOSS_LIMIT_S + 1.0)
+        opened = [t - t0 for _, t in rig.opened_at]
+        await rig.close()
+        return opened
+
+    (opened_s,) = virtual(body)
+    assert opened_s <= PE_LOSS_LIMIT_S

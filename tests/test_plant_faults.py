@@ -98,3 +98,20 @@ def test_io_board_silent_at_start_up_then_answering(monkeypatch: pytest.MonkeyPa
     (session,) = report["sessions"]  # type: ignore[misc]
     assert session["energy_kwh"] > 0 and session["stop_reason"] == "Local"
     assert seen["faults"] == {1: set(), 2: set()}
+
+
+def test_broken_insulation_monitor_fails_its_self_test_and_nothing_is_energized() -> None:
+    """The monitor no longer alarms and the cable is damaged: without the self test the
+    cable check would pass on a blind monitor (88 monitor violations before it ran). The
+    board runs the test first thing in the cable check; it fails, so the contactors never
+    close: 0 kWh, and the bay is usable again once the truck leaves."""
+    outcome, s = play("imd-selftest")
+    assert "isolation_monitor_failed" in _codes(s)
+    assert s["energy_kwh"] == 0 and s["max_current_a"] == 0
+    assert outcome.world.bays[1].plant.imd.self_tests == 1
+
+
+def test_a_drifting_module_voltage_sensor_ends_the_session_in_order() -> None:
+    outcome, s = play("sensor-drift")
+    assert s["energy_kwh"] > 0  # it was charging
+    assert s["fault"] == "measurement_implausible" and s["stop_reason"] == "Fault"

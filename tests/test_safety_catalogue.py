@@ -151,6 +151,10 @@ CASES: dict[str, tuple[Callable[[Bench], None], Callable[[Bench], None],
                            event(ev.FaultCleared("io_board_link_lost"))),
     "meter_failure": (charging, event(ev.FaultRaised("meter_failure")),
                       event(ev.FaultCleared("meter_failure"))),
+    "isolation_monitor_failed": (nothing, before_plug(hw(imd_broken=True)),
+                                 hw(imd_broken=False)),
+    "measurement_implausible": (charging, then(hw(sense_offset_v=40.0), silence(4)),
+                                hw(sense_offset_v=0.0)),
 }
 
 

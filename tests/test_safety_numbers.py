@@ -11,7 +11,9 @@ from core_rig import EV, Rig
 
 from firmware.core import events as ev
 from firmware.core.transitions import Phase
+from firmware.inputs import input_events
 from hal import vehicle_link as vl
+from hal.io_board import ConnectorInputs
 from hal.power_stage import Mode
 
 
@@ -158,3 +160,52 @@ def test_lock_held_while_the_cable_side_is_above_60v() -> None:
     r.send(ev.Measurement(0.0, 0.0, SAFE_V - 1.0))
     r.send(ev.Tick())
     assert not r.lock
+
+
+def test_pe_loss_read_as_the_vehicle_gone_opens_at_once_on_the_host() -> None:
+    """The host's part of the PE row (IEC 61851-23: emergency shutdown within 5 s of PE
+    loss): CP and PP return through PE, so the board reports no vehicle; the machine
+    switches the supply off and opens the contactors in that same batch."""
+    r = Rig()
+    r.to_charging()
+    r.demand(200.0, 10.0)
+    assert r.s.phase is Phase.CHARGING and r.contactors
+    lost = ConnectorInputs("A", True, True, False, False, 35.0, plugged=False)
+    before = ConnectorInputs("C", True, True, False, False, 35.0, plugged=True)
+    cmds = [c for e in input_events(before, lost) for c in r.send(e)]
+    assert ev.SetContactors(False) in cmds
+    assert ev.SetPower(Mode.OFF, 0.0, 0.0) in cmds
+
+
+def test_imd_self_test_before_the_contactors_and_the_test_voltage_every_session() -> None:
+    """IEC 61851-23: the insulation monitor's self test before it measures. In each
+    session's cable check the test is asked for first; the contactors are commanded
+    only once it passed, and the test voltage after them."""
+    r = Rig()
+    for _ in range(2):  # sessions in a row: each one tests the monitor
+        start = len(r.log)
+        r.to_charging()
+        log = r.log[start:]
+        asked = log.index(ev.TestInsulationMonitor())
+        closed = log.index(ev.SetContactors(True))
+        test_voltage = next(n for n, c in enumerate(log)
+                            if isinstance(c, ev.SetPower) and c.mode is Mode.CABLE_CHECK)
+        assert r.imd_answered_at is not None
+        assert asked < r.imd_answered_at - start <= closed < test_voltage
+        assert r.s.phase is Phase.CHARGING
+        r.ask(vl.PowerDeliveryReq(False))
+        r.advance(5.0)
+        r.send(ev.PilotChanged("A"))
+        r.advance(1.0)
+        assert r.s.phase is Phase.AVAILABLE
+
+
+def test_a_failed_imd_self_test_ends_the_session_before_any_voltage() -> None:
+    r = Rig(imd_broken=True)
+    r.to_parameters()
+    r.send(ev.PilotChanged("C"))
+    r.ask(vl.CableCheckReq(20))
+    r.advance(2.0)
+    assert "isolation_monitor_failed" in r.s.faults
+    assert ev.SetContactors(True) not in r.log
+    assert not any(isinstance(c, ev.SetPower) and c.mode is Mode.CABLE_CHECK for c in r.log)

@@ -1,5 +1,7 @@
 """Cable check and precharge: the two steps that put voltage on the output before power
-delivery (IEC 61851-23 cable check, ISO 15118-2 PreCharge). This module owns their state;
+delivery (IEC 61851-23 cable check, ISO 15118-2 PreCharge). The cable check starts with
+the insulation monitor's self test, before the contactors close and the test voltage is
+applied (IEC 61851-23: self test before measuring). This module owns their state;
 its functions change it and return what the session must act on (a fault to raise).
 """
 
@@ -22,6 +24,8 @@ class CableCheck:
     applied: bool = False  # test voltage commanded (lock confirmed, EVSE contactors closed)
     reached_at: float | None = None  # when the output reached the test voltage
     passed: bool = False
+    imd_asked_at: float | None = None  # the insulation monitor's self test asked for
+    imd_passed: bool = False  # ... and passed: the monitor may now measure
 
     @property
     def measuring(self) -> bool:
@@ -42,6 +46,29 @@ def start_cable_check(cc: CableCheck, ev_max_voltage_v: float, evse_max_voltage_
                       now: float) -> None:
     cc.test_voltage_v = lim.cable_check_voltage(ev_max_voltage_v, evse_max_voltage_v)
     cc.started_at, cc.applied, cc.reached_at, cc.passed = now, False, None, False
+    cc.imd_asked_at, cc.imd_passed = None, False  # every session tests the monitor anew
+
+
+def insulation_monitor_progress(cc: CableCheck, now: float,
+                                out: list[ev.Command]) -> ErrorCode | None:
+    """Asks for the monitor's self test once, first thing in the cable check (contactors
+    still open, output below 60 V); unanswered within IMD_TEST_ANSWER_S it failed."""
+    if cc.imd_passed:
+        return None
+    if cc.imd_asked_at is None:
+        cc.imd_asked_at = now
+        out.append(ev.TestInsulationMonitor())
+    elif now - cc.imd_asked_at > lim.IMD_TEST_ANSWER_S:
+        return ErrorCode.ISOLATION_MONITOR_FAILED
+    return None
+
+
+def insulation_monitor_tested(cc: CableCheck, passed: bool) -> ErrorCode | None:
+    """The board's answer to the self test this cable check asked for."""
+    if cc.imd_asked_at is None or cc.imd_passed:
+        return None  # not ours to judge (no test asked for, or already passed)
+    cc.imd_passed = passed
+    return None if passed else ErrorCode.ISOLATION_MONITOR_FAILED
 
 
 def cable_check_progress(cc: CableCheck, *, path_ready: bool, voltage_v: float,

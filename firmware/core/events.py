@@ -72,6 +72,10 @@ class Measurement:
     voltage_v: float
     current_a: float
     cable_voltage_v: float | None = None
+    # The DC meter on the output, where there is one (its own voltage and current): a
+    # third opinion for the plausibility check (supervision.py).
+    meter_voltage_v: float | None = None
+    meter_current_a: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +130,14 @@ class SetAvailability:
 
 
 @dataclass(frozen=True, slots=True)
+class InsulationMonitorTested:
+    """The result of the insulation monitor's self test the board ran on our asking
+    (TestInsulationMonitor): the monitor alarmed for its test and released again."""
+
+    passed: bool
+
+
+@dataclass(frozen=True, slots=True)
 class UnlockRequested:
     """Release the connector lock (OCPP UnlockConnector, F05): only when no session runs,
     the contactors are commanded open and the output is below 60 V (IEC 61851-23)."""
@@ -133,7 +145,7 @@ class UnlockRequested:
 
 Event = (PilotChanged | Feedback | Measurement | Capability | Authorize | AuthorizeRejected
          | StopRequested | FaultRaised | FaultCleared | FromVehicle | Tick | SetAvailability
-         | UnlockRequested)
+         | UnlockRequested | InsulationMonitorTested)
 
 # --- commands -------------------------------------------------------------------------
 
@@ -170,6 +182,13 @@ class SetOverVoltageBand:
     61851-23 bands); the board trips on it by itself (9 ms + 1 ms)."""
 
     limit_v: float
+
+
+@dataclass(frozen=True, slots=True)
+class TestInsulationMonitor:
+    """Run the insulation monitor's self test before the cable check measures (IEC
+    61851-23; IEC 61557-8 test function). The board answers with the result in its
+    inputs (InsulationMonitorTested)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,5 +240,6 @@ class UnlockResult:
     outcome: UnlockOutcome
 
 
-Command = (SetPilot | SetContactors | SetLock | SetPower | SetOverVoltageBand | Answer
-           | Screen | SessionStarted | SessionEnded | FaultReported | UnlockResult)
+Command = (SetPilot | SetContactors | SetLock | SetPower | SetOverVoltageBand
+           | TestInsulationMonitor | Answer | Screen | SessionStarted | SessionEnded
+           | FaultReported | UnlockResult)

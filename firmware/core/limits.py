@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from hal.mcu.rules import ovp_limit_v
+from hal.mcu.rules import IMD_TEST_ALARM_MS, IMD_TEST_CLEAR_MS, ovp_limit_v
 
 __all__ = ["ovp_limit_v"]  # the IEC 61851-23 bands: one table, the board's (hal/mcu/rules.py)
 
@@ -29,6 +29,9 @@ SHUTDOWN_CURRENT_WAIT_S = 2.0  # open anyway after this (EV left the loop)
 CONTACTOR_CONFIRM_S = 1.0  # mirror contacts must follow within this, else welded/stuck
 CABLE_CHECK_REACHED = 0.95  # fraction of the test voltage counted as "applied" (approx.)
 CABLE_CHECK_COLLAPSE = 0.8  # below this fraction after reaching it: the insulation broke
+# The insulation monitor's self test, run by the board: its two bounds (hal/mcu/rules.py)
+# and a second for the link; unanswered by then, the test failed.
+IMD_TEST_ANSWER_S = (IMD_TEST_ALARM_MS + IMD_TEST_CLEAR_MS) / 1000.0 + 1.0
 LOCK_CONFIRM_S = 2.0  # approx.: lock actuators move in well under a second (IEC 62196-3)
 
 # Over-voltage / over-current trip margins above the hard limits (approx.: measurement

@@ -75,6 +75,7 @@ class ConnectorSession:
     voltage_v: float = 0.0
     current_a: float = 0.0
     cable_voltage_v: float | None = None  # the board's HV sense, cable side of contactors
+    measurement: ev.Measurement | None = None  # the last one, whole (plausibility)
     capability: ev.Capability = ev.Capability(0.0, 0.0, 0.0)
     faults: set[ErrorCode] = field(default_factory=set)
     conditions: set[ErrorCode] = field(default_factory=set)  # reported present by an input
@@ -112,7 +113,7 @@ class ConnectorSession:
                     # so the lock gate releases it once the output is safe.
                     self.lock_commanded = locked and not self.lock_wanted
             case ev.Measurement(volts, amps, cable_v):
-                self.cable_voltage_v = cable_v
+                self.cable_voltage_v, self.measurement = cable_v, event
                 self._on_measurement(volts, amps, now)
             case ev.Capability():
                 self._on_capability(event, now, out)
@@ -137,6 +138,9 @@ class ConnectorSession:
                 self.operative = operative
             case ev.UnlockRequested():
                 self._on_unlock_request(now, out)
+            case ev.InsulationMonitorTested(passed):
+                if (fault := energize.insulation_monitor_tested(self.cable_check, passed)):
+                    self.raise_fault(fault, now, out)
             case ev.Tick():
                 pass
         self._housekeeping(now, out)
@@ -152,8 +156,7 @@ class ConnectorSession:
 
     @property
     def supervising(self) -> bool:
-        """A hardware confirmation timer runs (mirror contacts or lock not yet following
-        the command): the machine needs the time even on an idle bay."""
+        """A hardware confirmation timer runs: the machine needs the time when idle."""
         return self.supervision.running or self.unlock_requested_at is not None
 
     @property
@@ -353,17 +356,14 @@ class ConnectorSession:
             self._open_now(out)
         self.raise_fault(ErrorCode.VEHICLE_COMM_LOST, now, out)
 
-    def service_reset(self, code: ErrorCode) -> None:
-        """A field engineer clears a latched fault (console / OCPP Reset)."""
+    def service_reset(self, code: ErrorCode) -> None:  # a field engineer (console, Reset)
         self.faults.discard(error_code(code))
 
-    def drop_fault(self, code: ErrorCode, out: list[ev.Command]) -> None:
-        """Supervision found the condition gone with no vehicle left to clear it on."""
+    def drop_fault(self, code: ErrorCode, out: list[ev.Command]) -> None:  # gone, no vehicle
         self.faults.discard(code)
         out.append(self.screen())
 
-    def want_lock(self, locked: bool) -> None:
-        """The lock gate carries it out: locking at once, unlocking only when safe."""
+    def want_lock(self, locked: bool) -> None:  # the lock gate carries it out when safe
         self.lock_wanted = locked
 
     # --- gates and actions -------------------------------------------------------------
@@ -382,8 +382,8 @@ class ConnectorSession:
         """Close only with the lock confirmed and no blocking fault, for the cable check
         itself (its voltage must reach the cable; the vehicle's contactors stay open until
         PreCharge) or after it passed (IEC 61851-23). Returns whether it was commanded."""
-        checked = self.cable_check.passed or (
-            for_cable_check and self.phase is Phase.CABLE_CHECK)
+        checked = self.cable_check.passed or (  # the monitor passed its self test first
+            for_cable_check and self.phase is Phase.CABLE_CHECK and self.cable_check.imd_passed)
         if not (checked and self.lock_locked and not self.blocking_faults):
             return False
         if not self.contactors_commanded:
@@ -420,9 +420,10 @@ class ConnectorSession:
     def _energize_progress(self, now: float, out: list[ev.Command]) -> None:
         fault = None
         if self.phase is Phase.CABLE_CHECK and not self.cable_check.passed:
+            fault = energize.insulation_monitor_progress(self.cable_check, now, out)
             if self.lock_locked and not self.contactors_commanded:
                 self.close_contactors(now, out, for_cable_check=True)
-            fault = energize.cable_check_progress(
+            fault = fault or energize.cable_check_progress(
                 self.cable_check, path_ready=self.lock_locked and self.contactors_closed
                 and self.contactors_commanded, voltage_v=self.voltage_v,
                 settle_s=self.limits.cable_check_settle_s, now=now, out=out)

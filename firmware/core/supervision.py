@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from firmware.core import events as ev
 from firmware.core import limits as lim
+from firmware.core import plausibility as plaus
 from firmware.core.bay import Bay
 from firmware.core.energize import insulation_broke
 from firmware.core.transitions import ENERGIZING, PACK_CONNECTED, Phase
@@ -20,6 +21,7 @@ from firmware.errors import ErrorCode
 class Supervision:
     contactor_mismatch_since: float | None = None  # mirror contacts differ from command
     lock_pending_since: float | None = None  # lock switch differs from command
+    implausible_since: float | None = None  # the output's readings disagree (contactors closed)
 
     @property
     def running(self) -> bool:
@@ -38,6 +40,7 @@ class Supervision:
 def supervise(bay: Bay, sup: Supervision, ev_max_voltage_v: float | None,
               ev_max_current_a: float, now: float, out: list[ev.Command]) -> None:
     output(bay, ev_max_voltage_v, ev_max_current_a, now, out)
+    plausibility(bay, sup, now, out)
     contactors(bay, sup, now, out)
     lock(bay, sup, now, out)
 
@@ -59,6 +62,19 @@ def output(bay: Bay, ev_max_voltage_v: float | None, ev_max_current_a: float, no
         bay.raise_fault(ErrorCode.OVER_CURRENT, now, out)
     if bay.phase is Phase.CABLE_CHECK and insulation_broke(bay.cable_check, bay.voltage_v):
         bay.raise_fault(ErrorCode.CABLE_CHECK_FAILED, now, out)
+
+
+def plausibility(bay: Bay, sup: Supervision, now: float, out: list[ev.Command]) -> None:
+    """Power stage, IO board and meter agree on the output within the tolerance, judged
+    while the contactors are closed (read and commanded: one node), for DEBOUNCE_S."""
+    m = bay.measurement
+    closed = bay.contactors_closed and bay.contactors_commanded
+    if m is None or not closed or plaus.disagreement(m) is None:
+        sup.implausible_since = None
+    elif sup.implausible_since is None:
+        sup.implausible_since = now
+    elif now - sup.implausible_since >= plaus.DEBOUNCE_S:
+        bay.raise_fault(ErrorCode.MEASUREMENT_IMPLAUSIBLE, now, out)
 
 
 def contactors(bay: Bay, sup: Supervision, now: float, out: list[ev.Command]) -> None:

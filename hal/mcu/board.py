@@ -19,7 +19,7 @@ try:  # flat files on the MCU; a package when the host or the simulator imports 
 except ImportError:
     from hal.mcu import frame, rules  # type: ignore[no-redef]
 
-FIRMWARE_VERSION = (0, 1, 0)
+FIRMWARE_VERSION = (0, 2, 0)
 TELEMETRY_MS = 100  # status at 10 Hz even when nothing changes
 DEFAULT_HEARTBEAT_TIMEOUT_MS = 500
 # The host's heartbeat timeout a HELLO may ask for; outside it the HELLO is refused (ACK
@@ -37,11 +37,15 @@ HV_FULL_SCALE_V = 1500.0  # output-voltage divider: 0..1500 V onto the ADC's ran
 # board reads the six analogue channels below through an external multiplexer, which
 # this map (and the simulator) treat as plain ADC channel numbers.
 ESTOP_PIN = 22  # NC mushroom-button loop to GND: high = pressed or wire broken
+# "imd" is the insulation monitor's alarm relay, "imd_test" its test input (the IMD's own
+# test button, wired to the board).
 PINS = {
     1: {"cp_pwm": 2, "pp": 3, "coil": 4, "mirror": 5, "lock_a": 6, "lock_b": 7,
-        "lock_sw": 8, "imd": 9, "cp_high": 0, "cp_low": 1, "temp": 2, "hv": 6},
+        "lock_sw": 8, "imd": 9, "imd_test": 18, "cp_high": 0, "cp_low": 1, "temp": 2,
+        "hv": 6},
     2: {"cp_pwm": 10, "pp": 11, "coil": 12, "mirror": 13, "lock_a": 14, "lock_b": 15,
-        "lock_sw": 16, "imd": 17, "cp_high": 3, "cp_low": 4, "temp": 5, "hv": 7},
+        "lock_sw": 16, "imd": 17, "imd_test": 19, "cp_high": 3, "cp_low": 4, "temp": 5,
+        "hv": 7},
 }
 
 
@@ -77,6 +81,7 @@ class Board:
                 "coil": Pin(p["coil"], Pin.OUT, value=0),
                 "lock_a": Pin(p["lock_a"], Pin.OUT, value=0),
                 "lock_b": Pin(p["lock_b"], Pin.OUT, value=0),
+                "imd_test": Pin(p["imd_test"], Pin.OUT, value=0),
                 "pp": Pin(p["pp"], Pin.IN, Pin.PULL_UP),
                 "mirror": Pin(p["mirror"], Pin.IN, Pin.PULL_UP),
                 "lock_sw": Pin(p["lock_sw"], Pin.IN, Pin.PULL_UP),
@@ -100,7 +105,7 @@ class Board:
         self.now_ms = 0
         self.last_rx_ms = 0
         self.last_status_ms = -TELEMETRY_MS
-        self.last_sent: dict[int, tuple[str, int, int]] = {}  # what was last reported
+        self.last_sent: dict[int, tuple[str, int, int, int]] = {}  # what was last reported
         self.out = bytearray()
         self.answered = False  # a heartbeat arrived in this pass: report the status
         self.last_command: tuple[int, int, bytes] = (-1, -1, b"")
@@ -153,7 +158,7 @@ class Board:
         conn.plugged = io["pp"].value() == 0  # PP pulled to PE by the plug's resistor
         conn.mirror_closed = io["mirror"].value() == 1  # NC mirror contact opens on close
         conn.lock_switch = io["lock_sw"].value() == 0
-        conn.isolation_fault = io["imd"].value() == 1  # IMD alarm relay, fail-safe open
+        conn.imd_alarm = io["imd"].value() == 1  # IMD alarm relay, fail-safe open
         conn.temperature_c = temperature_c(io["temp"].read_u16())
         conn.output_v = output_volts(io["hv"].read_u16())
         high = cp_volts(io["cp_high"].read_u16())
@@ -166,6 +171,7 @@ class Board:
         io["coil"].value(1 if conn.coil_on else 0)
         io["lock_a"].value(1 if conn.lock_drive > 0 else 0)
         io["lock_b"].value(1 if conn.lock_drive < 0 else 0)
+        io["imd_test"].value(1 if conn.imd_test_out else 0)
         self.driven[n] = conn.pwm_output()
         io["pwm"].duty_u16(self.driven[n] * 65535 // rules.PWM_FULL)
 
@@ -218,7 +224,7 @@ class Board:
 
     def _command(self, mtype: int, body: bytes, now: int) -> int:
         if mtype not in (frame.SET_PILOT, frame.SET_CONTACTORS, frame.SET_LOCK,
-                         frame.SET_OVP_BAND, frame.SELFTEST_CONTACTORS):
+                         frame.SET_OVP_BAND, frame.SELFTEST_CONTACTORS, frame.TEST_IMD):
             return frame.UNKNOWN_TYPE
         conn = self.connectors.get(body[0]) if body else None
         if conn is None:
@@ -233,6 +239,9 @@ class Board:
         elif mtype == frame.SELFTEST_CONTACTORS and len(body) == 1:
             if not conn.command_selftest(now):
                 return frame.REFUSED
+        elif mtype == frame.TEST_IMD and len(body) == 1:
+            if not conn.command_imd_test(now):
+                return frame.REFUSED
         elif mtype == frame.SET_OVP_BAND and len(body) == 3:
             if not conn.command_ovp_band(float((body[1] << 8) | body[2])):
                 return frame.BAD_ARGS
@@ -241,7 +250,7 @@ class Board:
         return frame.OK
 
     def _report(self, now: int) -> None:
-        status = {n: (c.pilot.state, c.flags(), c.trips())
+        status = {n: (c.pilot.state, c.flags(), c.trips(), c.states())
                   for n, c in self.connectors.items()}
         changed = status != self.last_sent
         # Due every TELEMETRY_MS, and at once as the answer to a heartbeat.
@@ -252,9 +261,9 @@ class Board:
             return
         body = bytearray()
         for n, conn in self.connectors.items():
-            pilot, flags, trips = status[n]
+            pilot, flags, trips, states = status[n]
             body.extend(frame.pack_status(n, pilot, flags, trips, conn.temperature_c,
-                                          conn.output_v))
+                                          conn.output_v, states))
         self._send(frame.EVENT if changed else frame.TELEMETRY, bytes(body))
         self.last_sent = status
         self.last_status_ms = now

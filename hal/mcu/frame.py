@@ -11,8 +11,11 @@ CRC alone misses once in 65536.
 """
 
 # 2: status carries the board's trips and output voltage; SET_OVP_BAND. 3: the board-held
-# contactor self test (SELFTEST_CONTACTORS, its trips bits).
-PROTOCOL_VERSION = 3
+# contactor self test (SELFTEST_CONTACTORS, its trips bits). 4: the insulation monitor's
+# self test (TEST_IMD) and a ninth status byte (pilot held in F, the IMD test's result).
+# HELLO's own layout (version u8, timeout u16) never changes, so ends of any two versions
+# still tell each other apart: the board answers another version with BAD_VERSION.
+PROTOCOL_VERSION = 4
 MAX_PAYLOAD = 64  # seq + type + len + body + CRC; longest real message is about 30 bytes
 MAX_BODY = MAX_PAYLOAD - 5
 MAX_ENCODED = MAX_PAYLOAD + MAX_PAYLOAD // 254 + 2
@@ -27,12 +30,14 @@ HEARTBEAT = 0x05  # body: empty
 SET_OVP_BAND = 0x06  # body: connector u8, over-voltage limit V u16 (the negotiated band)
 SELFTEST_CONTACTORS = 0x07  # body: connector u8; closes an empty connector for a bounded
 #                            time and opens again (rules.py); REFUSED when not safe
+TEST_IMD = 0x08  # body: connector u8; the insulation monitor's self test (IEC 61557-8 test
+#                 function) before the cable check measures; REFUSED unless open and < 60 V
 
 # MCU -> host.
 ACK = 0x80  # body: acknowledged seq u8, result u8
 HELLO_ACK = 0x81  # body: acked seq u8, protocol version u8, firmware major, minor, patch u8,
 #                   connector count u8
-TELEMETRY = 0x90  # body: per connector 8 bytes, see pack_status; every 100 ms at most
+TELEMETRY = 0x90  # body: per connector 9 bytes, see pack_status; every 100 ms at most
 EVENT = 0x91  # same body as TELEMETRY, sent at once when a status bit or pilot changes
 
 # ACK result codes.
@@ -60,8 +65,17 @@ T_SELFTEST_RUNNING = 0x04
 T_SELFTEST_CLOSED = 0x08
 T_SELFTEST_OPENED = 0x10
 T_SELFTEST_ABORTED = 0x20
-F_STATUS_SIZE = 8  # connector, pilot letter, flags, trips, temperature (0.1 degC, signed
-#                    16 bit), output voltage at the EVSE's side of the cable (0.1 V, u16)
+# Third flag byte (states): the pilot held in F against the host's wish for the rest of
+# IEC 61851-1's 4 s (the vehicle's state cannot be read meanwhile); the IMD self test
+# running, and its result since the vehicle plugged in (held until the next test or the
+# vehicle leaves).
+S_PILOT_HELD_F = 0x01
+S_IMD_TESTING = 0x02
+S_IMD_PASSED = 0x04
+S_IMD_FAILED = 0x08
+F_STATUS_SIZE = 9  # connector, pilot letter, flags, trips, temperature (0.1 degC, signed
+#                    16 bit), output voltage at the EVSE's side of the cable (0.1 V, u16),
+#                    states
 
 
 def _crc_table() -> list[int]:
@@ -185,17 +199,17 @@ class Decoder:
 
 
 def pack_status(connector: int, pilot: str, flags: int, trips: int, temperature_c: float,
-                output_v: float) -> bytes:
+                output_v: float, states: int = 0) -> bytes:
     deci = int(round(temperature_c * 10))
     deci = max(-32768, min(32767, deci)) & 0xFFFF
     volts = max(0, min(65535, int(round(output_v * 10))))
     return bytes([connector & 0xFF, ord(pilot), flags & 0xFF, trips & 0xFF, deci >> 8,
-                  deci & 0xFF, volts >> 8, volts & 0xFF])
+                  deci & 0xFF, volts >> 8, volts & 0xFF, states & 0xFF])
 
 
-def unpack_status(body: bytes) -> list[tuple[int, str, int, int, float, float]]:
-    """[(connector, pilot, flags, trips, temperature_c, output_v), ...]; [] if the body is
-    malformed."""
+def unpack_status(body: bytes) -> list[tuple[int, str, int, int, float, float, int]]:
+    """[(connector, pilot, flags, trips, temperature_c, output_v, states), ...]; [] if the
+    body is malformed."""
     if len(body) % F_STATUS_SIZE:
         return []
     out = []
@@ -207,5 +221,6 @@ def unpack_status(body: bytes) -> list[tuple[int, str, int, int, float, float]]:
         if deci >= 0x8000:
             deci -= 0x10000
         volts = (body[i + 6] << 8) | body[i + 7]
-        out.append((body[i], pilot, body[i + 2], body[i + 3], deci / 10.0, volts / 10.0))
+        out.append((body[i], pilot, body[i + 2], body[i + 3], deci / 10.0, volts / 10.0,
+                    body[i + 8]))
     return out

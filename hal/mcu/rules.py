@@ -22,6 +22,18 @@ needs to check is in this file:
 - host silent for the heartbeat timeout: contactors open and the pilot goes to state F;
 - the lock never unlocks while the mirror contacts say a contactor is closed (welded or
   not): the output may be live;
+- the insulation monitor's self test (TEST_IMD; IEC 61557-8 IMDs have a test function,
+  IEC 61851-23 asks for it before the cable check measures): the board drives the IMD's
+  test input and expects its alarm within IMD_TEST_ALARM_MS (none: failed), then releases
+  it and expects the alarm gone within IMD_TEST_CLEAR_MS (passed; still there: no pass,
+  and the standing alarm is reported as the isolation fault it is). It runs only with
+  the contactors open and the output below SAFE_VOLTAGE_V (a testing IMD does not
+  watch), and the contactors close
+  for a vehicle only after a passed test since that vehicle plugged in: every session,
+  whatever the host does;
+- E/F held: once the board drives state F (the host asked, or the host went silent) it
+  keeps F for at least EF_HOLD_MS (IEC 61851-1), and reports "held" meanwhile, so the
+  host does not take the F it reads for the vehicle's diode;
 - a contactor that is commanded open but whose mirror contact still says closed is
   reported welded;
 - the contactor self test (SELFTEST_CONTACTORS, the field console's `selftest
@@ -67,6 +79,14 @@ SAFE_VOLTAGE_V = 60.0
 # over in half a second, the same span as the default heartbeat timeout.
 SELFTEST_CLOSE_MS = 500
 NO_VEHICLE_STATES = ("A", "F")  # F only while the board drives F: then PP is the witness
+# IEC 61851-1: an EVSE that signals an error by state E or F keeps it at least 4 s. The
+# board signals only F (E, 0 V, would take a short on its own output).
+EF_HOLD_MS = 4000
+# The IMD's self test (approx.: an IMD's alarm relay follows its test input within about a
+# second; the device's data sheet gives the figure). Both bounds keep the cable check's
+# whole phase well inside the 25 s some vehicles allow (charging-facts.md).
+IMD_TEST_ALARM_MS = 2000
+IMD_TEST_CLEAR_MS = 2000
 
 # FLAG bits are those of frame.py; repeated here so this file stands alone for review.
 F_CONTACTORS = 0x01
@@ -83,6 +103,10 @@ T_SELFTEST_RUNNING = 0x04
 T_SELFTEST_CLOSED = 0x08
 T_SELFTEST_OPENED = 0x10
 T_SELFTEST_ABORTED = 0x20
+S_PILOT_HELD_F = 0x01
+S_IMD_TESTING = 0x02
+S_IMD_PASSED = 0x04
+S_IMD_FAILED = 0x08
 
 
 def ovp_limit_v(max_voltage_v: float) -> float:
@@ -160,7 +184,8 @@ class Connector:
         self.mirror_closed = False
         self.lock_switch = False
         self.estop = False
-        self.isolation_fault = False
+        self.imd_alarm = False  # the IMD's alarm relay, as read on its input
+        self.isolation_fault = False  # the alarm, except while it answers the self test
         self.temperature_c = 0.0
         self.output_v = 0.0  # HV sense at the EVSE's side of the cable
         self.link_ok = False
@@ -184,6 +209,20 @@ class Connector:
         self.selftest_opened = False
         self.selftest_aborted = False
         self._selftest_until = 0
+        # The IMD self test: its test input, running, and the result since plug-in.
+        self.imd_test_out = False
+        self.imd_testing = False
+        self.imd_passed = False
+        self.imd_failed = False
+        self._imd_alarm_seen = False
+        self._imd_until = 0
+        self._pp_out_since = -1  # PP has read "no plug" since
+        # State F: driven now, since when, held for IEC 61851-1's 4 s (reported).
+        self._driving_f = True  # power-up: no error was signalled, so nothing to hold
+        self._f_since = -EF_HOLD_MS
+        self._f_released = -EF_HOLD_MS
+        self.holding_f = False
+        self.pilot_held_f = False
 
     # --- host commands -------------------------------------------------------------------
 
@@ -209,6 +248,19 @@ class Connector:
         self._selftest_until = now_ms + SELFTEST_CLOSE_MS
         return True
 
+    def command_imd_test(self, now_ms: int) -> bool:
+        """Starts the insulation monitor's self test; False (nothing moves) unless a
+        vehicle is plugged, the contactors are open, the output is below SAFE_VOLTAGE_V,
+        the IMD does not alarm already and the link is alive."""
+        if (self.imd_testing or self.coil_on or self.mirror_closed or not self.plugged
+                or self.pilot.state == "A" or self.output_v >= SAFE_VOLTAGE_V
+                or self.imd_alarm or not self.link_ok):
+            return False
+        self.imd_testing = self.imd_test_out = True
+        self.imd_passed = self.imd_failed = self._imd_alarm_seen = False
+        self._imd_until = now_ms + IMD_TEST_ALARM_MS
+        return True
+
     def command_lock(self, locked: bool, now_ms: int) -> None:
         self.want_locked = locked
         self.lock_fault = False
@@ -231,7 +283,7 @@ class Connector:
     def may_close(self) -> bool:
         return (self.allow_power and self.lock_confirmed() and not self.estop
                 and not self.isolation_fault and self.link_ok and not self.ovp_trip
-                and self.pilot.state in ENERGY_STATES)
+                and self.pilot.state in ENERGY_STATES and self.imd_passed)
 
     def selftest_safe(self) -> bool:
         """Safe to close an empty connector, by the board's own readings."""
@@ -247,7 +299,7 @@ class Connector:
 
     def pwm_output(self) -> int:
         """Duty per mille to drive: state F when asked or when the host went silent."""
-        if self.pilot_f or not self.link_ok:
+        if self.pilot_f or not self.link_ok or self.holding_f:
             return PWM_STATE_F
         return self.duty_permille
 
@@ -264,6 +316,7 @@ class Connector:
     def update(self, now_ms: int) -> None:
         if self.estop or not self.link_ok:
             self.allow_power = False
+        self._update_pilot_hold(now_ms)
         self._update_ovp(now_ms)
         self._update_pwm_loss(now_ms)
         if self.pilot.state == "A" or not self.plugged:
@@ -271,6 +324,11 @@ class Connector:
             # next one starts from the default band, no trips.
             self.ovp_trip = self.pilot_trip = False
             self.ovp_limit_v = OVP_DEFAULT_V
+        if self._vehicle_gone(now_ms):
+            # and its own IMD self test; one running ends (its result would be no one's)
+            self.imd_testing = self.imd_test_out = False
+            self.imd_passed = self.imd_failed = False
+        self._update_imd(now_ms)
         testing = self.selftest_running
         self._update_selftest(now_ms)
         close = self.may_close() or self.selftest_running
@@ -293,6 +351,54 @@ class Connector:
         elif now_ms - self._coil_off_ms >= WELD_DETECT_MS:
             self.welded = True
         self._update_lock(now_ms)
+
+    def _vehicle_gone(self, now_ms: int) -> bool:
+        """Pilot A, or the plug out (PP) for as long as the pilot filter asks of a new CP
+        state: a PP contact's bounce does not end a session (the PE row: PP and CP both
+        return through PE, so both read "gone" PILOT_DEBOUNCE_MS after PE breaks)."""
+        if self.plugged:
+            self._pp_out_since = -1
+        elif self._pp_out_since < 0:
+            self._pp_out_since = now_ms
+        return self.pilot.state == "A" or (
+            self._pp_out_since >= 0 and now_ms - self._pp_out_since >= PILOT_DEBOUNCE_MS)
+
+    def _update_pilot_hold(self, now_ms: int) -> None:
+        if self.pilot_f or not self.link_ok:
+            if not self._driving_f:
+                self._f_since = now_ms
+            self._driving_f, self.holding_f, self.pilot_held_f = True, False, False
+            return
+        if self._driving_f and now_ms - self._f_since < EF_HOLD_MS:
+            self.holding_f = self.pilot_held_f = True
+            return
+        if self._driving_f:
+            self._f_released = now_ms
+        self._driving_f = self.holding_f = False
+        # Until the filter has read the vehicle again, the F it reads is still ours: a new
+        # reading pending, or not yet two filter times since the release.
+        self.pilot_held_f = self.pilot.state == "F" and (
+            self.pilot.candidate != "F" or now_ms - self._f_released <= 2 * PILOT_DEBOUNCE_MS)
+
+    def _update_imd(self, now_ms: int) -> None:
+        if self.imd_testing:
+            if not self._imd_alarm_seen:
+                if self.imd_alarm:  # the monitor answered its test: release the input
+                    self._imd_alarm_seen, self.imd_test_out = True, False
+                    self._imd_until = now_ms + IMD_TEST_CLEAR_MS
+                elif now_ms >= self._imd_until:
+                    self._imd_end(False)  # no alarm: the monitor or its wiring is dead
+            elif not self.imd_alarm:
+                self._imd_end(True)
+            elif now_ms >= self._imd_until:
+                # It alarmed for its test (it works) and keeps alarming: that is an
+                # isolation fault (flag bit 3) or a stuck relay; no pass, no closing.
+                self.imd_testing = self.imd_test_out = False
+        self.isolation_fault = self.imd_alarm and not self.imd_testing
+
+    def _imd_end(self, passed: bool) -> None:
+        self.imd_testing = self.imd_test_out = False
+        self.imd_passed, self.imd_failed = passed, not passed
 
     def _update_selftest(self, now_ms: int) -> None:
         if not self.selftest_running:
@@ -352,6 +458,14 @@ class Connector:
             times.append(self._pwm_off_since + PWM_LOSS_OPEN_MS)
         if self.selftest_running:
             times.append(self._selftest_until)
+        if self.imd_testing:
+            times.append(self._imd_until)
+        if self._pp_out_since >= 0 and (self.imd_passed or self.imd_testing):
+            times.append(self._pp_out_since + PILOT_DEBOUNCE_MS)
+        if self.holding_f:
+            times.append(self._f_since + EF_HOLD_MS)
+        elif self.pilot_held_f:
+            times.append(self._f_released + 2 * PILOT_DEBOUNCE_MS + 1)
         times = [t for t in times if t >= 0]
         return min(times) if times else -1
 
@@ -364,6 +478,14 @@ class Connector:
             if on:
                 f |= bit
         return f
+
+    def states(self) -> int:
+        s = 0
+        for on, bit in ((self.pilot_held_f, S_PILOT_HELD_F), (self.imd_testing, S_IMD_TESTING),
+                        (self.imd_passed, S_IMD_PASSED), (self.imd_failed, S_IMD_FAILED)):
+            if on:
+                s |= bit
+        return s
 
     def trips(self) -> int:
         t = 0

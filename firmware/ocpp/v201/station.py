@@ -347,7 +347,9 @@ class Station(StationReset):
         and at the instant a sampled meter value is due."""
         tick = self.clock.now()
         while True:
-            while tick <= self.clock.now():
+            # (1 us of slack: a tick a float's rounding above now would be slept for
+            # less than the loop's resolution, and looptime's virtual clock never moves)
+            while tick <= self.clock.now() + 1e-6:
                 tick += 1.0
             due = self.tx.next_sample_due()
             await self.clock.sleep_until(min(tick, due) if due is not None
