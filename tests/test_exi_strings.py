@@ -150,7 +150,10 @@ def test_repeated_namespaces_round_trip(namespaces: list[str]) -> None:
     assert exi.decode("SAP", hits) == doc
     repeats = len(namespaces) - len(set(namespaces)) - (namespaces.count("") > 1) * (
         namespaces.count("") - 1)  # a repeated "" stays a literal
-    assert len(hits) <= len(literal) - repeats  # each hit saves at least an octet
+    # A literal of L characters costs at least 8 + 8 L bits (its length, then each code
+    # point, §7.1.10); a hit 8 bits (0 or 1) plus the index, at most 5 bits for 20 entries
+    # (§7.3.3): each repeat saves at least 3 bits, the stream is padded to an octet.
+    assert len(hits) <= -(-(8 * len(literal) - 3 * repeats) // 8)
 
 
 NAMES = st.sampled_from(["Connector", "ControlMode", "Pricing", "A", ""])
