@@ -35,7 +35,7 @@ from firmware.bay.compose import BayParts
 from firmware.bay.compose import check as check_bay
 from firmware.config import ChargerConfig, ConfigError
 from firmware.console.settings import parse as parse_console
-from firmware.core.events import StopReason
+from firmware.core.events import DataLinkChanged, StopReason
 from firmware.drivers import HardwareMissing, Wires
 from firmware.loop import Controller
 from firmware.ocpp.settings import OcppSettings, OcppSettingsError
@@ -110,6 +110,9 @@ class Charger:
         controller = Controller(config, clock, power, io)
         if isinstance(links, FollowsPilot):  # iso15118: SLAC starts on B with 5 % PWM
             controller.pilot_followers.append(links.follow_pilot)
+            def data_link(evse: int, ready: bool) -> None:  # (told from inside the pilot
+                clock.call_later(0.0, controller.dispatch, evse, DataLinkChanged(ready))
+            links.on_data_link = data_link  # command: dispatched on the loop's next turn)
         authorization = Authorization(controller, clock.now)
         # Wall time for the security log runs with the (maybe virtual) clock; the OCPP
         # station, when there is one, is the better source (the CSMS sets the time).

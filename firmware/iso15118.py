@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Literal
 
@@ -168,6 +169,14 @@ class Iso15118Links(Iso15118Server):
 
     def follow_pilot(self, evse_id: int, state: str, duty_percent: float, now: float) -> None:
         self.slac.follow_pilot(evse_id, state, duty_percent)
+
+    @property
+    def on_data_link(self) -> Callable[[int, bool], None]:
+        return self.slac.on_data_link
+
+    @on_data_link.setter
+    def on_data_link(self, tell: Callable[[int, bool], None]) -> None:
+        self.slac.on_data_link = tell
 
     def _open_modems(self, on_link: OnLink) -> None:
         try:

@@ -179,3 +179,8 @@ class FollowsPilot(Protocol):
     def follow_pilot(self, evse_id: int, state: str, duty_percent: float, now: float) -> None:
         """``state``: the pilot as read, "A" when unplugged; ``duty_percent``: 5 for
         digital communication, 100 for none (or not available)."""
+
+    # Set by the composition root: called (connector, ready) when matching starts on a
+    # connector (False) and when the EV matched (True: ISO 15118-3 D-LINK_READY), so the
+    # core's communication setup timer counts from the match, as the EV's does.
+    on_data_link: Callable[[int, bool], None]

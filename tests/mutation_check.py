@@ -36,6 +36,8 @@ class Mutation:
     tests: tuple[str, ...]
 
 
+SLAC_18S = "test_with_slac_the_18s_count_from_the_match_not_from_the_pwm"
+
 MUTATIONS = (
     Mutation("pilot_filter_past_100ms", "hal/mcu/rules.py", "PILOT_DEBOUNCE_MS = 20",
              "PILOT_DEBOUNCE_MS = 110",
@@ -80,7 +82,10 @@ MUTATIONS = (
     Mutation("sequence_timeout_64s", "firmware/core/limits.py", "SEQUENCE_TIMEOUT_S = 60.0",
              "SEQUENCE_TIMEOUT_S = 64.0", (T + "test_sequence_timeout_is_60s",)),
     Mutation("comm_setup_20s", "firmware/core/limits.py", "COMM_SETUP_TIMEOUT_S = 18.0",
-             "COMM_SETUP_TIMEOUT_S = 20.0", (T + "test_communication_setup_timeout_is_18s",)),
+             "COMM_SETUP_TIMEOUT_S = 20.0", (T + "test_communication_setup_timeout_is_18s",
+                                             T + SLAC_18S)),
+    Mutation("comm_setup_from_pwm_with_slac", "firmware/core/vehicle.py",
+             "and not x.link_pending and (", "and (", (T + SLAC_18S,)),
     Mutation("cable_check_39_5s", "firmware/core/limits.py", "CABLE_CHECK_TIMEOUT_S = 38.0",
              "CABLE_CHECK_TIMEOUT_S = 39.5", (T + "test_cable_check_gives_up_by_38s",)),
     Mutation("precharge_6_5s", "firmware/core/limits.py", "PRECHARGE_TIMEOUT_S = 5.0",

@@ -63,6 +63,33 @@ def test_communication_setup_timeout_is_18s() -> None:
     assert "comm_setup_timeout" in r.s.faults
 
 
+def test_with_slac_the_18s_count_from_the_match_not_from_the_pwm() -> None:
+    """ISO 15118-2: the EV's communication setup timer starts at D-LINK_READY (the SLAC
+    match, ISO 15118-3), and SLAC may take up to TT_EVSE_SLAC_init (50 s) to begin. So a
+    slow EV that matched 40 s after 5 % PWM is given its 18 s from the match."""
+    r = Rig()
+    r.send(ev.PilotChanged("B"))
+    r.send(ev.DataLinkChanged(False))  # matching began
+    r.advance(40.0, step=1)
+    assert "comm_setup_timeout" not in r.s.faults  # SLAC's own timers, not ours
+    r.send(ev.DataLinkChanged(True))  # matched
+    r.advance(COMM_SETUP_S - 1.0, step=1)
+    assert "comm_setup_timeout" not in r.s.faults
+    r.advance(2.0, step=1)
+    assert "comm_setup_timeout" in r.s.faults
+
+
+def test_a_match_at_once_leaves_the_18s_as_without_slac() -> None:
+    r = Rig()
+    r.send(ev.PilotChanged("B"))
+    r.send(ev.DataLinkChanged(False))
+    r.send(ev.DataLinkChanged(True))
+    r.advance(COMM_SETUP_S - 1.0, step=1)
+    r.ask(vl.SessionSetupReq("X"))  # in time: the session goes on
+    r.advance(10.0, step=1)
+    assert "comm_setup_timeout" not in r.s.faults
+
+
 def test_cable_check_gives_up_by_38s() -> None:
     r = Rig()
     r.to_parameters()

@@ -78,10 +78,13 @@ async def until(done: Callable[[], bool], within_s: float = 5.0) -> bool:
     return done()
 
 
-def evse_shell(pair: Pair, failed: list[tuple[int, str]]) -> SlacConnector:
+def evse_shell(pair: Pair, failed: list[tuple[int, str]],
+               data_link: list[bool] | None = None) -> SlacConnector:
     port = PacketPort(pair.secc_if)
     port.open()
-    slac = SlacConnector(1, port, Clock(), lambda c, why: failed.append((c, why)))
+    told = data_link if data_link is not None else []
+    slac = SlacConnector(1, port, Clock(), lambda c, why: failed.append((c, why)),
+                         on_data_link=lambda c, ready: told.append(ready))
     slac.start()
     return slac
 
@@ -97,13 +100,16 @@ async def plug_and_match(slac: SlacConnector, cable: WireCable, far: Far,
 
 def test_a_match_on_the_wire_gives_the_ev_this_sessions_key(pair: Pair) -> None:
     failed: list[tuple[int, str]] = []
+    data_link: list[bool] = []
 
     async def body(far: Far) -> None:
         cable = await far.do(open_cable(pair.ev_if, refuse_set_key=1))
-        slac = evse_shell(pair, failed)
+        slac = evse_shell(pair, failed, data_link)
         try:
             ev = SimEv()
             assert await plug_and_match(slac, cable, far, ev)
+            # The core heard matching begin, then D-LINK_READY (its setup timer's start).
+            assert data_link == [False, True], data_link
             assert slac.matcher is not None and slac.stage is s.Stage.MATCHED
             key = slac.matcher.key
             assert ev.key == key == cable.modem.key  # modem and EV share the NMK/NID

@@ -138,6 +138,17 @@ class InsulationMonitorTested:
 
 
 @dataclass(frozen=True, slots=True)
+class DataLinkChanged:
+    """SLAC on the connector's PLC modem (ISO 15118-3): matching began (``ready`` False)
+    or the EV matched (True, D-LINK_READY). With matching, the communication setup timer
+    counts from D-LINK_READY, as the EV's does (ISO 15118-2 V2G_EVCC_CommunicationSetup
+    _Timeout); until the match SLAC's own timers bound the wait (TT_EVSE_SLAC_init,
+    TT_match_join: a failure comes as LinkLost)."""
+
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
 class UnlockRequested:
     """Release the connector lock (OCPP UnlockConnector, F05): only when no session runs,
     the contactors are commanded open and the output is below 60 V (IEC 61851-23)."""
@@ -145,7 +156,7 @@ class UnlockRequested:
 
 Event = (PilotChanged | Feedback | Measurement | Capability | Authorize | AuthorizeRejected
          | StopRequested | FaultRaised | FaultCleared | FromVehicle | Tick | SetAvailability
-         | UnlockRequested | InsulationMonitorTested)
+         | UnlockRequested | InsulationMonitorTested | DataLinkChanged)
 
 # --- commands -------------------------------------------------------------------------
 

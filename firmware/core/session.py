@@ -141,6 +141,8 @@ class ConnectorSession:
             case ev.InsulationMonitorTested(passed):
                 if (fault := energize.insulation_monitor_tested(self.cable_check, passed)):
                     self.raise_fault(fault, now, out)
+            case ev.DataLinkChanged(ready):
+                self.vehicle.data_link(ready, now)
             case ev.Tick():
                 pass
         self._housekeeping(now, out)
@@ -165,16 +167,13 @@ class ConnectorSession:
 
     @property
     def below_safe_voltage(self) -> bool:
-        """The output is known to be below 60 V. Before the first measurement (a fresh
-        start, possibly mid-session after a restart) it is not known, so not safe."""
+        """Known below 60 V (before the first measurement, e.g. a restart: not safe)."""
         return self.last_measure_at is not None and self.inlet_voltage_v < lim.SAFE_VOLTAGE_V
 
     @property
     def inlet_voltage_v(self) -> float:
         """The higher of the module side and the cable side (the board's HV sense)."""
-        if self.cable_voltage_v is None:
-            return self.voltage_v
-        return max(self.voltage_v, self.cable_voltage_v)
+        return max(self.voltage_v, self.cable_voltage_v or self.voltage_v)
 
     @property
     def blocking_faults(self) -> list[ErrorCode]:

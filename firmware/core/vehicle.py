@@ -38,7 +38,8 @@ _ONGOING, _DONE = vl.Processing.ONGOING, vl.Processing.FINISHED
 class VehicleExchange:
     """One vehicle's messages: when it may talk, when it last did, what it told."""
 
-    pwm_at: float | None = None  # 5 % PWM on since (communication setup timer)
+    pwm_at: float | None = None  # 5 % PWM on (or the data link up) since: setup timer
+    link_pending: bool = False  # SLAC matching, not yet matched: its timers run, not ours
     setup_seen: bool = False  # SessionSetup arrived
     last_request_at: float | None = None  # sequence timer
     params: vl.EvParameters | None = None  # ChargeParameterDiscovery
@@ -52,7 +53,12 @@ class VehicleExchange:
         self.pwm_at = now
 
     def pwm_stopped(self) -> None:
-        self.pwm_at = None
+        self.pwm_at, self.link_pending = None, False
+
+    def data_link(self, ready: bool, now: float) -> None:
+        self.link_pending = not ready
+        if ready and self.pwm_at is not None:
+            self.pwm_at = now
 
     def request_seen(self, now: float) -> None:
         self.last_request_at = now
@@ -254,8 +260,8 @@ def update_setpoint(bay: Bay, x: VehicleExchange, c: CurrentControl, now: float,
 def progress(bay: Bay, x: VehicleExchange, c: CurrentControl, now: float,
              out: list[ev.Command]) -> None:
     """The exchange's timers and the current ramp, run after every event."""
-    if x.pwm_at is not None and not x.setup_seen and bay.phase in SETUP and (
-            now - x.pwm_at > lim.COMM_SETUP_TIMEOUT_S):
+    if x.pwm_at is not None and not x.setup_seen and not x.link_pending and (
+            bay.phase in SETUP and now - x.pwm_at > lim.COMM_SETUP_TIMEOUT_S):
         bay.raise_fault(ErrorCode.COMM_SETUP_TIMEOUT, now, out)
     if x.last_request_at is not None and bay.phase in TALKING and (
             now - x.last_request_at > lim.SEQUENCE_TIMEOUT_S):

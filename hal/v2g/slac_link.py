@@ -62,8 +62,10 @@ class SlacCounters:
 
 class SlacConnector:
     def __init__(self, connector: int, port: FramePort, clock: Clock,
-                 on_failed: Callable[[int, str], None], modem_mac: bytes = QCA_LOCAL) -> None:
+                 on_failed: Callable[[int, str], None], modem_mac: bytes = QCA_LOCAL,
+                 on_data_link: Callable[[int, bool], None] = lambda c, ready: None) -> None:
         self.connector = connector
+        self.on_data_link = on_data_link  # (connector, matched): matching began / matched
         self.modem_mac = modem_mac
         self.port = port
         self.clock = clock
@@ -72,6 +74,7 @@ class SlacConnector:
         self.counters = SlacCounters()
         self._timer: asyncio.TimerHandle | None = None
         self._reported = False
+        self._matched = False  # D-LINK_READY told for this plug-in
 
     def start(self) -> None:
         self.port.start(self._frame)
@@ -89,8 +92,9 @@ class SlacConnector:
         now = self.clock.now()
         if wanted and self.matcher is None:
             self.matcher = Matcher(self.port.mac, modem_mac=self.modem_mac)
-            self._reported = False
+            self._reported = self._matched = False
             self.counters.started += 1
+            self._tell_data_link(False)
             self._after(self.matcher.start(now))
         elif not wanted and self.matcher is not None:
             matcher, self.matcher = self.matcher, None
@@ -161,7 +165,17 @@ class SlacConnector:
                     self.counters.errors += 1
                     log.exception("connector %d: reporting the failure failed", self.connector)
             return
+        if matcher.stage in (Stage.MATCHED, Stage.JOINED) and not self._matched:
+            self._matched = True
+            self._tell_data_link(True)
         self._arm(matcher.deadline)
+
+    def _tell_data_link(self, ready: bool) -> None:
+        try:
+            self.on_data_link(self.connector, ready)
+        except Exception:  # reporting must not end the reader or the timer
+            self.counters.errors += 1
+            log.exception("connector %d: reporting the data link failed", self.connector)
 
     def _send(self, frames: list[Frame]) -> None:
         for frame in frames:
@@ -216,6 +230,7 @@ class SlacLinks:
         self._port = port
         self.connectors: dict[int, SlacConnector] = {}
         self._on_link: Callable[[int, vl.VehicleLink], None] = lambda c, link: None
+        self.on_data_link: Callable[[int, bool], None] = lambda c, ready: None
 
     def open(self, on_link: Callable[[int, vl.VehicleLink], None]) -> None:
         """Opens every modem's raw socket; PortError (naming the interface and why)
@@ -232,7 +247,8 @@ class SlacLinks:
                     packet.open()
                     port = packet
                 slac = SlacConnector(connector, port, self.clock, self._failed,
-                                     self.modem_macs.get(connector, QCA_LOCAL))
+                                     self.modem_macs.get(connector, QCA_LOCAL),
+                                     lambda c, ready: self.on_data_link(c, ready))
                 self.connectors[connector] = slac
                 slac.start()
         except BaseException:
