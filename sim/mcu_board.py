@@ -14,12 +14,9 @@ interrupt, so it acts at the instant of the injection, not at the next pass.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import importlib.util
 import os
-import select
 import sys
-import termios
 import time
 import tty
 from collections.abc import Callable
@@ -43,7 +40,6 @@ CONTACTOR_PICKUP_S = 0.020
 LOCK_TRAVEL_S = 0.150
 WATCHDOG_S = 0.100  # hal/mcu/main.py WATCHDOG_MS
 TEMPERATURE_C = 35.0
-SETTLE_WAIT_S = 0.002  # longest wall-time wait for bytes in the pty (virtual time)
 CP_LEVEL_V = {"A": 12.0, "B": 9.0, "C": 6.0, "D": 3.0}  # IEC 61851-1 Annex A
 
 
@@ -154,38 +150,13 @@ class SimMcuBoard:
                                                  write_timeout=0))
         return self.wire
 
-    def hold_time(self, reading_end: int | None = None) -> None:
+    def hold_time(self) -> None:
         """Bytes went onto the wire. A pty hands them over in a kernel worker a few
         microseconds later; until they are read, keep the loop busy so virtual time
-        (looptime) does not jump past their arrival. On virtual time, first wait (wall
-        time) for them at ``reading_end``: once there, the loop's next select sees them
-        before time can move, and no spin is needed (it stays for stragglers)."""
-        if self.wire is None or not self.hold_time_on_wire:
-            return
-        if reading_end is not None and self.clock.virtual and self._arrived(reading_end):
-            return
-        if self._settle_started is None:
+        (looptime) does not jump past their arrival."""
+        if self._settle_started is None and self.wire is not None and self.hold_time_on_wire:
             self._settle_started = time.perf_counter()
             asyncio.get_running_loop().call_soon(self._settle)
-
-    def _arrived(self, reading_end: int) -> bool:
-        """Wait (wall time, at most SETTLE_WAIT_S) until every byte in flight toward
-        ``reading_end`` is readable there."""
-        wire = self.wire
-        assert wire is not None
-        toward_mcu = reading_end == self.master
-        deadline = time.perf_counter() + SETTLE_WAIT_S
-        count = bytearray(4)
-        while True:
-            pending = (wire.tx - self.uart.rx_bytes) if toward_mcu \
-                else (self.uart.tx_bytes - wire.rx)
-            fcntl.ioctl(reading_end, termios.FIONREAD, count)
-            if int.from_bytes(count, sys.byteorder) >= pending:
-                return True
-            left = deadline - time.perf_counter()
-            if left <= 0:
-                return False
-            select.select([reading_end], [], [], left)
 
     def _in_flight(self) -> int:
         wire = self.wire
@@ -240,7 +211,7 @@ class SimMcuBoard:
                 self.board.step()
                 self.passes += 1
             if self.uart.tx_bytes != sent:
-                self.hold_time(self.wire.fileno() if self.wire is not None else None)
+                self.hold_time()
             # The MCU's pass runs every millisecond: a deadline is met by the pass after it.
             wait_ms = max(1, self.board.next_deadline_ms() - self.board.now_ms + 1)
             self._waiter = loop.create_future()
@@ -444,7 +415,7 @@ class WirePort:
     def write(self, data: bytes) -> int | None:
         n: int | None = self.serial.write(data)
         self.tx += len(data) if n is None else n
-        self.board.hold_time(self.board.master)
+        self.board.hold_time()
         return n
 
     def close(self) -> None:
