@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import sqlite3
 import statistics
 import time
@@ -52,7 +51,7 @@ from hal.vehicle_link_virtual import ChargerEnd
 from sim import scenario as sc
 from sim.bench_board import board_rtt_ms, board_trips_ms
 from sim.bench_ocpp import measure as ocpp_figures
-from sim.bench_service import isolated
+from sim.bench_service import isolated, own_peak_mb
 from sim.bench_v2g import measure as v2g_figures
 from sim.runner import run
 from sim.world import SimWorld
@@ -97,7 +96,7 @@ def speed_figures() -> dict[str, float]:
 
 def latency_figures(seconds: float = 40.0) -> dict[str, Any]:
     lat = asyncio.run(_latency(virtual_link_config(), seconds))
-    lat["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    lat["rss_mb"] = own_peak_mb()
     return lat
 
 

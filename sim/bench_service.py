@@ -76,6 +76,13 @@ def _control_port(proc: subprocess.Popen[str], deadline: float) -> int:
     raise RuntimeError("bench_service: no control interface within the start limit")
 
 
+def own_peak_mb() -> float:
+    """This process's peak, VmHWM: ``getrusage``'s ru_maxrss is no good in a child, it
+    keeps the parent's size at the fork across exec (the old v2g figure was the whole
+    bench's 127 MB so)."""
+    return proc_memory_mb(os.getpid())["VmHWM"]
+
+
 def isolated(function: str, *args: Any) -> Any:
     """``module:function(*args)`` in a fresh interpreter; its JSON result. A benchmark
     that reports memory runs so: its peak is its own."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import resource
 import statistics
 import time
 from dataclasses import replace
@@ -28,7 +27,7 @@ from firmware.core.transitions import Phase
 from firmware.service import running
 from hal.clock import Clock
 from hal.vehicle_link import CurrentDemandReq, VehicleRequest, VehicleResponse
-from sim.bench_service import isolated
+from sim.bench_service import isolated, own_peak_mb
 from sim.world import SimWorld
 
 CONFIG = Path(__file__).resolve().parent.parent / "examples" / "sim.toml"
@@ -84,7 +83,7 @@ def _figures(values: list[float]) -> dict[str, float]:
 def one_protocol(protocol: str, seconds: float) -> dict[str, Any]:
     """One protocol's run and the peak of the process it ran in (run it in its own)."""
     got = asyncio.run(_one(_wire(cfg.load(CONFIG), protocol), seconds))
-    got["rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+    got["rss_mb"] = own_peak_mb()
     return got
 
 

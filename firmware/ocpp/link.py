@@ -97,7 +97,6 @@ class FramedLink(ChargePoint):  # type: ignore[misc]
         self.bad_frames = 0
         self.bad_replies = 0  # CALLRESULTs refused by schema or check_reply
         self.unknown_results = 0  # results for no CALL in flight: dropped
-        self.sent: list[tuple[str, dict[str, Any]]] = []
         self._awaiting: tuple[str, asyncio.Future[Any]] | None = None
 
     # --- receiving ---------------------------------------------------------------------
@@ -198,7 +197,6 @@ class FramedLink(ChargePoint):  # type: ignore[misc]
     async def call_raw(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """One CALL; its checked CALLRESULT payload, or CallFailed (CALLERROR, no answer
         in time, a reply of the wrong shape). ConnectionClosed when the link goes."""
-        self.sent.append((action, payload))
         call = Call(unique_id=str(self._unique_id_generator()), action=action,
                     payload=payload)
         await validate_payload(call, self._ocpp_version)
