@@ -58,6 +58,21 @@ def test_order_and_durability(tmp_path: Path) -> None:
     q.close()
 
 
+def test_appends_stay_fsynced_after_deliveries(tmp_path: Path) -> None:
+    """A delivery commits without an fsync (a power cut may only undo it: resent); the
+    appends after it must still be FULL, also when the delete failed on the disk."""
+    q = MessageQueue(tmp_path / "q.db")
+    ids = [q.append("TransactionEvent", _event("Updated", n)) for n in range(2)]
+    q.delivered(ids[0])
+    assert q.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    q.db.execute("CREATE TRIGGER refuse BEFORE DELETE ON message "
+                 "BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
+    q.delivered(ids[1])  # delivered all the same (kept in memory as gone)
+    assert q.db.execute("PRAGMA synchronous").fetchone()[0] == 2
+    assert len(q) == 0
+    q.close()
+
+
 def test_state_items_by_prefix(tmp_path: Path) -> None:
     q = MessageQueue(tmp_path / "q.db")
     for key in ("tx:1", "tx:2", "tx:\U0001f600", "TX:3", "txa", "t", "meter:1"):

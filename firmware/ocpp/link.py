@@ -38,6 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 from jsonschema.exceptions import ValidationError as SchemaError
+from ocpp import messages as ocpp_messages
 from ocpp.charge_point import ChargePoint
 from ocpp.messages import Call, CallError, CallResult, MessageType, get_validator, validate_payload
 from ocpp.routing import create_route_map
@@ -53,6 +54,11 @@ ReplyCheck = Callable[[str, Any], None]
 MessageLimits = Callable[[str], "tuple[int, int] | None"]
 _LIST_OF = {"SetVariables": "setVariableData", "GetVariables": "getVariableData"}
 _LOGGED_UNKNOWN = 5  # unknown results logged one by one; after that only counted
+# The library validates each message in a thread by default. Under the GIL that thread
+# runs no faster than the loop would, and each hop costs two thread switches (and the
+# loop may wait a switch interval for the GIL back): validate on the loop instead, as
+# the replies already are (_checked). Measured on the queue drain: CPU -20 % (make bench).
+ocpp_messages.ASYNC_VALIDATION = False
 
 
 class CallFailed(Exception):
@@ -94,7 +100,6 @@ class FramedLink(ChargePoint):  # type: ignore[misc]
         self.bad_frames = 0
         self.bad_replies = 0  # CALLRESULTs refused by schema or check_reply
         self.unknown_results = 0  # results for no CALL in flight: dropped
-        self.sent: list[tuple[str, dict[str, Any]]] = []
         self._awaiting: tuple[str, asyncio.Future[Any]] | None = None
 
     # --- receiving ---------------------------------------------------------------------
@@ -195,7 +200,6 @@ class FramedLink(ChargePoint):  # type: ignore[misc]
     async def call_raw(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
         """One CALL; its checked CALLRESULT payload, or CallFailed (CALLERROR, no answer
         in time, a reply of the wrong shape). ConnectionClosed when the link goes."""
-        self.sent.append((action, payload))
         call = Call(unique_id=str(self._unique_id_generator()), action=action,
                     payload=payload)
         await validate_payload(call, self._ocpp_version)
