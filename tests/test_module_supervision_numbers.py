@@ -10,6 +10,8 @@ import uuid
 from collections import Counter
 
 import can
+from can_rig import ADDR as CAB
+from can_rig import Cabinet
 
 from hal.power_stage_can import InfyPowerStage
 from sim.power_modules import ModuleBank
@@ -51,44 +53,19 @@ def test_every_module_is_polled_at_least_once_a_second() -> None:
 MODULE_SELF_OFF_S = 10.0  # charging-facts: a module switches itself off ~10 s after silence
 
 
-class _Cabinet:
-    def __init__(self) -> None:
-        channel = f"t-{uuid.uuid4().hex[:8]}"
-        self.sim_bus = can.Bus(interface="virtual", channel=channel)
-        self.bus = can.Bus(interface="virtual", channel=channel)
-        kw = dict(rating_w=40_000.0, min_voltage_v=150.0, max_voltage_v=1000.0,
-                  max_current_a=100.0)
-        self.bank = ModuleBank(self.sim_bus, ADDR, **kw)  # type: ignore[arg-type]
-        self.stage = InfyPowerStage(self.bus, ADDR, outputs=(1,), **kw)  # type: ignore[arg-type]
-        self.now = 0.0
-        asyncio.run(self.stage.start(0.0))
-        self.run(1.0)
-
-    def run(self, seconds: float, dt: float = 0.1) -> None:
-        end = self.now + seconds
-        while self.now < end - 1e-9:
-            self.now += dt
-            self.bank.step(self.now, dt)
-            self.stage.poll(self.now)
-
-    def close(self) -> None:
-        self.bus.shutdown()
-        self.sim_bus.shutdown()
-
-
 def test_a_silent_module_leaves_the_pool_before_it_would_switch_itself_off() -> None:
     """The host's picture is never staler than the module's own supervision: a module
     that stopped answering is counted lost (and out of the allocation) within the ~10 s
     after which it would have switched itself off, and reported once."""
-    cab = _Cabinet()
+    cab = Cabinet()
     try:
-        cab.stage.assign(1, len(ADDR))
+        cab.stage.assign(1, len(CAB))
         cab.stage.take_faults()
         cab.bank.fail(2)
         cab.run(MODULE_SELF_OFF_S - 0.5)
-        assert cab.stage.available_modules() == len(ADDR) - 1
+        assert cab.stage.available_modules() == len(CAB) - 1
         assert [f.code for f in cab.stage.take_faults()] == ["module_lost"]
-        assert cab.stage.capability(1).modules == len(ADDR) - 1
+        assert cab.stage.capability(1).modules == len(CAB) - 1
     finally:
         cab.close()
 
@@ -96,9 +73,9 @@ def test_a_silent_module_leaves_the_pool_before_it_would_switch_itself_off() -> 
 def test_a_derating_module_lowers_the_capability_the_allocation_sees() -> None:
     """Capabilities change at run time (thermal derating): the output's capability
     follows within a few polls, not at the next periodic capability read (10 s)."""
-    cab = _Cabinet()
+    cab = Cabinet()
     try:
-        cab.stage.assign(1, len(ADDR))
+        cab.stage.assign(1, len(CAB))
         full = cab.stage.capability(1).max_power_w
         cab.bank.set_derating(0, 0.5)
         cab.run(3.0)
