@@ -28,7 +28,11 @@ def run_virtual(body: Callable[[], Awaitable[T]]) -> T:
     loop = looptime.new_event_loop(start=0.0, noop_cycles=1)
     try:
         return loop.run_until_complete(body())
-    finally:
+    finally:  # a delivery a test left running ends with its loop, not at GC time
+        left = asyncio.all_tasks(loop)
+        for task in left:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*left, return_exceptions=True))
         loop.close()
 
 
