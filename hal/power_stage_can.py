@@ -47,6 +47,7 @@ class _Module:
     healthy: bool = False
     faulty: bool = False
     last_seen: float = -1e9
+    asked: int = 0  # reads sent since its last answer (silence needs unanswered asks)
     polled_at: float = -1e9
     status_at: float = -1e9
     capability_at: float = -1e9
@@ -219,6 +220,7 @@ class InfyPowerStage:
         for m in self.modules.values():
             if now - m.polled_at >= self.poll_interval_s:
                 m.polled_at = now
+                m.asked += 1
                 if m.group is not None and m.healthy:
                     grouped.add(m.group)  # one group read answers for all its modules
                 else:
@@ -229,7 +231,9 @@ class InfyPowerStage:
             if now - m.capability_at >= CAPABILITY_REFRESH_S:
                 m.capability_at = now
                 self._send(m.address, ip.Cmd.READ_CAPABILITY)
-            if m.healthy and now - m.last_seen > self.module_timeout_s:
+            # Silent = asked at least twice and no answer for the timeout: a host that
+            # was itself held up (a stalled loop asks nothing) does not blame the modules.
+            if m.healthy and m.asked >= 2 and now - m.last_seen > self.module_timeout_s:
                 self._lose(m, "module_lost", f"module {m.address:#04x} silent "
                            f"for {now - m.last_seen:.1f} s")
             next_due = min(next_due, m.polled_at + self.poll_interval_s,
@@ -275,7 +279,7 @@ class InfyPowerStage:
         except ip.FrameError:
             self.bad_frames += 1
             return
-        m.last_seen = now
+        m.last_seen, m.asked = now, 0
         match payload:
             case ip.Reading(v, a):
                 if not self._plausible_reading(v, a):

@@ -82,3 +82,19 @@ def test_a_derating_module_lowers_the_capability_the_allocation_sees() -> None:
         assert cab.stage.capability(1).max_power_w == full - 20_000.0  # 40 kW -> 20 kW
     finally:
         cab.close()
+
+
+def test_a_host_held_up_does_not_blame_the_modules() -> None:
+    """Silence is no answer to our asking: a controller whose own loop was held up for
+    longer than the timeout (it asked nothing, so nothing came) keeps its modules."""
+    cab = Cabinet()
+    try:
+        cab.stage.assign(1, len(CAB))
+        cab.stage.take_faults()
+        cab.now += 5.0  # the host held up 5 s: no read sent, none answered
+        cab.stage.poll(cab.now)  # its first tick after, before the modules had a turn
+        cab.run(2.0)
+        assert cab.stage.available_modules() == len(CAB)
+        assert cab.stage.take_faults() == []
+    finally:
+        cab.close()
