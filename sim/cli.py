@@ -107,6 +107,11 @@ def _print_summary(name: str, report: dict[str, object]) -> None:
         for f in s["faults"]:
             print(f"   fault {f['code']} at {f['at_s']:.1f} s, safe state after "
                   f"{f['safe_state_ms']} ms")
+    violations = report.get("violations", [])
+    assert isinstance(violations, list)
+    for v in violations:
+        print(f"   violation at {v['at_s']:.1f} s, bay {v['connector']}: {v['rule']}: "
+              f"{v['detail']}")
     print(f"safety violations: {report['safety_violations']}; simulated "
           f"{report['sim_s']} s in {report['wall_s']} s wall")
     if "error" in report:
