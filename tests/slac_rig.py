@@ -16,9 +16,13 @@ import threading
 import time
 from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 from interop import Pair, can_make_namespaces
+
+from firmware import config as cfg
 
 T = TypeVar("T")
 CLONE_NEWNET = 0x40000000  # linux/sched.h
@@ -110,3 +114,10 @@ class Hub:
 
         for ns in [self.evse, *self.evs]:
             sh("ip", "netns", "del", ns, check=False)
+
+
+def with_modems(connectors: list[dict[str, Any]]) -> cfg.ChargerConfig:
+    """examples/sim.toml on the iso15118 driver with these [[iso15118.connector]]s."""
+    config = cfg.load(Path(__file__).resolve().parent.parent / "examples" / "sim.toml")
+    return replace(config, vehicle_link=replace(config.vehicle_link, driver="iso15118"),
+                   extra={**config.extra, "iso15118": {"connector": connectors}})
