@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import looptime
+from board_rig import virtual
 
 from firmware import config as cfg
 from firmware.core import events as ev
@@ -37,14 +37,6 @@ UNPLUG = """
 unplug 1
 wait 1 Available timeout=2m
 """
-
-
-def virtual(body: Any) -> Any:
-    loop = looptime.new_event_loop(start=0.0, noop_cycles=1)
-    try:
-        return loop.run_until_complete(body())
-    finally:
-        loop.close()
 
 
 def test_the_core_ends_a_plug_in_whose_matching_failed_safely_until_unplug() -> None:

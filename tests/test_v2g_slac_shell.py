@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import looptime
 import pytest
+from board_rig import virtual
 from slac_rig import with_modems
 
 from firmware import config as cfg
@@ -86,14 +85,6 @@ class MemoryPort:
 
     def close(self) -> None:
         pass
-
-
-def virtual(body: Callable[[], Awaitable[Any]]) -> Any:
-    loop = looptime.new_event_loop(start=0.0, noop_cycles=1)
-    try:
-        return loop.run_until_complete(body())
-    finally:
-        loop.close()
 
 
 def test_no_ev_within_tt_evse_slac_init_hands_the_core_a_lost_link() -> None:
